@@ -1,0 +1,317 @@
+//! SMTP replies: what the server sends, and how a client reads it back.
+//!
+//! Every reply the server sends carries an enhanced status code (RFC 3463),
+//! and every line is `ddd[ -]text<CRLF>`, at most 512 octets (RFC 5321
+//! §4.5.3.1.5). The same module parses replies for the client session and for
+//! the oracle, which checks that every line the server sent is well formed.
+
+use std::fmt;
+
+/// Longest reply line, CRLF included (RFC 5321 §4.5.3.1.5).
+pub const MAX_REPLY_LINE: usize = 512;
+
+/// An enhanced status code `class.subject.detail` (RFC 3463).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Enhanced(pub u8, pub u16, pub u16);
+
+impl fmt::Display for Enhanced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// One reply: a code, an optional enhanced code, and one or more text lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub enhanced: Option<Enhanced>,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// A one-line reply with an enhanced status code.
+    pub fn new(code: u16, enhanced: Enhanced, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            enhanced: Some(enhanced),
+            lines: vec![text.into()],
+        }
+    }
+
+    /// A reply without an enhanced code: only the greeting (220) and the
+    /// EHLO/HELO replies, where RFC 2034 puts none.
+    pub fn plain(code: u16, lines: Vec<String>) -> Reply {
+        Reply {
+            code,
+            enhanced: None,
+            lines,
+        }
+    }
+
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+
+    /// Appends the wire form to `out`. Text is cleaned of CR, LF and other
+    /// control characters and cut so that no line exceeds 512 octets.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let n = self.lines.len().max(1);
+        for i in 0..n {
+            let text = self.lines.get(i).map(String::as_str).unwrap_or("");
+            let start = out.len();
+            out.extend_from_slice(itoa3(self.code).as_slice());
+            out.push(if i + 1 < n { b'-' } else { b' ' });
+            if let Some(e) = self.enhanced {
+                out.extend_from_slice(e.to_string().as_bytes());
+                if !text.is_empty() {
+                    out.push(b' ');
+                }
+            }
+            for &b in text.as_bytes() {
+                if out.len() - start >= MAX_REPLY_LINE - 2 {
+                    break;
+                }
+                out.push(if b < 0x20 || b == 0x7f { b'?' } else { b });
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(64);
+        self.write_to(&mut v);
+        v
+    }
+
+    /// The whole reply as text, lines joined by `\n`, without the CRLFs.
+    pub fn text(&self) -> String {
+        let b = self.to_bytes();
+        let s = String::from_utf8_lossy(&b);
+        s.trim_end_matches("\r\n").replace("\r\n", "\n")
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+fn itoa3(code: u16) -> [u8; 3] {
+    let c = code.min(999);
+    [
+        b'0' + (c / 100) as u8,
+        b'0' + (c / 10 % 10) as u8,
+        b'0' + (c % 10) as u8,
+    ]
+}
+
+/// Why a reply line is not well formed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineError {
+    TooLong(usize),
+    NoCrlf,
+    BadCode,
+    BadSeparator,
+    ControlCharacter,
+    CodeChanged { first: u16, then: u16 },
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::TooLong(n) => write!(f, "reply line of {n} octets (limit {MAX_REPLY_LINE})"),
+            LineError::NoCrlf => f.write_str("reply line not ended by CRLF"),
+            LineError::BadCode => f.write_str("reply line does not start with a 3-digit code 2xx-5xx"),
+            LineError::BadSeparator => f.write_str("reply code not followed by ' ', '-' or CRLF"),
+            LineError::ControlCharacter => f.write_str("control character in reply text"),
+            LineError::CodeChanged { first, then } => {
+                write!(f, "multi-line reply changes code from {first} to {then}")
+            }
+        }
+    }
+}
+
+/// Checks one reply line, CRLF included: `ddd[ -]text<CRLF>`, ≤ 512 octets.
+pub fn check_line(line: &[u8]) -> Result<(u16, bool), LineError> {
+    if line.len() > MAX_REPLY_LINE {
+        return Err(LineError::TooLong(line.len()));
+    }
+    let Some(body) = line.strip_suffix(b"\r\n") else {
+        return Err(LineError::NoCrlf);
+    };
+    if body.len() < 3 || !body[..3].iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&body[0]) {
+        return Err(LineError::BadCode);
+    }
+    let code = (body[0] - b'0') as u16 * 100 + (body[1] - b'0') as u16 * 10 + (body[2] - b'0') as u16;
+    let more = match body.get(3) {
+        None | Some(b' ') => false,
+        Some(b'-') => true,
+        Some(_) => return Err(LineError::BadSeparator),
+    };
+    if body[3.min(body.len())..].iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        return Err(LineError::ControlCharacter);
+    }
+    Ok((code, more))
+}
+
+/// Reads whole replies out of a byte stream from a server, as a client does.
+///
+/// Bytes go in with [`ReplyReader::push`]; complete replies come out of
+/// [`ReplyReader::next_reply`]. A malformed line is an error, not a panic; the
+/// buffer is bounded by [`ReplyReader::LIMIT`].
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    buf: Vec<u8>,
+    lines: Vec<String>,
+    code: Option<u16>,
+}
+
+impl ReplyReader {
+    /// The most octets a reply may take before the reader gives up on it.
+    pub const LIMIT: usize = 64 * 1024;
+
+    pub fn new() -> ReplyReader {
+        ReplyReader::default()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete reply, `Ok(None)` if more bytes are needed.
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, LineError> {
+        loop {
+            let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
+                if self.buf.len() > MAX_REPLY_LINE || self.lines.len() * MAX_REPLY_LINE > Self::LIMIT {
+                    return Err(LineError::TooLong(self.buf.len()));
+                }
+                return Ok(None);
+            };
+            let line: Vec<u8> = self.buf.drain(..=nl).collect();
+            let (code, more) = check_line(&line)?;
+            if let Some(first) = self.code {
+                if first != code {
+                    self.code = None;
+                    self.lines.clear();
+                    return Err(LineError::CodeChanged { first, then: code });
+                }
+            }
+            self.code = Some(code);
+            let text = String::from_utf8_lossy(&line[4.min(line.len() - 2)..line.len() - 2]).into_owned();
+            self.lines.push(text);
+            if self.lines.len() * MAX_REPLY_LINE > Self::LIMIT {
+                return Err(LineError::TooLong(Self::LIMIT));
+            }
+            if !more {
+                let lines = std::mem::take(&mut self.lines);
+                self.code = None;
+                let enhanced = parse_enhanced(code, &lines[0]);
+                let lines = match enhanced {
+                    Some(_) => lines
+                        .into_iter()
+                        .map(|l| match l.split_once(' ') {
+                            Some((e, rest)) if parse_enhanced(code, e).is_some() => rest.to_string(),
+                            _ if parse_enhanced(code, &l).is_some() => String::new(),
+                            _ => l,
+                        })
+                        .collect(),
+                    None => lines,
+                };
+                return Ok(Some(Reply { code, enhanced, lines }));
+            }
+        }
+    }
+}
+
+/// The enhanced code at the start of `text`, if its class matches `code`.
+fn parse_enhanced(code: u16, text: &str) -> Option<Enhanced> {
+    let word = text.split(' ').next()?;
+    let mut it = word.split('.');
+    let class: u8 = it.next()?.parse().ok()?;
+    let subject: u16 = it.next()?.parse().ok()?;
+    let detail: u16 = it.next()?.parse().ok()?;
+    if it.next().is_some() || u16::from(class) != code / 100 {
+        return None;
+    }
+    Some(Enhanced(class, subject, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_with_enhanced_code() {
+        let r = Reply::new(250, Enhanced(2, 1, 0), "Sender OK");
+        assert_eq!(r.to_bytes(), b"250 2.1.0 Sender OK\r\n");
+    }
+
+    #[test]
+    fn multi_line_uses_dash_until_last() {
+        let r = Reply::plain(250, vec!["mx".into(), "PIPELINING".into(), "8BITMIME".into()]);
+        assert_eq!(r.to_bytes(), b"250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+    }
+
+    #[test]
+    fn text_is_cleaned_and_cut() {
+        let r = Reply::new(550, Enhanced(5, 1, 1), format!("a\r\nb{}", "x".repeat(1000)));
+        let b = r.to_bytes();
+        assert!(b.len() <= MAX_REPLY_LINE);
+        assert_eq!(b.iter().filter(|&&c| c == b'\n').count(), 1);
+        assert!(check_line(&b).is_ok());
+    }
+
+    #[test]
+    fn check_line_catches_bad_lines() {
+        assert_eq!(check_line(b"250 ok\r\n"), Ok((250, false)));
+        assert_eq!(check_line(b"250-ok\r\n"), Ok((250, true)));
+        assert_eq!(check_line(b"250\r\n"), Ok((250, false)));
+        assert_eq!(check_line(b"250 ok\n"), Err(LineError::NoCrlf));
+        assert_eq!(check_line(b"25x ok\r\n"), Err(LineError::BadCode));
+        assert_eq!(check_line(b"650 ok\r\n"), Err(LineError::BadCode));
+        assert_eq!(check_line(b"250_ok\r\n"), Err(LineError::BadSeparator));
+        assert_eq!(check_line(b"250 o\rk\r\n"), Err(LineError::ControlCharacter));
+        let long = [b"250 ".as_slice(), &[b'a'; 600], b"\r\n"].concat();
+        assert!(matches!(check_line(&long), Err(LineError::TooLong(_))));
+    }
+
+    #[test]
+    fn reader_joins_multi_line_replies_across_splits() {
+        let mut r = ReplyReader::new();
+        r.push(b"250-mx.example\r\n250-PIPE");
+        assert_eq!(r.next_reply(), Ok(None));
+        r.push(b"LINING\r\n250 SIZE 10\r\n354 go\r\n");
+        let a = r.next_reply().unwrap().unwrap();
+        assert_eq!(a.code, 250);
+        assert_eq!(a.lines, vec!["mx.example", "PIPELINING", "SIZE 10"]);
+        let b = r.next_reply().unwrap().unwrap();
+        assert_eq!(b.code, 354);
+        assert_eq!(r.next_reply(), Ok(None));
+    }
+
+    #[test]
+    fn reader_splits_off_enhanced_codes() {
+        let mut r = ReplyReader::new();
+        r.push(b"550 5.7.1 Relay access denied\r\n");
+        let a = r.next_reply().unwrap().unwrap();
+        assert_eq!(a.enhanced, Some(Enhanced(5, 7, 1)));
+        assert_eq!(a.lines, vec!["Relay access denied"]);
+        assert_eq!(a.to_bytes(), b"550 5.7.1 Relay access denied\r\n");
+    }
+
+    #[test]
+    fn reader_refuses_code_change() {
+        let mut r = ReplyReader::new();
+        r.push(b"250-a\r\n251 b\r\n");
+        assert!(matches!(r.next_reply(), Err(LineError::CodeChanged { .. })));
+    }
+}

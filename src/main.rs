@@ -1,0 +1,11 @@
+//! relayguard: proves that an SMTP relay is not an open relay.
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "relayguard", version, about)]
+enum Cli {}
+
+fn main() {
+    let _ = Cli::parse();
+}

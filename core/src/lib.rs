@@ -6,4 +6,8 @@
 //! same code run in the simulation, under the fuzzers, in transcript replay
 //! and in the real server, and lets every run be replayed exactly.
 
+pub mod address;
+pub mod command;
+pub mod config;
+pub mod policy;
 pub mod reply;

@@ -157,7 +157,10 @@ pub fn check_line(line: &[u8]) -> Result<(u16, bool), LineError> {
         Some(b'-') => true,
         Some(_) => return Err(LineError::BadSeparator),
     };
-    if body[3.min(body.len())..].iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
+    if body[3.min(body.len())..]
+        .iter()
+        .any(|&b| b < 0x20 && b != b'\t' || b == 0x7f)
+    {
         return Err(LineError::ControlCharacter);
     }
     Ok((code, more))
@@ -226,7 +229,11 @@ impl ReplyReader {
                         .collect(),
                     None => lines,
                 };
-                return Ok(Some(Reply { code, enhanced, lines }));
+                return Ok(Some(Reply {
+                    code,
+                    enhanced,
+                    lines,
+                }));
             }
         }
     }

@@ -1,0 +1,624 @@
+//! RFC 5321 paths and mailboxes: syntax, canonical form, routing detection.
+//!
+//! The relay decision is only as good as the address it looks at, so this
+//! module keeps everything an attacker can hide a destination in: the quotes
+//! of a local part, a source route, a `%`, `!` or `@` inside the local part.
+//! Canonicalization makes one domain one string (case, trailing dot, IDNA), so
+//! that `EXAMPLE.com.` and `example.com` cannot be judged differently.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Longest domain we accept (RFC 5321 §4.5.3.1.2).
+pub const MAX_DOMAIN: usize = 255;
+/// Longest local part we accept. RFC 5321 says 64 but asks servers to be
+/// lenient; routed local parts of attacks are longer, so allow more.
+pub const MAX_LOCAL: usize = 256;
+
+/// A domain in canonical form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Domain {
+    /// ASCII (A-labels), lowercase, no trailing dot.
+    Name(String),
+    /// `[1.2.3.4]` or `[IPv6:...]`.
+    Literal(IpAddr),
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Domain::Name(n) => f.write_str(n),
+            Domain::Literal(IpAddr::V4(a)) => write!(f, "[{a}]"),
+            Domain::Literal(IpAddr::V6(a)) => write!(f, "[IPv6:{a}]"),
+        }
+    }
+}
+
+/// Why an address is refused. Each maps to a 501 5.1.3 (recipient) or
+/// 501 5.1.7 (sender) with this text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressError {
+    Empty,
+    MissingBracket,
+    TrailingGarbage,
+    BadRoute,
+    EmptyLocalPart,
+    BadLocalPart,
+    LocalPartTooLong,
+    UnterminatedQuote,
+    EmptyDomain,
+    BadDomain,
+    DomainTooLong,
+    TrailingAt,
+    InvalidLiteral,
+    NumericDomain,
+    Idna,
+}
+
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddressError::Empty => "empty address",
+            AddressError::MissingBracket => "address not enclosed in <>",
+            AddressError::TrailingGarbage => "characters after the address",
+            AddressError::BadRoute => "malformed source route",
+            AddressError::EmptyLocalPart => "empty local part",
+            AddressError::BadLocalPart => "invalid character in local part",
+            AddressError::LocalPartTooLong => "local part too long",
+            AddressError::UnterminatedQuote => "unterminated quoted string",
+            AddressError::EmptyDomain => "empty domain",
+            AddressError::BadDomain => "invalid domain",
+            AddressError::DomainTooLong => "domain too long",
+            AddressError::TrailingAt => "address ends in @",
+            AddressError::InvalidLiteral => "invalid address literal",
+            AddressError::NumericDomain => "numeric domain: an address literal needs brackets",
+            AddressError::Idna => "domain is not valid IDNA",
+        })
+    }
+}
+
+impl std::error::Error for AddressError {}
+
+/// A mailbox: local part and (except for unqualified `postmaster`) a domain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mailbox {
+    /// The local part as it travels on the wire: quotes and escapes kept,
+    /// case kept (local parts are case-sensitive in principle).
+    pub local: String,
+    /// The local part with quotes and quoted-pairs removed. This is what
+    /// routing detection looks at (Postfix's `resolve_dequoted_address`).
+    pub dequoted: String,
+    pub quoted: bool,
+    pub domain: Option<Domain>,
+}
+
+/// A reverse-path or forward-path: `<>` or a mailbox, with the source route
+/// it was written with (kept only so that it can be shown; it is never used
+/// for routing, RFC 5321 §3.6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Path {
+    pub route: Vec<Domain>,
+    pub mailbox: Option<Mailbox>,
+}
+
+impl Path {
+    pub const NULL: Path = Path {
+        route: Vec::new(),
+        mailbox: None,
+    };
+
+    pub fn is_null(&self) -> bool {
+        self.mailbox.is_none()
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<")?;
+        for (i, d) in self.route.iter().enumerate() {
+            write!(f, "{}@{d}", if i == 0 { "" } else { "," })?;
+        }
+        if !self.route.is_empty() {
+            f.write_str(":")?;
+        }
+        if let Some(m) = &self.mailbox {
+            write!(f, "{m}")?;
+        }
+        f.write_str(">")
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.local)?;
+        if let Some(d) = &self.domain {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a local part asks for the mail to be routed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutingKind {
+    /// `user%domain` — the "percent hack".
+    Percent,
+    /// `domain!user` — a UUCP bang path.
+    Bang,
+    /// `user@domain` inside the local part (quoted, or a double `@`).
+    At,
+}
+
+/// Sender-specified routing found in a local part, and where it points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routing {
+    pub kind: RoutingKind,
+    /// The local part of the address it routes to.
+    pub local: String,
+    /// The domain it routes to, as written (not yet canonical).
+    pub domain: String,
+}
+
+impl Mailbox {
+    /// Builds a canonical mailbox from the raw pieces the command parser
+    /// found: `local` as written (quotes included), `domain` as written.
+    pub fn from_parts(local: &str, domain: Option<&str>) -> Result<Mailbox, AddressError> {
+        let (dequoted, quoted) = check_local(local)?;
+        let domain = match domain {
+            Some(d) => Some(canonical_domain(d)?),
+            None => None,
+        };
+        Ok(Mailbox {
+            local: local.to_string(),
+            dequoted,
+            quoted,
+            domain,
+        })
+    }
+
+    /// Parses `local@domain` (no brackets, no route).
+    pub fn parse(s: &str) -> Result<Mailbox, AddressError> {
+        let (local, domain) = split_mailbox(s)?;
+        Mailbox::from_parts(local, domain)
+    }
+
+    /// The sender-specified routing hidden in the local part, if any.
+    /// `%`, `!` and `@` all count, quoted or not: safe rather than correct.
+    pub fn routing(&self) -> Option<Routing> {
+        routing_of(&self.dequoted)
+    }
+
+    pub fn is_routed(&self) -> bool {
+        self.dequoted.bytes().any(|b| matches!(b, b'%' | b'!' | b'@'))
+    }
+
+    /// The local part folded for mailbox lookups: mailbox names are matched
+    /// without regard to case, as Mailtraq and most servers do.
+    pub fn local_key(&self) -> String {
+        self.dequoted.to_ascii_lowercase()
+    }
+
+    /// `local@domain` in canonical form, the key for mailbox lookups.
+    pub fn key(&self) -> String {
+        match &self.domain {
+            Some(d) => format!("{}@{}", self.local_key(), d),
+            None => self.local_key(),
+        }
+    }
+}
+
+/// Finds routing in a dequoted local part. `@` wins over `%` and `!`
+/// because it is how the address would be read by the next hop; `%` is
+/// taken at its rightmost and `!` at its leftmost, as Sendmail does.
+pub fn routing_of(local: &str) -> Option<Routing> {
+    if let Some(i) = local.rfind('@') {
+        return Some(Routing {
+            kind: RoutingKind::At,
+            local: local[..i].to_string(),
+            domain: local[i + 1..].to_string(),
+        });
+    }
+    if let Some(i) = local.find('!') {
+        return Some(Routing {
+            kind: RoutingKind::Bang,
+            local: local[i + 1..].to_string(),
+            domain: local[..i].to_string(),
+        });
+    }
+    if let Some(i) = local.rfind('%') {
+        return Some(Routing {
+            kind: RoutingKind::Percent,
+            local: local[..i].to_string(),
+            domain: local[i + 1..].to_string(),
+        });
+    }
+    None
+}
+
+/// Splits `local@domain` at the `@` that is outside quotes. An unquoted `@`
+/// in the local part (`u@F@H`) is refused here: it is a routing trick and
+/// not RFC 5321 syntax.
+pub fn split_mailbox(s: &str) -> Result<(&str, Option<&str>), AddressError> {
+    if s.is_empty() {
+        return Err(AddressError::Empty);
+    }
+    let b = s.as_bytes();
+    let local_end = if b[0] == b'"' {
+        let mut i = 1;
+        loop {
+            match b.get(i) {
+                None => return Err(AddressError::UnterminatedQuote),
+                Some(b'\\') => i += 2,
+                Some(b'"') => break i + 1,
+                Some(_) => i += 1,
+            }
+        }
+    } else {
+        memchr::memchr(b'@', b).unwrap_or(b.len())
+    };
+    if local_end > b.len() {
+        return Err(AddressError::UnterminatedQuote);
+    }
+    match b.get(local_end) {
+        None => Ok((s, None)),
+        Some(b'@') => {
+            let domain = &s[local_end + 1..];
+            if domain.is_empty() {
+                Err(AddressError::TrailingAt)
+            } else if domain.contains('@') {
+                Err(AddressError::BadDomain)
+            } else {
+                Ok((&s[..local_end], Some(domain)))
+            }
+        }
+        Some(_) => Err(AddressError::BadLocalPart),
+    }
+}
+
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+}
+
+/// Checks a local part's syntax and returns its dequoted value.
+fn check_local(local: &str) -> Result<(String, bool), AddressError> {
+    if local.is_empty() {
+        return Err(AddressError::EmptyLocalPart);
+    }
+    if local.len() > MAX_LOCAL {
+        return Err(AddressError::LocalPartTooLong);
+    }
+    let b = local.as_bytes();
+    if b[0] == b'"' {
+        if b.len() < 2 || b[b.len() - 1] != b'"' {
+            return Err(AddressError::UnterminatedQuote);
+        }
+        let mut out = String::with_capacity(b.len());
+        let inner = &local[1..local.len() - 1];
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(n) if (' '..='~').contains(&n) => out.push(n),
+                    _ => return Err(AddressError::BadLocalPart),
+                },
+                '"' => return Err(AddressError::BadLocalPart),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    return Err(AddressError::BadLocalPart);
+                }
+                c => out.push(c),
+            }
+        }
+        if out.is_empty() {
+            return Err(AddressError::EmptyLocalPart);
+        }
+        return Ok((out, true));
+    }
+    // Dot-string: atoms separated by single dots.
+    let mut prev_dot = true;
+    for &c in b {
+        if c == b'.' {
+            if prev_dot {
+                return Err(AddressError::BadLocalPart);
+            }
+            prev_dot = true;
+        } else if is_atext(c) {
+            prev_dot = false;
+        } else {
+            return Err(AddressError::BadLocalPart);
+        }
+    }
+    if prev_dot {
+        return Err(AddressError::BadLocalPart);
+    }
+    Ok((local.to_string(), false))
+}
+
+/// Canonical form of a domain or address literal: lowercase A-labels,
+/// one trailing dot dropped, IP literals parsed.
+pub fn canonical_domain(d: &str) -> Result<Domain, AddressError> {
+    if d.is_empty() {
+        return Err(AddressError::EmptyDomain);
+    }
+    if d.starts_with('[') {
+        return parse_literal(d).map(Domain::Literal);
+    }
+    let d = d.strip_suffix('.').unwrap_or(d);
+    if d.is_empty() {
+        return Err(AddressError::EmptyDomain);
+    }
+    if d.len() > MAX_DOMAIN {
+        return Err(AddressError::DomainTooLong);
+    }
+    let ascii_ldh = d
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    let name = if ascii_ldh
+        && !d
+            .split('.')
+            .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"))
+    {
+        d.to_ascii_lowercase()
+    } else {
+        if d.bytes()
+            .any(|b| b < 0x80 && !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
+        {
+            return Err(AddressError::BadDomain);
+        }
+        let ascii = idna::domain_to_ascii(d).map_err(|_| AddressError::Idna)?;
+        // IDNA mapping may turn other code points into dots or map to empty
+        // labels; re-check the result with the ASCII rules.
+        if ascii.is_empty() || ascii.len() > MAX_DOMAIN {
+            return Err(AddressError::Idna);
+        }
+        ascii
+    };
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') {
+            return Err(AddressError::BadDomain);
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AddressError::BadDomain);
+        }
+    }
+    // Postfix `resolve_numeric_domain = no`: `user@1.2.3.4` is not the
+    // literal `[1.2.3.4]`, and no top-level domain is all digits.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(AddressError::NumericDomain);
+    }
+    Ok(Domain::Name(name))
+}
+
+fn parse_literal(d: &str) -> Result<IpAddr, AddressError> {
+    let inner = d
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or(AddressError::InvalidLiteral)?;
+    if inner.len() > 5 && inner[..5].eq_ignore_ascii_case("IPv6:") {
+        return inner[5..]
+            .parse::<Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| AddressError::InvalidLiteral);
+    }
+    // std's parser refuses leading zeros and values over 255, which is what
+    // RFC 5321's Snum asks for.
+    inner
+        .parse::<Ipv4Addr>()
+        .map(IpAddr::V4)
+        .map_err(|_| AddressError::InvalidLiteral)
+}
+
+/// Parses the inside of `<...>` (route, mailbox) into a canonical path.
+pub fn parse_path_inner(s: &str) -> Result<Path, AddressError> {
+    if s.is_empty() {
+        return Ok(Path::NULL);
+    }
+    let (route_text, mailbox) = split_route(s)?;
+    let mut route = Vec::new();
+    if let Some(r) = route_text {
+        for hop in r.split(',') {
+            let d = hop.strip_prefix('@').ok_or(AddressError::BadRoute)?;
+            route.push(canonical_domain(d).map_err(|_| AddressError::BadRoute)?);
+        }
+    }
+    Ok(Path {
+        route,
+        mailbox: Some(Mailbox::parse(mailbox)?),
+    })
+}
+
+/// Splits `@a,@b:user@d` into the route `@a,@b` and `user@d`.
+pub fn split_route(s: &str) -> Result<(Option<&str>, &str), AddressError> {
+    if !s.starts_with('@') {
+        return Ok((None, s));
+    }
+    let colon = s.find(':').ok_or(AddressError::BadRoute)?;
+    let (route, rest) = (&s[..colon], &s[colon + 1..]);
+    if route.len() < 2 || rest.is_empty() {
+        return Err(AddressError::BadRoute);
+    }
+    Ok((Some(route), rest))
+}
+
+/// Parses a path as written in a command, brackets included: `<>`,
+/// `<user@domain>`, `<@route:user@domain>`.
+pub fn parse_path(s: &str) -> Result<Path, AddressError> {
+    let inner = s
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .ok_or(AddressError::MissingBracket)?;
+    parse_path_inner(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dom(s: &str) -> Domain {
+        canonical_domain(s).unwrap()
+    }
+
+    #[test]
+    fn domains_canonicalize() {
+        assert_eq!(dom("EXAMPLE.com."), Domain::Name("example.com".into()));
+        assert_eq!(
+            dom("Bücher.example"),
+            Domain::Name("xn--bcher-kva.example".into())
+        );
+        assert_eq!(
+            dom("XN--BCHER-KVA.example"),
+            Domain::Name("xn--bcher-kva.example".into())
+        );
+        assert_eq!(
+            dom("[198.51.100.25]"),
+            Domain::Literal("198.51.100.25".parse().unwrap())
+        );
+        assert_eq!(
+            dom("[IPv6:2001:db8::1]"),
+            Domain::Literal("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            dom("[ipv6:2001:DB8::1]"),
+            Domain::Literal("2001:db8::1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_domains_are_refused() {
+        for (d, e) in [
+            ("example..com", AddressError::BadDomain),
+            ("example.com..", AddressError::BadDomain),
+            (".", AddressError::EmptyDomain),
+            ("[321.1.2.3]", AddressError::InvalidLiteral),
+            ("[1.2.3]", AddressError::InvalidLiteral),
+            ("[IPv6:zz::1]", AddressError::InvalidLiteral),
+            ("1.2.3", AddressError::NumericDomain),
+            ("1.2.3.4", AddressError::NumericDomain),
+            ("host:25", AddressError::BadDomain),
+            ("-a.example", AddressError::BadDomain),
+        ] {
+            assert_eq!(canonical_domain(d), Err(e), "{d}");
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_idempotent() {
+        for d in [
+            "ExAmple.COM.",
+            "bücher.example",
+            "[IPv6:2001:DB8::1]",
+            "a_b.example",
+        ] {
+            let once = dom(d).to_string();
+            assert_eq!(dom(&once).to_string(), once);
+        }
+    }
+
+    #[test]
+    fn routing_is_found_in_every_form() {
+        let cases = [
+            (
+                "relaytest%nmap.scanme.org",
+                RoutingKind::Percent,
+                "relaytest",
+                "nmap.scanme.org",
+            ),
+            (
+                "\"relaytest%nmap.scanme.org\"",
+                RoutingKind::Percent,
+                "relaytest",
+                "nmap.scanme.org",
+            ),
+            (
+                "\"relaytest@nmap.scanme.org\"",
+                RoutingKind::At,
+                "relaytest",
+                "nmap.scanme.org",
+            ),
+            (
+                "nmap.scanme.org!relaytest",
+                RoutingKind::Bang,
+                "relaytest",
+                "nmap.scanme.org",
+            ),
+            ("a%b%c", RoutingKind::Percent, "a%b", "c"),
+            ("a!b!c", RoutingKind::Bang, "b!c", "a"),
+        ];
+        for (local, kind, l, d) in cases {
+            let m = Mailbox::from_parts(local, Some("example.com")).unwrap();
+            assert!(m.is_routed(), "{local}");
+            let r = m.routing().unwrap();
+            assert_eq!(
+                (r.kind, r.local.as_str(), r.domain.as_str()),
+                (kind, l, d),
+                "{local}"
+            );
+        }
+        assert!(!Mailbox::parse("alice@example.com").unwrap().is_routed());
+    }
+
+    #[test]
+    fn double_and_trailing_at_are_refused() {
+        assert_eq!(
+            Mailbox::parse("u@f.example@example.com"),
+            Err(AddressError::BadDomain)
+        );
+        assert_eq!(Mailbox::parse("u@"), Err(AddressError::TrailingAt));
+        assert_eq!(Mailbox::parse("@example.com"), Err(AddressError::EmptyLocalPart));
+        assert_eq!(
+            Mailbox::parse("\"\"@example.com"),
+            Err(AddressError::EmptyLocalPart)
+        );
+        assert_eq!(
+            Mailbox::parse("a..b@example.com"),
+            Err(AddressError::BadLocalPart)
+        );
+        assert_eq!(Mailbox::parse(".a@example.com"), Err(AddressError::BadLocalPart));
+        assert_eq!(Mailbox::parse("a.@example.com"), Err(AddressError::BadLocalPart));
+        assert_eq!(
+            Mailbox::parse("\"abc@example.com"),
+            Err(AddressError::UnterminatedQuote)
+        );
+    }
+
+    #[test]
+    fn quoted_local_parts_are_dequoted() {
+        let m = Mailbox::parse("\"john \\\"x\\\" doe\"@example.com").unwrap();
+        assert!(m.quoted);
+        assert_eq!(m.dequoted, "john \"x\" doe");
+        assert_eq!(m.to_string(), "\"john \\\"x\\\" doe\"@example.com");
+    }
+
+    #[test]
+    fn paths_with_routes() {
+        let p = parse_path("<@[198.51.100.25],@mail.example.com:relaytest@nmap.scanme.org>").unwrap();
+        assert_eq!(p.route.len(), 2);
+        let m = p.mailbox.as_ref().unwrap();
+        assert_eq!(m.domain, Some(Domain::Name("nmap.scanme.org".into())));
+        assert_eq!(parse_path("<>").unwrap(), Path::NULL);
+        assert_eq!(parse_path("<@a.example>"), Err(AddressError::BadRoute));
+        assert_eq!(parse_path("<@a.example:>"), Err(AddressError::BadRoute));
+        assert_eq!(parse_path("<@:u@example.com>"), Err(AddressError::BadRoute));
+        assert_eq!(parse_path("u@example.com"), Err(AddressError::MissingBracket));
+        let unq = parse_path("<postmaster>").unwrap();
+        assert_eq!(unq.mailbox.unwrap().domain, None);
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "<>",
+            "<alice@example.com>",
+            "<@a.example,@b.example:u@c.example>",
+            "<\"a b\"@[1.2.3.4]>",
+        ] {
+            assert_eq!(parse_path(s).unwrap().to_string(), s);
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! The SMTP command line parser.
+//!
+//! It borrows from the input line and allocates nothing: the session parses
+//! every line a client sends, attackers included, so this is the hot path.
+//! Paths are checked for syntax here and kept as written (quotes, route,
+//! domain spelling); canonicalization happens in [`crate::address`] only for
+//! the commands that reach the policy.
+
+use std::fmt;
+
+use crate::address::{self, AddressError};
+
+/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4). ESMTP
+/// parameters add to it (RFC 1869 allows 512 + parameters), so the session
+/// accepts up to [`MAX_LINE_WITH_PARAMS`].
+pub const MAX_LINE: usize = 512;
+pub const MAX_LINE_WITH_PARAMS: usize = 1024;
+
+/// A parsed command line, borrowing from the line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    Helo(&'a str),
+    Ehlo(&'a str),
+    Mail {
+        from: PathArg<'a>,
+        params: MailParams<'a>,
+    },
+    Rcpt {
+        to: PathArg<'a>,
+    },
+    Data,
+    Rset,
+    Noop,
+    Quit,
+    Vrfy(&'a str),
+    Expn(&'a str),
+    Help(&'a str),
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
+    Starttls,
+}
+
+/// A path as written: `<>` or `<[@route:]local@domain>`, syntax checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathArg<'a> {
+    Null,
+    Mailbox {
+        /// `@a,@b` without the colon; empty when there is no route.
+        route: &'a str,
+        /// Quotes included.
+        local: &'a str,
+        /// `None` for an unqualified address (`<postmaster>`).
+        domain: Option<&'a str>,
+    },
+}
+
+impl PathArg<'_> {
+    /// The canonical form, for the policy.
+    pub fn to_path(&self) -> Result<address::Path, AddressError> {
+        match *self {
+            PathArg::Null => Ok(address::Path::NULL),
+            PathArg::Mailbox { route, local, domain } => {
+                let mut r = Vec::new();
+                if !route.is_empty() {
+                    for hop in route.split(',') {
+                        let d = &hop[1..];
+                        r.push(address::canonical_domain(d).map_err(|_| AddressError::BadRoute)?);
+                    }
+                }
+                Ok(address::Path {
+                    route: r,
+                    mailbox: Some(address::Mailbox::from_parts(local, domain)?),
+                })
+            }
+        }
+    }
+
+    /// True if any byte is outside ASCII: such an address needs SMTPUTF8.
+    pub fn is_utf8(&self) -> bool {
+        match self {
+            PathArg::Null => false,
+            PathArg::Mailbox { route, local, domain } => {
+                !route.is_ascii() || !local.is_ascii() || domain.is_some_and(|d| !d.is_ascii())
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Body {
+    #[default]
+    SevenBit,
+    EightBitMime,
+}
+
+/// The ESMTP parameters of MAIL FROM that we offer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailParams<'a> {
+    pub size: Option<u64>,
+    pub body: Option<Body>,
+    pub smtputf8: bool,
+    /// `AUTH=` (RFC 4954), xtext as written.
+    pub auth: Option<&'a str>,
+}
+
+/// Why a line is not a command we can act on. The session turns each into
+/// its reply code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a verb we know: 500 5.5.1.
+    UnknownCommand,
+    /// Bytes that cannot be in a command (NUL, other controls, bad UTF-8): 500 5.5.2.
+    BadCharacters,
+    /// A known verb with bad arguments: 501 5.5.4.
+    Syntax(&'static str),
+    /// The path of MAIL or RCPT: 501 5.1.7 or 501 5.1.3.
+    Address(AddressError),
+    /// An ESMTP parameter we do not offer: 555 5.5.4.
+    UnknownParameter,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::UnknownCommand => f.write_str("command not recognized"),
+            ParseError::BadCharacters => f.write_str("invalid characters in command"),
+            ParseError::Syntax(s) => f.write_str(s),
+            ParseError::Address(e) => write!(f, "{e}"),
+            ParseError::UnknownParameter => f.write_str("unsupported ESMTP parameter"),
+        }
+    }
+}
+
+/// Parses one command line, without its CRLF.
+pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
+    // Control characters other than TAB never belong in a command; a NUL is a
+    // classic way to make two parsers disagree.
+    if line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        return Err(ParseError::BadCharacters);
+    }
+    let line = std::str::from_utf8(line).map_err(|_| ParseError::BadCharacters)?;
+    let verb_end = line.find([' ', '\t']).unwrap_or(line.len());
+    let (verb, rest) = line.split_at(verb_end);
+    let args = rest.trim_matches([' ', '\t']);
+    if verb.len() != 4 && verb.len() != 8 {
+        return Err(ParseError::UnknownCommand);
+    }
+    let v = verb.as_bytes();
+    let key = u32::from_be_bytes([v[0], v[1], v[2], v[3]]) & 0xdfdf_dfdf;
+    let cmd = match (key, verb.len()) {
+        (0x4845_4c4f, 4) => Command::Helo(domain_arg(args)?),
+        (0x4548_4c4f, 4) => Command::Ehlo(domain_arg(args)?),
+        (0x4d41_494c, 4) => parse_mail(args)?,
+        (0x5243_5054, 4) => parse_rcpt(args)?,
+        (0x4441_5441, 4) => no_args(args, Command::Data)?,
+        (0x5253_4554, 4) => no_args(args, Command::Rset)?,
+        (0x4e4f_4f50, 4) => Command::Noop,
+        (0x5155_4954, 4) => no_args(args, Command::Quit)?,
+        (0x5652_4659, 4) => Command::Vrfy(nonempty(args, "VRFY needs an argument")?),
+        (0x4558_504e, 4) => Command::Expn(nonempty(args, "EXPN needs an argument")?),
+        (0x4845_4c50, 4) => Command::Help(args),
+        (0x4155_5448, 4) => parse_auth(args)?,
+        (0x5354_4152, 8) if verb[4..].eq_ignore_ascii_case("TTLS") => no_args(args, Command::Starttls)?,
+        _ => return Err(ParseError::UnknownCommand),
+    };
+    Ok(cmd)
+}
+
+fn no_args<'a>(args: &str, c: Command<'a>) -> Result<Command<'a>, ParseError> {
+    if args.is_empty() {
+        Ok(c)
+    } else {
+        Err(ParseError::Syntax("no arguments allowed"))
+    }
+}
+
+fn nonempty<'a>(args: &'a str, why: &'static str) -> Result<&'a str, ParseError> {
+    if args.is_empty() {
+        Err(ParseError::Syntax(why))
+    } else {
+        Ok(args)
+    }
+}
+
+/// The HELO/EHLO argument: one word, a domain or an address literal. Its
+/// value is only compared, never trusted, so the check is for shape alone.
+fn domain_arg(args: &str) -> Result<&str, ParseError> {
+    if args.is_empty() {
+        return Err(ParseError::Syntax("HELO/EHLO needs a domain or address literal"));
+    }
+    if args.contains([' ', '\t']) {
+        return Err(ParseError::Syntax("HELO/EHLO takes one argument"));
+    }
+    Ok(args)
+}
+
+/// Strips `keyword:` case-insensitively, allowing the space that many
+/// clients put after the colon.
+fn strip_keyword<'a>(args: &'a str, kw: &str) -> Option<&'a str> {
+    let n = kw.len();
+    if args.len() >= n && args.as_bytes()[..n].eq_ignore_ascii_case(kw.as_bytes()) {
+        Some(args[n..].trim_start_matches([' ', '\t']))
+    } else {
+        None
+    }
+}
+
+/// Splits the path (bracketed, or bare for old clients) from what follows.
+fn split_path(s: &str) -> Result<(&str, &str), ParseError> {
+    let b = s.as_bytes();
+    if b.first() == Some(&b'<') {
+        // Find the closing '>' outside quotes.
+        let mut i = 1;
+        let mut quoted = false;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b'>' if !quoted => return Ok((&s[1..i], &s[i + 1..])),
+                _ => {}
+            }
+            i += 1;
+        }
+        Err(ParseError::Address(AddressError::MissingBracket))
+    } else {
+        let end = s.find([' ', '\t']).unwrap_or(s.len());
+        if end == 0 {
+            return Err(ParseError::Address(AddressError::Empty));
+        }
+        Ok((&s[..end], &s[end..]))
+    }
+}
+
+fn parse_path_arg(inner: &str, allow_null: bool) -> Result<PathArg<'_>, ParseError> {
+    if inner.is_empty() {
+        return if allow_null {
+            Ok(PathArg::Null)
+        } else {
+            Err(ParseError::Address(AddressError::Empty))
+        };
+    }
+    let (route, mailbox) = address::split_route(inner).map_err(ParseError::Address)?;
+    if let Some(r) = route {
+        for hop in r.split(',') {
+            let d = hop
+                .strip_prefix('@')
+                .filter(|d| !d.is_empty() && !d.contains(['@', ':', '<', '>', '"']))
+                .ok_or(ParseError::Address(AddressError::BadRoute))?;
+            check_domain_shape(d).map_err(|_| ParseError::Address(AddressError::BadRoute))?;
+        }
+    }
+    let (local, domain) = address::split_mailbox(mailbox).map_err(ParseError::Address)?;
+    check_local_shape(local)?;
+    if let Some(d) = domain {
+        check_domain_shape(d).map_err(ParseError::Address)?;
+    }
+    Ok(PathArg::Mailbox {
+        route: route.unwrap_or(""),
+        local,
+        domain,
+    })
+}
+
+/// Shape of a local part: no space or bracket outside quotes. Full syntax is
+/// checked when it is canonicalized.
+fn check_local_shape(local: &str) -> Result<(), ParseError> {
+    if local.is_empty() {
+        return Err(ParseError::Address(AddressError::EmptyLocalPart));
+    }
+    if !local.starts_with('"')
+        && local.contains([' ', '\t', '<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
+    {
+        return Err(ParseError::Address(AddressError::BadLocalPart));
+    }
+    Ok(())
+}
+
+/// Shape of a domain: a literal in brackets, or name characters. Full
+/// validation (IDNA, literal values) happens in canonicalization.
+fn check_domain_shape(d: &str) -> Result<(), AddressError> {
+    if d.is_empty() {
+        return Err(AddressError::EmptyDomain);
+    }
+    if d.starts_with('[') {
+        return if d.ends_with(']') && d.len() > 2 && !d[1..d.len() - 1].contains(['[', ']', '\\']) {
+            Ok(())
+        } else {
+            Err(AddressError::InvalidLiteral)
+        };
+    }
+    if d.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b >= 0x80)
+    {
+        Ok(())
+    } else {
+        Err(AddressError::BadDomain)
+    }
+}
+
+fn parse_mail(args: &str) -> Result<Command<'_>, ParseError> {
+    let rest = strip_keyword(args, "FROM:").ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
+    let (inner, params_text) = split_path(rest)?;
+    let from = parse_path_arg(inner, true)?;
+    let mut params = MailParams::default();
+    for p in params_text.split([' ', '\t']).filter(|p| !p.is_empty()) {
+        let (key, value) = match p.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (p, None),
+        };
+        let dup = || ParseError::Syntax("duplicate ESMTP parameter");
+        if key.eq_ignore_ascii_case("SIZE") {
+            let v = value.ok_or(ParseError::Syntax("SIZE needs a value"))?;
+            if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::Syntax("SIZE value is not a number"));
+            }
+            if params.size.replace(v.parse().unwrap_or(u64::MAX)).is_some() {
+                return Err(dup());
+            }
+        } else if key.eq_ignore_ascii_case("BODY") {
+            let body = match value {
+                Some(v) if v.eq_ignore_ascii_case("7BIT") => Body::SevenBit,
+                Some(v) if v.eq_ignore_ascii_case("8BITMIME") => Body::EightBitMime,
+                _ => return Err(ParseError::UnknownParameter),
+            };
+            if params.body.replace(body).is_some() {
+                return Err(dup());
+            }
+        } else if key.eq_ignore_ascii_case("SMTPUTF8") {
+            if value.is_some() {
+                return Err(ParseError::Syntax("SMTPUTF8 takes no value"));
+            }
+            if std::mem::replace(&mut params.smtputf8, true) {
+                return Err(dup());
+            }
+        } else if key.eq_ignore_ascii_case("AUTH") {
+            let v = value
+                .filter(|v| !v.is_empty())
+                .ok_or(ParseError::Syntax("AUTH= needs a value"))?;
+            if params.auth.replace(v).is_some() {
+                return Err(dup());
+            }
+        } else {
+            return Err(ParseError::UnknownParameter);
+        }
+    }
+    Ok(Command::Mail { from, params })
+}
+
+fn parse_rcpt(args: &str) -> Result<Command<'_>, ParseError> {
+    let rest = strip_keyword(args, "TO:").ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
+    let (inner, params_text) = split_path(rest)?;
+    let to = parse_path_arg(inner, false)?;
+    // We offer no RCPT parameters (no DSN), so any is unknown.
+    if !params_text.trim_matches([' ', '\t']).is_empty() {
+        return Err(ParseError::UnknownParameter);
+    }
+    Ok(Command::Rcpt { to })
+}
+
+fn parse_auth(args: &str) -> Result<Command<'_>, ParseError> {
+    let mut it = args.split([' ', '\t']).filter(|s| !s.is_empty());
+    let mechanism = it.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
+    let initial = it.next();
+    if it.next().is_some() {
+        return Err(ParseError::Syntax(
+            "AUTH takes a mechanism and an initial response",
+        ));
+    }
+    Ok(Command::Auth { mechanism, initial })
+}
+
+impl fmt::Display for PathArg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathArg::Null => f.write_str("<>"),
+            PathArg::Mailbox { route, local, domain } => {
+                f.write_str("<")?;
+                if !route.is_empty() {
+                    write!(f, "{route}:")?;
+                }
+                f.write_str(local)?;
+                if let Some(d) = domain {
+                    write!(f, "@{d}")?;
+                }
+                f.write_str(">")
+            }
+        }
+    }
+}
+
+/// The canonical wire form (without CRLF): what a strict client would send.
+/// Parsing it again gives the same command.
+impl fmt::Display for Command<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Helo(d) => write!(f, "HELO {d}"),
+            Command::Ehlo(d) => write!(f, "EHLO {d}"),
+            Command::Mail { from, params } => {
+                write!(f, "MAIL FROM:{from}")?;
+                if let Some(s) = params.size {
+                    write!(f, " SIZE={s}")?;
+                }
+                match params.body {
+                    Some(Body::SevenBit) => f.write_str(" BODY=7BIT")?,
+                    Some(Body::EightBitMime) => f.write_str(" BODY=8BITMIME")?,
+                    None => {}
+                }
+                if params.smtputf8 {
+                    f.write_str(" SMTPUTF8")?;
+                }
+                if let Some(a) = params.auth {
+                    write!(f, " AUTH={a}")?;
+                }
+                Ok(())
+            }
+            Command::Rcpt { to } => write!(f, "RCPT TO:{to}"),
+            Command::Data => f.write_str("DATA"),
+            Command::Rset => f.write_str("RSET"),
+            Command::Noop => f.write_str("NOOP"),
+            Command::Quit => f.write_str("QUIT"),
+            Command::Vrfy(a) => write!(f, "VRFY {a}"),
+            Command::Expn(a) => write!(f, "EXPN {a}"),
+            Command::Help(a) if a.is_empty() => f.write_str("HELP"),
+            Command::Help(a) => write!(f, "HELP {a}"),
+            Command::Auth {
+                mechanism,
+                initial: None,
+            } => write!(f, "AUTH {mechanism}"),
+            Command::Auth {
+                mechanism,
+                initial: Some(i),
+            } => write!(f, "AUTH {mechanism} {i}"),
+            Command::Starttls => f.write_str("STARTTLS"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command<'_>, ParseError> {
+        parse(s.as_bytes())
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive() {
+        assert_eq!(p("ehlo client.example"), Ok(Command::Ehlo("client.example")));
+        assert_eq!(p("HeLo client.example"), Ok(Command::Helo("client.example")));
+        assert_eq!(p("data"), Ok(Command::Data));
+        assert_eq!(p("QUIT"), Ok(Command::Quit));
+        assert_eq!(p("starttls"), Ok(Command::Starttls));
+        assert_eq!(p("noop anything"), Ok(Command::Noop));
+        assert_eq!(p("HELP"), Ok(Command::Help("")));
+    }
+
+    #[test]
+    fn unknown_and_malformed_commands() {
+        assert_eq!(p("XYZZ"), Err(ParseError::UnknownCommand));
+        assert_eq!(p(""), Err(ParseError::UnknownCommand));
+        assert_eq!(p("MAILFROM:<a@b.example>"), Err(ParseError::UnknownCommand));
+        assert_eq!(
+            p("EHLO"),
+            Err(ParseError::Syntax("HELO/EHLO needs a domain or address literal"))
+        );
+        assert_eq!(p("DATA now"), Err(ParseError::Syntax("no arguments allowed")));
+        assert_eq!(
+            parse(b"MAIL FROM:<a\0@b.example>"),
+            Err(ParseError::BadCharacters)
+        );
+        assert_eq!(parse(b"EHLO \xff"), Err(ParseError::BadCharacters));
+    }
+
+    #[test]
+    fn mail_from_with_parameters() {
+        let c = p("MAIL FROM:<alice@example.com> SIZE=1000 BODY=8BITMIME SMTPUTF8 AUTH=<>").unwrap();
+        let Command::Mail { from, params } = c else {
+            panic!()
+        };
+        assert_eq!(
+            from,
+            PathArg::Mailbox {
+                route: "",
+                local: "alice",
+                domain: Some("example.com")
+            }
+        );
+        assert_eq!(params.size, Some(1000));
+        assert_eq!(params.body, Some(Body::EightBitMime));
+        assert!(params.smtputf8);
+        assert_eq!(params.auth, Some("<>"));
+    }
+
+    #[test]
+    fn lenient_forms_real_clients_send() {
+        let want = PathArg::Mailbox {
+            route: "",
+            local: "a",
+            domain: Some("b.example"),
+        };
+        for s in [
+            "MAIL FROM: <a@b.example>",
+            "mail from:<a@b.example>",
+            "MAIL FROM:a@b.example",
+        ] {
+            let Ok(Command::Mail { from, .. }) = p(s) else {
+                panic!("{s}")
+            };
+            assert_eq!(from, want, "{s}");
+        }
+        assert_eq!(p("RCPT TO: <a@b.example>"), Ok(Command::Rcpt { to: want }));
+    }
+
+    #[test]
+    fn parameter_errors() {
+        assert_eq!(
+            p("MAIL FROM:<a@b.example> FOO=1"),
+            Err(ParseError::UnknownParameter)
+        );
+        assert_eq!(
+            p("MAIL FROM:<a@b.example> BODY=BINARYMIME"),
+            Err(ParseError::UnknownParameter)
+        );
+        assert_eq!(
+            p("RCPT TO:<a@b.example> NOTIFY=NEVER"),
+            Err(ParseError::UnknownParameter)
+        );
+        assert!(matches!(
+            p("MAIL FROM:<a@b.example> SIZE=x"),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            p("MAIL FROM:<a@b.example> SIZE=1 SIZE=2"),
+            Err(ParseError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn null_path_only_for_mail() {
+        assert!(matches!(
+            p("MAIL FROM:<>"),
+            Ok(Command::Mail {
+                from: PathArg::Null,
+                ..
+            })
+        ));
+        assert_eq!(p("RCPT TO:<>"), Err(ParseError::Address(AddressError::Empty)));
+    }
+
+    #[test]
+    fn paths_keep_what_the_policy_must_see() {
+        let Ok(Command::Rcpt { to }) = p("RCPT TO:<@[198.51.100.25]:relaytest@nmap.scanme.org>") else {
+            panic!()
+        };
+        assert_eq!(
+            to,
+            PathArg::Mailbox {
+                route: "@[198.51.100.25]",
+                local: "relaytest",
+                domain: Some("nmap.scanme.org")
+            }
+        );
+        let Ok(Command::Rcpt { to }) = p("RCPT TO:<\"relaytest@nmap.scanme.org\"@[198.51.100.25]>") else {
+            panic!()
+        };
+        assert_eq!(
+            to,
+            PathArg::Mailbox {
+                route: "",
+                local: "\"relaytest@nmap.scanme.org\"",
+                domain: Some("[198.51.100.25]")
+            }
+        );
+        assert_eq!(
+            p("RCPT TO:<\"a>b\"@example.com>"),
+            Ok(Command::Rcpt {
+                to: PathArg::Mailbox {
+                    route: "",
+                    local: "\"a>b\"",
+                    domain: Some("example.com")
+                }
+            })
+        );
+        assert_eq!(
+            p("RCPT TO:<postmaster>"),
+            Ok(Command::Rcpt {
+                to: PathArg::Mailbox {
+                    route: "",
+                    local: "postmaster",
+                    domain: None
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn address_syntax_errors() {
+        for (s, e) in [
+            (
+                "RCPT TO:<u@nmap.scanme.org@[198.51.100.25]>",
+                AddressError::BadDomain,
+            ),
+            ("RCPT TO:<u@>", AddressError::TrailingAt),
+            ("RCPT TO:<u@host:25>", AddressError::BadDomain),
+            ("RCPT TO:<u@example.com", AddressError::MissingBracket),
+            ("RCPT TO:<@a.example>", AddressError::BadRoute),
+            ("RCPT TO:<u v@example.com>", AddressError::BadLocalPart),
+        ] {
+            assert_eq!(p(s), Err(ParseError::Address(e)), "{s}");
+        }
+    }
+
+    #[test]
+    fn auth_forms() {
+        assert_eq!(
+            p("AUTH PLAIN"),
+            Ok(Command::Auth {
+                mechanism: "PLAIN",
+                initial: None
+            })
+        );
+        assert_eq!(
+            p("AUTH PLAIN AGNhcm9s"),
+            Ok(Command::Auth {
+                mechanism: "PLAIN",
+                initial: Some("AGNhcm9s")
+            })
+        );
+        assert!(matches!(p("AUTH"), Err(ParseError::Syntax(_))));
+    }
+
+    #[test]
+    fn display_reparses_to_the_same_command() {
+        for s in [
+            "mail from: <a@b.example> size=10 body=7bit",
+            "RCPT TO:<@x.example,@y.example:\"q r\"@[IPv6:::1]>",
+            "ehlo [127.0.0.1]",
+            "AUTH LOGIN",
+            "help mail",
+        ] {
+            let c = p(s).unwrap();
+            let text = c.to_string();
+            assert_eq!(p(&text), Ok(c), "{s} -> {text}");
+        }
+    }
+}

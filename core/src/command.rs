@@ -422,7 +422,7 @@ impl fmt::Display for Command<'_> {
             Command::Quit => f.write_str("QUIT"),
             Command::Vrfy(a) => write!(f, "VRFY {a}"),
             Command::Expn(a) => write!(f, "EXPN {a}"),
-            Command::Help(a) if a.is_empty() => f.write_str("HELP"),
+            Command::Help("") => f.write_str("HELP"),
             Command::Help(a) => write!(f, "HELP {a}"),
             Command::Auth {
                 mechanism,

@@ -4,8 +4,8 @@ use clap::Parser;
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
-enum Cli {}
+struct Cli {}
 
 fn main() {
-    let _ = Cli::parse();
+    let Cli {} = Cli::parse();
 }

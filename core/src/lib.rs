@@ -9,5 +9,8 @@
 pub mod address;
 pub mod command;
 pub mod config;
+pub mod data;
+pub mod drive;
 pub mod policy;
 pub mod reply;
+pub mod session;

@@ -1,0 +1,81 @@
+//! A minimal in-memory driver for a [`Session`]: feeds chunks, stores every
+//! message at once, and collects what the client would see. Tests, benches,
+//! replay and the fuzz targets share it so that they drive the session the
+//! same way.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::policy::Policy;
+use crate::session::{Message, Now, Output, Peer, Session};
+
+/// What one session produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Run {
+    /// Every byte sent to the client.
+    pub sent: Vec<u8>,
+    /// Every message handed out for storage.
+    pub messages: Vec<Message>,
+    pub closed: bool,
+}
+
+/// Drives one session over in-memory input.
+pub struct Driver {
+    pub session: Session,
+    pub run: Run,
+    stored: u64,
+    now: Now,
+}
+
+impl Driver {
+    pub fn new(policy: Arc<Policy>, ip: IpAddr) -> Driver {
+        let now = Now::ZERO;
+        let mut d = Driver {
+            session: Session::new(policy, Peer { ip }, now),
+            run: Run::default(),
+            stored: 0,
+            now,
+        };
+        d.pump();
+        d
+    }
+
+    /// Feeds one chunk, as one `handle_input` call, and collects the outputs.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.session.handle_input(self.now, bytes);
+        self.pump();
+    }
+
+    /// Advances time past the session's deadline, if it has one.
+    pub fn expire(&mut self) {
+        if let Some(t) = self.session.poll_timeout() {
+            self.now = t;
+            self.session.handle_timeout(t);
+            self.pump();
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(o) = self.session.poll_output() {
+            match o {
+                Output::Send(b) => self.run.sent.extend_from_slice(&b),
+                Output::Message(m) => {
+                    self.run.messages.push(*m);
+                    self.stored += 1;
+                    self.session
+                        .message_stored(self.now, Ok(format!("M{}", self.stored)));
+                }
+                Output::Close => self.run.closed = true,
+            }
+        }
+    }
+}
+
+/// Runs a whole session: each chunk is one `handle_input` call.
+pub fn run(policy: Arc<Policy>, ip: IpAddr, chunks: &[&[u8]]) -> Run {
+    let mut d = Driver::new(policy, ip);
+    for c in chunks {
+        d.feed(c);
+    }
+    d.run
+}

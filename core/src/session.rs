@@ -1,0 +1,681 @@
+//! The server side of one SMTP connection, as a state machine.
+//!
+//! Bytes come in through [`Session::handle_input`], in any split; replies,
+//! messages to store and the request to close come out of
+//! [`Session::poll_output`]. Time is passed in by the caller. The final `250`
+//! for a message is sent only after the driver reports it stored
+//! ([`Session::message_stored`]): that is how "no loss" is built.
+//!
+//! One rule depends on how the input was split, on purpose: bytes that follow
+//! a `DATA` command in the same [`Session::handle_input`] call were sent
+//! before the client could have seen the `354`, which a conforming client
+//! never does (RFC 2920 §3.1). The session answers `554 5.5.0` and closes,
+//! as Postfix's `smtpd_forbid_unauth_pipelining` does. Every other split of
+//! the same bytes gives the same outputs.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::address::Path;
+use crate::command::{self, Command, MAX_LINE_WITH_PARAMS, ParseError, PathArg};
+use crate::data::{DataReader, Ended};
+use crate::policy::{Context, Decision, Destination, Policy};
+use crate::reply::Enhanced;
+
+/// Time since the driver's epoch. The core never reads a clock.
+pub type Now = Duration;
+
+/// Who is on the other end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: IpAddr,
+}
+
+/// One accepted recipient and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// As the client wrote it, canonicalized.
+    pub path: Path,
+    pub destination: Destination,
+}
+
+/// A message the client finished sending, for the driver to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub client: IpAddr,
+    pub helo: String,
+    pub user: Option<String>,
+    pub from: Path,
+    pub recipients: Vec<Recipient>,
+    /// Unstuffed, CRLF lines, without the final `.` line. Never holds a bare
+    /// CR, a bare LF or a NUL.
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes for the client. Consecutive replies are joined into one.
+    Send(Vec<u8>),
+    /// Store this durably, then call [`Session::message_stored`].
+    Message(Box<Message>),
+    /// Close the connection. Nothing follows.
+    Close,
+}
+
+/// The result of storing a message: a queue id, or why it failed.
+pub type StoreResult = Result<String, String>;
+
+#[derive(Debug)]
+enum State {
+    Command,
+    /// An overlong command line is being skipped up to its LF.
+    Discard,
+    Data(Box<DataReader>),
+    Auth(AuthStep),
+    /// A message was handed out; input waits until it is stored.
+    AwaitStore,
+    Closed,
+}
+
+#[derive(Debug)]
+enum AuthStep {
+    Plain,
+    LoginUser,
+    LoginPassword(String),
+}
+
+#[derive(Debug)]
+struct Transaction {
+    from: Path,
+    recipients: Vec<Recipient>,
+    smtputf8: bool,
+}
+
+/// The server session.
+#[derive(Debug)]
+pub struct Session {
+    policy: Arc<Policy>,
+    peer: Peer,
+    state: State,
+    input: Vec<u8>,
+    out: VecDeque<Output>,
+    helo: Option<String>,
+    esmtp: bool,
+    user: Option<String>,
+    tx: Option<Transaction>,
+    errors: usize,
+    deadline: Option<Now>,
+}
+
+const HELO_FIRST: &str = "Error: send HELO/EHLO first";
+
+/// Input held while a message is being stored: room for a full pipelined
+/// transaction of commands (RFC 2920), far more than any client needs.
+pub const MAX_PIPELINED: usize = 256 * 1024;
+
+impl Session {
+    pub fn new(policy: Arc<Policy>, peer: Peer, now: Now) -> Session {
+        let mut s = Session {
+            policy,
+            peer,
+            state: State::Command,
+            input: Vec::new(),
+            out: VecDeque::new(),
+            helo: None,
+            esmtp: false,
+            user: None,
+            tx: None,
+            errors: 0,
+            deadline: None,
+        };
+        match s.policy.connect(peer.ip) {
+            Ok(()) => {
+                let greeting = format!("220 {} ESMTP relayguard\r\n", s.policy.hostname());
+                s.send(greeting.as_bytes());
+                s.arm(now);
+            }
+            Err(refusal) => {
+                s.send(&refusal.reply.to_bytes());
+                s.close();
+            }
+        }
+        s
+    }
+
+    /// Marks the session as authenticated without an AUTH exchange, as a
+    /// submission port behind another authenticator would (transcripts'
+    /// `@auth USER`).
+    pub fn set_authenticated(&mut self, user: &str) {
+        self.user = Some(user.to_string());
+    }
+
+    pub fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Octets held for this session: unprocessed input and the body being
+    /// received. Bounded by the configured limits whatever the input.
+    pub fn buffered(&self) -> usize {
+        let body = match &self.state {
+            State::Data(r) => r.buffered(),
+            _ => 0,
+        };
+        self.input.len() + body
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The next instant at which [`Session::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Now> {
+        self.deadline
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.reply(421, Enhanced(4, 4, 2), "Error: timeout exceeded");
+            self.close();
+        }
+    }
+
+    /// The driver stored (or failed to store) the message last handed out.
+    pub fn message_stored(&mut self, now: Now, result: StoreResult) {
+        if !matches!(self.state, State::AwaitStore) {
+            return;
+        }
+        self.state = State::Command;
+        match result {
+            Ok(id) => self.reply(250, Enhanced(2, 0, 0), &format!("Ok: queued as {id}")),
+            Err(_) => self.error(
+                451,
+                Enhanced(4, 3, 0),
+                "Error: local error in processing, try again later",
+            ),
+        }
+        self.tx = None;
+        self.process();
+        self.arm(now);
+    }
+
+    pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
+        if matches!(self.state, State::Closed) || bytes.is_empty() {
+            return;
+        }
+        self.input.extend_from_slice(bytes);
+        if matches!(self.state, State::AwaitStore) && self.input.len() > MAX_PIPELINED {
+            // Only commands may follow the end of data before its reply, and
+            // never this many: a client that floods here is not waiting.
+            self.reply(554, Enhanced(5, 5, 0), "Error: SMTP protocol synchronization");
+            self.close();
+            self.input = Vec::new();
+            return;
+        }
+        self.process();
+        self.arm(now);
+    }
+
+    /// Works through buffered input until it runs out or must wait.
+    fn process(&mut self) {
+        let mut pos = 0;
+        while pos < self.input.len() {
+            match &mut self.state {
+                State::Closed | State::AwaitStore => break,
+                State::Data(reader) => match reader.feed(&self.input[pos..]) {
+                    None => pos = self.input.len(),
+                    Some((n, ended)) => {
+                        pos += n;
+                        self.end_of_data(ended);
+                    }
+                },
+                State::Discard => match memchr::memchr(b'\n', &self.input[pos..]) {
+                    None => pos = self.input.len(),
+                    Some(i) => {
+                        pos += i + 1;
+                        self.state = State::Command;
+                        self.error(500, Enhanced(5, 5, 2), "Error: line too long");
+                    }
+                },
+                State::Command | State::Auth(_) => {
+                    let Some(i) = memchr::memchr(b'\n', &self.input[pos..]) else {
+                        if self.input.len() - pos > MAX_LINE_WITH_PARAMS {
+                            pos = self.input.len();
+                            self.state = State::Discard;
+                        }
+                        break;
+                    };
+                    let end = pos + i + 1;
+                    let line = self.input[pos..end].to_vec();
+                    pos = end;
+                    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let text = text.strip_suffix(b"\r").unwrap_or(text);
+                    if line.len() > MAX_LINE_WITH_PARAMS {
+                        self.error(500, Enhanced(5, 5, 2), "Error: line too long");
+                    } else if matches!(self.state, State::Auth(_)) {
+                        self.auth_response(text);
+                    } else {
+                        self.command(text);
+                    }
+                    if matches!(self.state, State::Data(_)) && pos < self.input.len() {
+                        // DATA content sent before the 354 could have been seen.
+                        self.out_pop_354();
+                        self.reply(554, Enhanced(5, 5, 0), "Error: SMTP protocol synchronization");
+                        self.close();
+                    }
+                }
+            }
+        }
+        self.input.drain(..pos.min(self.input.len()));
+        if matches!(self.state, State::Closed) {
+            self.input = Vec::new();
+        }
+    }
+
+    /// Takes back the `354` that was queued for a DATA whose content came
+    /// too early: the client gets the refusal instead.
+    fn out_pop_354(&mut self) {
+        if let Some(Output::Send(b)) = self.out.back_mut() {
+            if b.ends_with(b"\r\n") && b.len() >= 5 {
+                let start = b[..b.len() - 2]
+                    .iter()
+                    .rposition(|&c| c == b'\n')
+                    .map_or(0, |p| p + 1);
+                if b[start..].starts_with(b"354") {
+                    b.truncate(start);
+                    if b.is_empty() {
+                        self.out.pop_back();
+                    }
+                }
+            }
+        }
+    }
+
+    fn arm(&mut self, now: Now) {
+        let limits = &self.policy.config().limits;
+        let secs = match self.state {
+            State::Data(_) => limits.data_timeout_secs,
+            State::Closed | State::AwaitStore => {
+                self.deadline = None;
+                return;
+            }
+            _ => limits.command_timeout_secs,
+        };
+        self.deadline = Some(now + Duration::from_secs(secs));
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        if let Some(Output::Send(b)) = self.out.back_mut() {
+            b.extend_from_slice(bytes);
+        } else {
+            self.out.push_back(Output::Send(bytes.to_vec()));
+        }
+    }
+
+    fn close(&mut self) {
+        if !matches!(self.state, State::Closed) {
+            self.state = State::Closed;
+            self.deadline = None;
+            self.tx = None;
+            self.out.push_back(Output::Close);
+        }
+    }
+
+    fn reply(&mut self, code: u16, e: Enhanced, text: &str) {
+        let mut line = Vec::with_capacity(16 + text.len());
+        crate::reply::Reply {
+            code,
+            enhanced: Some(e),
+            lines: vec![text.to_string()],
+        }
+        .write_to(&mut line);
+        self.send(&line);
+    }
+
+    /// An error reply; counts towards `max_errors`, which ends the session.
+    fn error(&mut self, code: u16, e: Enhanced, text: &str) {
+        self.reply(code, e, text);
+        self.count_error();
+    }
+
+    fn count_error(&mut self) {
+        self.errors += 1;
+        if self.errors >= self.policy.config().limits.max_errors.max(1) {
+            self.reply(421, Enhanced(4, 7, 0), "Error: too many errors");
+            self.close();
+        }
+    }
+
+    fn refusal(&mut self, r: crate::policy::Refusal) {
+        let mut b = Vec::new();
+        r.reply.write_to(&mut b);
+        self.send(&b);
+        if r.reply.code >= 400 {
+            self.count_error();
+        }
+    }
+
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            client: self.peer.ip,
+            helo: self.helo.as_deref(),
+            user: self.user.as_deref(),
+            sender: self.tx.as_ref().map(|t| &t.from),
+            accepted: self.tx.as_ref().map_or(0, |t| t.recipients.len()),
+        }
+    }
+
+    fn command(&mut self, line: &[u8]) {
+        let cmd = match command::parse(line) {
+            Ok(c) => c,
+            Err(e) => return self.parse_error(line, e),
+        };
+        match cmd {
+            Command::Ehlo(name) | Command::Helo(name) => {
+                let esmtp = matches!(cmd, Command::Ehlo(_));
+                if let Err(r) = self.policy.helo(&self.ctx(), name) {
+                    return self.refusal(r);
+                }
+                self.helo = Some(name.to_string());
+                self.esmtp = esmtp;
+                self.tx = None;
+                self.greet_back(esmtp);
+            }
+            Command::Mail { from, params } => {
+                if self.helo.is_none() {
+                    return self.error(503, Enhanced(5, 5, 1), HELO_FIRST);
+                }
+                if self.tx.is_some() {
+                    return self.error(503, Enhanced(5, 5, 1), "Error: nested MAIL command");
+                }
+                if from.is_utf8() && !params.smtputf8 {
+                    return self.error(
+                        553,
+                        Enhanced(5, 6, 7),
+                        "Error: non-ASCII address without SMTPUTF8",
+                    );
+                }
+                let limit = self.policy.config().limits.max_message_size as u64;
+                if params.size.is_some_and(|s| s > limit) {
+                    return self.error(552, Enhanced(5, 3, 4), "Error: message size exceeds fixed limit");
+                }
+                let path = match from.to_path() {
+                    Ok(p) => p,
+                    Err(e) => return self.error(501, Enhanced(5, 1, 7), &format!("Bad sender address: {e}")),
+                };
+                if let Err(r) = self.policy.mail(&self.ctx(), &path) {
+                    return self.refusal(r);
+                }
+                self.tx = Some(Transaction {
+                    from: path,
+                    recipients: Vec::new(),
+                    smtputf8: params.smtputf8,
+                });
+                self.reply(250, Enhanced(2, 1, 0), "Ok");
+            }
+            Command::Rcpt { to } => self.rcpt(to),
+            Command::Data => {
+                match &self.tx {
+                    None => return self.error(503, Enhanced(5, 5, 1), "Error: need MAIL command"),
+                    Some(t) if t.recipients.is_empty() => {
+                        return self.error(503, Enhanced(5, 5, 1), "Error: no valid recipients");
+                    }
+                    Some(_) => {}
+                }
+                let limit = self.policy.config().limits.max_message_size;
+                self.state = State::Data(Box::new(DataReader::new(limit)));
+                self.reply(354, Enhanced(2, 0, 0), "End data with <CR><LF>.<CR><LF>");
+            }
+            Command::Rset => {
+                self.tx = None;
+                self.reply(250, Enhanced(2, 0, 0), "Ok");
+            }
+            Command::Noop => self.reply(250, Enhanced(2, 0, 0), "Ok"),
+            Command::Quit => {
+                self.reply(221, Enhanced(2, 0, 0), "Bye");
+                self.close();
+            }
+            Command::Vrfy(_) => self.reply(
+                252,
+                Enhanced(2, 5, 0),
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            ),
+            Command::Expn(_) => self.error(502, Enhanced(5, 5, 1), "Error: EXPN not available"),
+            Command::Help(_) => self.reply(214, Enhanced(2, 0, 0), "See RFC 5321"),
+            Command::Starttls => self.error(502, Enhanced(5, 5, 1), "Error: STARTTLS not available"),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
+        }
+    }
+
+    fn parse_error(&mut self, line: &[u8], e: ParseError) {
+        let is_rcpt = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"RCPT");
+        match e {
+            ParseError::UnknownCommand => self.error(500, Enhanced(5, 5, 1), "Error: command not recognized"),
+            ParseError::BadCharacters => {
+                self.error(500, Enhanced(5, 5, 2), "Error: invalid characters in command")
+            }
+            ParseError::Syntax(why) => self.error(501, Enhanced(5, 5, 4), &format!("Syntax: {why}")),
+            ParseError::UnknownParameter => {
+                self.error(555, Enhanced(5, 5, 4), "Error: unsupported ESMTP parameter")
+            }
+            ParseError::Address(a) if is_rcpt => self.error(
+                501,
+                Enhanced(5, 1, 3),
+                &format!("Bad recipient address syntax: {a}"),
+            ),
+            ParseError::Address(a) => {
+                self.error(501, Enhanced(5, 1, 7), &format!("Bad sender address syntax: {a}"))
+            }
+        }
+    }
+
+    fn greet_back(&mut self, esmtp: bool) {
+        let host = self.policy.hostname().to_string();
+        if !esmtp {
+            return self.send(format!("250 {host}\r\n").as_bytes());
+        }
+        let size = self.policy.config().limits.max_message_size;
+        let mut text = format!(
+            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"
+        );
+        if self.policy.has_users() {
+            text.push_str("250-AUTH PLAIN LOGIN\r\n");
+        }
+        text.push_str("250 HELP\r\n");
+        self.send(text.as_bytes());
+    }
+
+    fn rcpt(&mut self, to: PathArg<'_>) {
+        let Some(tx) = &self.tx else {
+            return self.error(503, Enhanced(5, 5, 1), "Error: need MAIL command");
+        };
+        if to.is_utf8() && !tx.smtputf8 {
+            return self.error(
+                553,
+                Enhanced(5, 6, 7),
+                "Error: non-ASCII address without SMTPUTF8",
+            );
+        }
+        let path = match to.to_path() {
+            Ok(p) => p,
+            Err(e) => {
+                return self.error(
+                    501,
+                    Enhanced(5, 1, 3),
+                    &format!("Bad recipient address syntax: {e}"),
+                );
+            }
+        };
+        match self.policy.rcpt(&self.ctx(), &path) {
+            Decision::Accept { destination, .. } => {
+                if let Some(tx) = &mut self.tx {
+                    tx.recipients.push(Recipient { path, destination });
+                }
+                self.reply(250, Enhanced(2, 1, 5), "Ok");
+            }
+            Decision::Refuse(r) => self.refusal(r),
+        }
+    }
+
+    fn end_of_data(&mut self, ended: Ended) {
+        self.state = State::Command;
+        let body = match ended {
+            Ended::Ok(body) => body,
+            Ended::TooBig(_) => {
+                self.tx = None;
+                return self.error(552, Enhanced(5, 3, 4), "Error: message size exceeds fixed limit");
+            }
+            Ended::Tainted => {
+                self.tx = None;
+                return self.error(
+                    554,
+                    Enhanced(5, 6, 0),
+                    "Error: message contains a bare CR, bare LF or NUL (SMTP smuggling?)",
+                );
+            }
+        };
+        let Some(tx) = self.tx.take() else {
+            return self.error(503, Enhanced(5, 5, 1), "Error: need MAIL command");
+        };
+        self.state = State::AwaitStore;
+        self.deadline = None;
+        self.out.push_back(Output::Message(Box::new(Message {
+            client: self.peer.ip,
+            helo: self.helo.clone().unwrap_or_default(),
+            user: self.user.clone(),
+            from: tx.from,
+            recipients: tx.recipients,
+            body,
+        })));
+    }
+
+    fn auth(&mut self, mechanism: &str, initial: Option<&str>) {
+        if !self.policy.has_users() {
+            return self.error(502, Enhanced(5, 5, 1), "Error: authentication not enabled");
+        }
+        if !self.esmtp {
+            return self.error(503, Enhanced(5, 5, 1), "Error: send EHLO first");
+        }
+        if self.user.is_some() {
+            return self.error(503, Enhanced(5, 5, 1), "Error: already authenticated");
+        }
+        if self.tx.is_some() {
+            return self.error(
+                503,
+                Enhanced(5, 5, 1),
+                "Error: AUTH not allowed during a mail transaction",
+            );
+        }
+        if mechanism.eq_ignore_ascii_case("PLAIN") {
+            match initial {
+                Some(i) => self.auth_plain(i.as_bytes()),
+                None => {
+                    self.state = State::Auth(AuthStep::Plain);
+                    self.send(b"334 \r\n");
+                }
+            }
+        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+            match initial {
+                Some(i) => self.auth_login_user(i.as_bytes()),
+                None => {
+                    self.state = State::Auth(AuthStep::LoginUser);
+                    self.send(b"334 VXNlcm5hbWU6\r\n");
+                }
+            }
+        } else {
+            self.error(
+                504,
+                Enhanced(5, 5, 4),
+                "Error: unsupported authentication mechanism",
+            )
+        }
+    }
+
+    fn auth_response(&mut self, line: &[u8]) {
+        let State::Auth(step) = std::mem::replace(&mut self.state, State::Command) else {
+            return;
+        };
+        if line == b"*" {
+            return self.error(501, Enhanced(5, 0, 0), "Authentication cancelled");
+        }
+        match step {
+            AuthStep::Plain => self.auth_plain(line),
+            AuthStep::LoginUser => self.auth_login_user(line),
+            AuthStep::LoginPassword(user) => match decode(line) {
+                Some(pw) => self.auth_check(&user, &String::from_utf8_lossy(&pw)),
+                None => self.bad_base64(),
+            },
+        }
+    }
+
+    fn bad_base64(&mut self) {
+        self.error(501, Enhanced(5, 5, 2), "Error: invalid base64 data")
+    }
+
+    fn auth_plain(&mut self, b64: &[u8]) {
+        let Some(raw) = decode(b64) else {
+            return self.bad_base64();
+        };
+        // authzid \0 authcid \0 password; an authzid other than the
+        // authcid would let one user act as another, so it is refused.
+        let mut parts = raw.split(|&b| b == 0);
+        let (Some(authz), Some(authc), Some(pw), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return self.error(501, Enhanced(5, 5, 2), "Error: malformed PLAIN response");
+        };
+        if !authz.is_empty() && authz != authc {
+            return self.auth_failed();
+        }
+        let user = String::from_utf8_lossy(authc).into_owned();
+        let pw = String::from_utf8_lossy(pw).into_owned();
+        self.auth_check(&user, &pw);
+    }
+
+    fn auth_login_user(&mut self, b64: &[u8]) {
+        let Some(user) = decode(b64) else {
+            return self.bad_base64();
+        };
+        self.state = State::Auth(AuthStep::LoginPassword(
+            String::from_utf8_lossy(&user).into_owned(),
+        ));
+        self.send(b"334 UGFzc3dvcmQ6\r\n");
+    }
+
+    fn auth_check(&mut self, user: &str, password: &str) {
+        if self.policy.check_password(user, password) {
+            self.user = Some(user.to_string());
+            self.reply(235, Enhanced(2, 7, 0), "Authentication successful");
+        } else {
+            self.auth_failed();
+        }
+    }
+
+    fn auth_failed(&mut self) {
+        self.error(
+            535,
+            Enhanced(5, 7, 8),
+            "Error: authentication credentials invalid",
+        )
+    }
+}
+
+/// Base64 of a SASL response; `=` is the empty response (RFC 4954).
+fn decode(b64: &[u8]) -> Option<Vec<u8>> {
+    if b64 == b"=" {
+        return Some(Vec::new());
+    }
+    BASE64.decode(b64).ok()
+}

@@ -1,0 +1,520 @@
+//! The server session, driven in memory: one test per command and reply,
+//! then the properties of issue "Core protocol" (splits, arbitrary bytes,
+//! reply syntax, smuggling).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use relayguard_core::drive::{Driver, Run, run};
+use relayguard_core::policy::Policy;
+use relayguard_core::reply::check_line;
+
+const CONFIG: &str = r#"
+hostname = "mail.example.com"
+own_addresses = ["198.51.100.25"]
+[domains]
+local = ["example.com"]
+mailboxes = ["alice@example.com", "bob@example.com", "postmaster@example.com"]
+[lan]
+networks = ["192.168.1.0/24"]
+[auth]
+users = [{ name = "carol", password = "secret", relay = true }]
+[limits]
+max_message_size = 4096
+max_errors = 5
+max_recipients = 3
+"#;
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Policy::new(relayguard_core::config::Config::from_toml(CONFIG).unwrap()).unwrap())
+}
+
+const LAN: &str = "192.168.1.10";
+const OUTSIDE: &str = "203.0.113.7";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The replies as text lines, greeting dropped.
+fn replies(r: &Run) -> Vec<String> {
+    let text = String::from_utf8_lossy(&r.sent).into_owned();
+    text.split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn session(from: &str, chunks: &[&str]) -> Run {
+    let chunks: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
+    run(policy(), ip(from), &chunks)
+}
+
+/// Feeds each line as its own chunk and returns the reply codes.
+fn codes(from: &str, lines: &[&str]) -> Vec<String> {
+    let owned: Vec<String> = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    let chunks: Vec<&str> = owned.iter().map(String::as_str).collect();
+    replies(&session(from, &chunks))
+        .iter()
+        .filter(|l| l.as_bytes().get(3) != Some(&b'-'))
+        .map(|l| l[..3].to_string())
+        .collect()
+}
+
+#[test]
+fn greeting_and_ehlo_keywords() {
+    let r = session(LAN, &["EHLO client.example\r\n"]);
+    let text = String::from_utf8(r.sent).unwrap();
+    assert!(text.starts_with("220 mail.example.com ESMTP"), "{text}");
+    for kw in [
+        "PIPELINING",
+        "SIZE 4096",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "AUTH PLAIN LOGIN",
+    ] {
+        assert!(text.contains(&format!("250-{kw}\r\n")), "{kw} missing in {text}");
+    }
+    assert!(text.ends_with("250 HELP\r\n"));
+}
+
+#[test]
+fn lan_client_relays_a_message() {
+    let r = session(
+        LAN,
+        &[
+            "EHLO pc.lan\r\n",
+            "MAIL FROM:<pc@lan.example>\r\n",
+            "RCPT TO:<relaytest@nmap.scanme.org>\r\n",
+            "DATA\r\n",
+            "Subject: hi\r\n\r\n..dotted\r\n.\r\n",
+            "QUIT\r\n",
+        ],
+    );
+    let lines = replies(&r);
+    assert!(lines.iter().any(|l| l.starts_with("250 2.1.5")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("354")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("250 2.0.0 Ok: queued as M1")),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap(), "221 2.0.0 Bye");
+    assert!(r.closed);
+    assert_eq!(r.messages.len(), 1);
+    assert_eq!(r.messages[0].body, b"Subject: hi\r\n\r\n.dotted\r\n");
+    assert_eq!(r.messages[0].recipients.len(), 1);
+}
+
+#[test]
+fn outsider_cannot_relay_but_reaches_local_mailboxes() {
+    let c = codes(
+        OUTSIDE,
+        &[
+            "EHLO x.example",
+            "MAIL FROM:<s@x.example>",
+            "RCPT TO:<u@nmap.scanme.org>",
+            "RCPT TO:<alice@example.com>",
+            "RCPT TO:<nobody@example.com>",
+        ],
+    );
+    assert_eq!(c, ["250", "250", "550", "250", "550"]);
+}
+
+#[test]
+fn command_sequencing() {
+    assert_eq!(codes(OUTSIDE, &["MAIL FROM:<a@x.example>"]), ["503"]);
+    assert_eq!(
+        codes(OUTSIDE, &["HELO x", "RCPT TO:<alice@example.com>"]),
+        ["250", "503"]
+    );
+    assert_eq!(codes(OUTSIDE, &["HELO x", "DATA"]), ["250", "503"]);
+    assert_eq!(
+        codes(OUTSIDE, &["HELO x", "MAIL FROM:<a@x.example>", "DATA"]),
+        ["250", "250", "503"]
+    );
+    assert_eq!(
+        codes(
+            OUTSIDE,
+            &["HELO x", "MAIL FROM:<a@x.example>", "MAIL FROM:<a@x.example>"]
+        ),
+        ["250", "250", "503"]
+    );
+    assert_eq!(
+        codes(
+            OUTSIDE,
+            &[
+                "HELO x",
+                "MAIL FROM:<a@x.example>",
+                "RSET",
+                "MAIL FROM:<a@x.example>"
+            ]
+        ),
+        ["250", "250", "250", "250"]
+    );
+}
+
+#[test]
+fn syntax_and_unknown_commands() {
+    assert_eq!(
+        codes(
+            OUTSIDE,
+            &[
+                "FOO",
+                "EHLO",
+                "HELO x",
+                "MAIL FROM:<a@x.example> BAR=1",
+                "MAIL FROM:<a@@x>"
+            ]
+        ),
+        ["500", "501", "250", "555", "501"]
+    );
+    let r = session(
+        OUTSIDE,
+        &[
+            "HELO x\r\n",
+            "MAIL FROM:<a@x.example>\r\n",
+            "RCPT TO:<u@[321.1.2.3]>\r\n",
+        ],
+    );
+    assert!(
+        replies(&r).last().unwrap().starts_with("501 5.1.3"),
+        "{:?}",
+        replies(&r)
+    );
+}
+
+#[test]
+fn small_commands() {
+    let c = codes(
+        OUTSIDE,
+        &["NOOP", "VRFY alice", "EXPN staff", "HELP", "STARTTLS", "QUIT"],
+    );
+    assert_eq!(c, ["250", "252", "502", "214", "502", "221"]);
+}
+
+#[test]
+fn error_limit_ends_the_session() {
+    let r = session(OUTSIDE, &["FOO\r\nFOO\r\nFOO\r\nFOO\r\nFOO\r\nFOO\r\nNOOP\r\n"]);
+    let lines = replies(&r);
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert!(lines[5].starts_with("421 4.7.0"));
+    assert!(r.closed);
+}
+
+#[test]
+fn size_limits() {
+    assert_eq!(
+        codes(LAN, &["EHLO x", "MAIL FROM:<a@x.example> SIZE=5000"]),
+        ["250", "552"]
+    );
+    let big = format!("{}\r\n.\r\n", "x".repeat(5000));
+    let r = session(
+        LAN,
+        &[
+            "EHLO x\r\n",
+            "MAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
+            &big,
+            "NOOP\r\n",
+        ],
+    );
+    let lines = replies(&r);
+    assert!(lines.iter().any(|l| l.starts_with("552 5.3.4")), "{lines:?}");
+    assert!(r.messages.is_empty());
+    assert_eq!(lines.last().unwrap(), "250 2.0.0 Ok");
+}
+
+#[test]
+fn overlong_line_is_refused_and_skipped() {
+    let long = format!("NOOP {}\r\nNOOP\r\n", "a".repeat(3000));
+    assert_eq!(codes(OUTSIDE, &[long.trim_end()]), ["500", "250"]);
+    let r = session(OUTSIDE, &[&long]);
+    assert!(replies(&r)[0].starts_with("500 5.5.2"));
+}
+
+#[test]
+fn data_pipelined_before_354_is_a_violation() {
+    let r = session(
+        LAN,
+        &[
+            "EHLO x\r\n",
+            "MAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
+        ],
+    );
+    let lines = replies(&r);
+    assert_eq!(
+        lines.last().unwrap(),
+        "554 5.5.0 Error: SMTP protocol synchronization",
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("354")), "{lines:?}");
+    assert!(r.closed);
+    assert!(r.messages.is_empty());
+}
+
+#[test]
+fn pipelining_after_end_of_data_waits_for_the_store() {
+    let mut d = Driver::new(policy(), ip(LAN));
+    d.feed(b"EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n");
+    d.feed(b"hi\r\n.\r\nMAIL FROM:<b@x.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n");
+    d.feed(b"two\r\n.\r\nQUIT\r\n");
+    assert_eq!(d.run.messages.len(), 2);
+    let lines = replies(&d.run);
+    let tail: Vec<_> = lines.iter().rev().take(6).rev().map(|l| &l[..3]).collect();
+    assert_eq!(tail, ["250", "250", "250", "354", "250", "221"], "{lines:?}");
+}
+
+#[test]
+fn message_stored_error_gives_451_and_no_250() {
+    use relayguard_core::session::{Output, Peer, Session};
+    use std::time::Duration;
+    let mut s = Session::new(policy(), Peer { ip: ip(LAN) }, Duration::ZERO);
+    s.handle_input(
+        Duration::ZERO,
+        b"EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
+    );
+    s.handle_input(Duration::ZERO, b"hi\r\n.\r\n");
+    let mut saw_message = false;
+    while let Some(o) = s.poll_output() {
+        if let Output::Message(_) = o {
+            saw_message = true;
+        }
+    }
+    assert!(saw_message);
+    // Nothing is said until the store answers.
+    assert_eq!(s.poll_output(), None);
+    s.message_stored(Duration::ZERO, Err("disk full".into()));
+    let Some(Output::Send(b)) = s.poll_output() else {
+        panic!()
+    };
+    assert!(b.starts_with(b"451 4.3.0"), "{}", String::from_utf8_lossy(&b));
+}
+
+#[test]
+fn bare_lf_message_is_refused_whole() {
+    let r = session(
+        OUTSIDE,
+        &[
+            "EHLO x\r\n",
+            "MAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
+            "one\n.\nMAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nspoof\r\n.\r\n",
+            "QUIT\r\n",
+        ],
+    );
+    let lines = replies(&r);
+    assert!(lines.iter().any(|l| l.starts_with("554 5.6.0")), "{lines:?}");
+    assert!(r.messages.is_empty());
+    assert_eq!(lines.last().unwrap(), "221 2.0.0 Bye");
+}
+
+#[test]
+fn timeouts_close_with_421() {
+    let mut d = Driver::new(policy(), ip(OUTSIDE));
+    d.feed(b"EHLO x\r\n");
+    d.expire();
+    assert!(replies(&d.run).last().unwrap().starts_with("421 4.4.2"));
+    assert!(d.run.closed);
+    assert_eq!(d.session.poll_timeout(), None);
+}
+
+fn b64(s: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn auth_plain_and_login() {
+    let ok = format!("AUTH PLAIN {}", b64(b"\0carol\0secret"));
+    let bad = format!("AUTH PLAIN {}", b64(b"\0carol\0wrong"));
+    assert_eq!(
+        codes(OUTSIDE, &["EHLO x", &bad, &ok, &ok]),
+        ["250", "535", "235", "503"]
+    );
+    assert_eq!(
+        codes(OUTSIDE, &["EHLO x", "AUTH PLAIN", &b64(b"\0carol\0secret")]),
+        ["250", "334", "235"]
+    );
+    assert_eq!(
+        codes(
+            OUTSIDE,
+            &["EHLO x", "AUTH LOGIN", &b64(b"carol"), &b64(b"secret")]
+        ),
+        ["250", "334", "334", "235"]
+    );
+    assert_eq!(
+        codes(OUTSIDE, &["EHLO x", "AUTH PLAIN", "*"]),
+        ["250", "334", "501"]
+    );
+    assert_eq!(codes(OUTSIDE, &["EHLO x", "AUTH PLAIN !!!"]), ["250", "501"]);
+    assert_eq!(codes(OUTSIDE, &["EHLO x", "AUTH CRAM-MD5"]), ["250", "504"]);
+    assert_eq!(codes(OUTSIDE, &["HELO x", &ok]), ["250", "503"]);
+    let impersonate = format!("AUTH PLAIN {}", b64(b"alice\0carol\0secret"));
+    assert_eq!(codes(OUTSIDE, &["EHLO x", &impersonate]), ["250", "535"]);
+    // Authenticated, carol may relay from outside.
+    assert_eq!(
+        codes(
+            OUTSIDE,
+            &[
+                "EHLO x",
+                &ok,
+                "MAIL FROM:<carol@example.com>",
+                "RCPT TO:<u@nmap.scanme.org>"
+            ]
+        ),
+        ["250", "235", "250", "250"]
+    );
+}
+
+#[test]
+fn smtputf8_is_required_for_non_ascii_addresses() {
+    assert_eq!(
+        codes(LAN, &["EHLO x", "MAIL FROM:<jörg@x.example>"]),
+        ["250", "553"]
+    );
+    assert_eq!(
+        codes(
+            LAN,
+            &[
+                "EHLO x",
+                "MAIL FROM:<jörg@x.example> SMTPUTF8",
+                "RCPT TO:<u@bücher.example>"
+            ]
+        ),
+        ["250", "250", "250"]
+    );
+}
+
+// ---- properties ----
+
+/// A legitimate session: EHLO, one transaction with the given body, QUIT.
+fn legit_stream(body: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let head = b"EHLO pc.lan\r\nMAIL FROM:<pc@lan.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<u@nmap.scanme.org>\r\nDATA\r\n".to_vec();
+    let mut tail = body.to_vec();
+    tail.extend_from_slice(b".\r\nNOOP\r\nRSET\r\nQUIT\r\n");
+    (head, tail)
+}
+
+fn split_at_points<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for p in points {
+        out.push(&bytes[prev..p]);
+        prev = p;
+    }
+    out.push(&bytes[prev..]);
+    out
+}
+
+fn body_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(b"\r\n".to_vec()),
+            Just(b".".to_vec()),
+            Just(b"..".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\0".to_vec()),
+            Just(b"\r\n.\r\n".to_vec()),
+            "[a-zA-Z .:]{0,20}".prop_map(String::into_bytes),
+        ],
+        0..30,
+    )
+    .prop_map(|parts| {
+        let mut b = parts.concat();
+        if !b.ends_with(b"\r\n") {
+            b.extend_from_slice(b"\r\n");
+        }
+        b
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// (a) Any split gives the same outputs, as long as the client waits
+    /// for the 354 (the one rule that depends on the split on purpose).
+    #[test]
+    fn any_split_gives_the_same_outputs(body in body_strategy(), cuts_a in prop::collection::vec(any::<usize>(), 0..8), cuts_b in prop::collection::vec(any::<usize>(), 0..8)) {
+        let (head, tail) = legit_stream(&body);
+        let p = policy();
+        let reference = run(p.clone(), ip(LAN), &[&head, &tail]);
+        // The head ends with the DATA line, so that line always ends a chunk.
+        let got = {
+            let mut d = Driver::new(p, ip(LAN));
+            let head_chunks = split_at_points(&head, &cuts_a);
+            for c in &head_chunks { d.feed(c); }
+            for c in split_at_points(&tail, &cuts_b) { d.feed(c); }
+            d.run
+        };
+        prop_assert_eq!(&got, &reference);
+    }
+
+    /// (b) Arbitrary bytes never panic, and memory stays bounded.
+    #[test]
+    fn arbitrary_bytes_never_panic(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 0..12), lan in any::<bool>()) {
+        let mut d = Driver::new(policy(), ip(if lan { LAN } else { OUTSIDE }));
+        for c in &chunks {
+            d.feed(c);
+            prop_assert!(d.session.buffered() <= 4096 + 2048 + relayguard_core::session::MAX_PIPELINED);
+        }
+        // (c) whatever came in, every reply line is well formed.
+        for line in d.run.sent.split_inclusive(|&b| b == b'\n') {
+            prop_assert!(check_line(line).is_ok(), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    /// (c) Every reply line is `ddd[ -]text<CRLF>` and at most 512 octets,
+    /// for sessions made of real commands in random order.
+    #[test]
+    fn reply_lines_are_well_formed(cmds in prop::collection::vec(prop_oneof![
+        Just("EHLO x".to_string()), Just("HELO x".to_string()), Just("RSET".to_string()), Just("DATA".to_string()),
+        Just("AUTH PLAIN".to_string()), Just("*".to_string()),
+        "[a-z@%!.\"<>:\\[\\]0-9]{0,40}".prop_map(|a| format!("RCPT TO:<{a}>")),
+        "[a-z@.\"<>]{0,40}".prop_map(|a| format!("MAIL FROM:<{a}>")),
+        "[ -~]{0,700}",
+    ], 0..20)) {
+        let text: String = cmds.iter().map(|c| format!("{c}\r\n")).collect();
+        let r = run(policy(), ip(OUTSIDE), &[text.as_bytes()]);
+        for line in r.sent.split_inclusive(|&b| b == b'\n') {
+            prop_assert!(check_line(line).is_ok(), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    /// (e) No smuggling sequence ends DATA or starts a second message,
+    /// wherever the input is split.
+    #[test]
+    fn smuggling_never_ends_data(seq in prop::sample::select(SMUGGLING.to_vec()), cut in any::<usize>()) {
+        let mut stream = b"Subject: one\r\n\r\nfirst".to_vec();
+        stream.extend_from_slice(seq);
+        stream.extend_from_slice(b"MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nspoof\r\n.\r\n");
+        let mut d = Driver::new(policy(), ip(OUTSIDE));
+        d.feed(b"EHLO x\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n");
+        for c in split_at_points(&stream, &[cut]) {
+            d.feed(c);
+        }
+        d.feed(b"\r\n.\r\nQUIT\r\n");
+        prop_assert!(d.run.messages.is_empty(), "a message was handed on for {:?}", seq);
+        let text = String::from_utf8_lossy(&d.run.sent).into_owned();
+        prop_assert_eq!(text.matches("354 ").count(), 1, "{}", text);
+        prop_assert!(!text.contains("250 2.0.0 Ok: queued"), "{}", text);
+    }
+}
+
+const SMUGGLING: &[&[u8]] = &[
+    b"\n.\n",
+    b"\n.\r",
+    b"\r.\n",
+    b"\r.\r",
+    b"\n.\r\n",
+    b"\r.\r\n",
+    b"\r\n.\n",
+    b"\r\n.\r",
+    b"\r\n\x00.\r\n",
+    b"\r\n.\r\r\n",
+    b"\r\r\n.\r\r\n",
+];

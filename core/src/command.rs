@@ -16,6 +16,89 @@ use crate::address::{self, AddressError};
 pub const MAX_LINE: usize = 512;
 pub const MAX_LINE_WITH_PARAMS: usize = 1024;
 
+/// Byte classes, so that each check is one table lookup per byte.
+const CTRL: u8 = 1; // never in a command line: controls but TAB, DEL
+const HIGH: u8 = 2; // outside ASCII: needs UTF-8 validation
+const NOT_LOCAL: u8 = 4; // cannot appear unquoted in a local part
+const NOT_DOMAIN: u8 = 8; // cannot appear in a domain name
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut c = 0;
+        if (b < 0x20 && b != b'\t') || b == 0x7f {
+            c |= CTRL | NOT_LOCAL | NOT_DOMAIN;
+        }
+        if b >= 0x80 {
+            c |= HIGH;
+        }
+        if matches!(
+            b,
+            b' ' | b'\t' | b'<' | b'>' | b'(' | b')' | b',' | b';' | b':' | b'\\' | b'"' | b'[' | b']'
+        ) {
+            c |= NOT_LOCAL;
+        }
+        if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b >= 0x80) {
+            c |= NOT_DOMAIN;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+/// The union of the classes of `bytes`: branch-free, eight at a time.
+fn classes(bytes: &[u8]) -> u8 {
+    let mut acc = 0u8;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        acc |= CLASS[c[0] as usize]
+            | CLASS[c[1] as usize]
+            | CLASS[c[2] as usize]
+            | CLASS[c[3] as usize]
+            | CLASS[c[4] as usize]
+            | CLASS[c[5] as usize]
+            | CLASS[c[6] as usize]
+            | CLASS[c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        acc |= CLASS[b as usize];
+    }
+    acc
+}
+
+/// `CTRL` and `HIGH` of a whole command line, eight bytes per step with
+/// word arithmetic (every line of every client goes through here).
+fn line_classes(line: &[u8]) -> u8 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let (mut ctrl, mut high) = (0u64, 0u64);
+    let mut chunks = line.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let t = x & LO7;
+        let ascii = !x & HI;
+        // Per byte, no carries between bytes since t <= 0x7f:
+        let below_space = !(t + 0x60 * ONES) & ascii;
+        let del = (t + ONES) & ascii;
+        let y = x ^ (0x09 * ONES);
+        let tab = !(((y & LO7) + LO7) | y) & HI;
+        ctrl |= (below_space & !tab) | del;
+        high |= x & HI;
+    }
+    let mut acc = classes(chunks.remainder()) & (CTRL | HIGH);
+    if ctrl != 0 {
+        acc |= CTRL;
+    }
+    if high != 0 {
+        acc |= HIGH;
+    }
+    acc
+}
+
 /// A parsed command line, borrowing from the line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -137,13 +220,20 @@ impl fmt::Display for ParseError {
 pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
     // Control characters other than TAB never belong in a command; a NUL is a
     // classic way to make two parsers disagree.
-    if line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
+    let class = line_classes(line);
+    if class & CTRL != 0 {
         return Err(ParseError::BadCharacters);
     }
-    let line = std::str::from_utf8(line).map_err(|_| ParseError::BadCharacters)?;
-    let verb_end = line.find([' ', '\t']).unwrap_or(line.len());
+    let line = if class & HIGH == 0 {
+        // SAFETY: every byte is below 0x80, so the line is ASCII and
+        // therefore valid UTF-8; this skips a second pass over it.
+        unsafe { std::str::from_utf8_unchecked(line) }
+    } else {
+        std::str::from_utf8(line).map_err(|_| ParseError::BadCharacters)?
+    };
+    let verb_end = line.bytes().position(is_space).unwrap_or(line.len());
     let (verb, rest) = line.split_at(verb_end);
-    let args = rest.trim_matches([' ', '\t']);
+    let args = trim(rest);
     if verb.len() != 4 && verb.len() != 8 {
         return Err(ParseError::UnknownCommand);
     }
@@ -168,6 +258,21 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
     Ok(cmd)
 }
 
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn is_space_char(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_space(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_space(c)).map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
 fn no_args<'a>(args: &str, c: Command<'a>) -> Result<Command<'a>, ParseError> {
     if args.is_empty() {
         Ok(c)
@@ -190,7 +295,7 @@ fn domain_arg(args: &str) -> Result<&str, ParseError> {
     if args.is_empty() {
         return Err(ParseError::Syntax("HELO/EHLO needs a domain or address literal"));
     }
-    if args.contains([' ', '\t']) {
+    if args.bytes().any(is_space) {
         return Err(ParseError::Syntax("HELO/EHLO takes one argument"));
     }
     Ok(args)
@@ -201,7 +306,8 @@ fn domain_arg(args: &str) -> Result<&str, ParseError> {
 fn strip_keyword<'a>(args: &'a str, kw: &str) -> Option<&'a str> {
     let n = kw.len();
     if args.len() >= n && args.as_bytes()[..n].eq_ignore_ascii_case(kw.as_bytes()) {
-        Some(args[n..].trim_start_matches([' ', '\t']))
+        let rest = &args[n..];
+        Some(&rest[rest.bytes().position(|b| !is_space(b)).unwrap_or(rest.len())..])
     } else {
         None
     }
@@ -211,6 +317,12 @@ fn strip_keyword<'a>(args: &'a str, kw: &str) -> Option<&'a str> {
 fn split_path(s: &str) -> Result<(&str, &str), ParseError> {
     let b = s.as_bytes();
     if b.first() == Some(&b'<') {
+        // Usually no quotes: the first '>' closes the path.
+        match memchr::memchr2(b'>', b'"', b) {
+            Some(i) if b[i] == b'>' => return Ok((&s[1..i], &s[i + 1..])),
+            None => return Err(ParseError::Address(AddressError::MissingBracket)),
+            Some(_) => {}
+        }
         // Find the closing '>' outside quotes.
         let mut i = 1;
         let mut quoted = false;
@@ -225,7 +337,7 @@ fn split_path(s: &str) -> Result<(&str, &str), ParseError> {
         }
         Err(ParseError::Address(AddressError::MissingBracket))
     } else {
-        let end = s.find([' ', '\t']).unwrap_or(s.len());
+        let end = s.bytes().position(is_space).unwrap_or(s.len());
         if end == 0 {
             return Err(ParseError::Address(AddressError::Empty));
         }
@@ -246,7 +358,9 @@ fn parse_path_arg(inner: &str, allow_null: bool) -> Result<PathArg<'_>, ParseErr
         for hop in r.split(',') {
             let d = hop
                 .strip_prefix('@')
-                .filter(|d| !d.is_empty() && !d.contains(['@', ':', '<', '>', '"']))
+                .filter(|d| {
+                    !d.is_empty() && !d.bytes().any(|b| matches!(b, b'@' | b':' | b'<' | b'>' | b'"'))
+                })
                 .ok_or(ParseError::Address(AddressError::BadRoute))?;
             check_domain_shape(d).map_err(|_| ParseError::Address(AddressError::BadRoute))?;
         }
@@ -269,9 +383,7 @@ fn check_local_shape(local: &str) -> Result<(), ParseError> {
     if local.is_empty() {
         return Err(ParseError::Address(AddressError::EmptyLocalPart));
     }
-    if !local.starts_with('"')
-        && local.contains([' ', '\t', '<', '>', '(', ')', ',', ';', ':', '\\', '"', '[', ']'])
-    {
+    if !local.starts_with('"') && classes(local.as_bytes()) & NOT_LOCAL != 0 {
         return Err(ParseError::Address(AddressError::BadLocalPart));
     }
     Ok(())
@@ -284,7 +396,12 @@ fn check_domain_shape(d: &str) -> Result<(), AddressError> {
         return Err(AddressError::EmptyDomain);
     }
     if d.starts_with('[') {
-        return if d.ends_with(']') && d.len() > 2 && !d[1..d.len() - 1].contains(['[', ']', '\\']) {
+        return if d.ends_with(']')
+            && d.len() > 2
+            && !d[1..d.len() - 1]
+                .bytes()
+                .any(|b| matches!(b, b'[' | b']' | b'\\'))
+        {
             Ok(())
         } else {
             Err(AddressError::InvalidLiteral)
@@ -304,7 +421,7 @@ fn parse_mail(args: &str) -> Result<Command<'_>, ParseError> {
     let (inner, params_text) = split_path(rest)?;
     let from = parse_path_arg(inner, true)?;
     let mut params = MailParams::default();
-    for p in params_text.split([' ', '\t']).filter(|p| !p.is_empty()) {
+    for p in params_text.split(is_space_char).filter(|p| !p.is_empty()) {
         let (key, value) = match p.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (p, None),
@@ -353,14 +470,14 @@ fn parse_rcpt(args: &str) -> Result<Command<'_>, ParseError> {
     let (inner, params_text) = split_path(rest)?;
     let to = parse_path_arg(inner, false)?;
     // We offer no RCPT parameters (no DSN), so any is unknown.
-    if !params_text.trim_matches([' ', '\t']).is_empty() {
+    if !trim(params_text).is_empty() {
         return Err(ParseError::UnknownParameter);
     }
     Ok(Command::Rcpt { to })
 }
 
 fn parse_auth(args: &str) -> Result<Command<'_>, ParseError> {
-    let mut it = args.split([' ', '\t']).filter(|s| !s.is_empty());
+    let mut it = args.split(is_space_char).filter(|s| !s.is_empty());
     let mechanism = it.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
     let initial = it.next();
     if it.next().is_some() {
@@ -609,6 +726,21 @@ mod tests {
             ("RCPT TO:<u v@example.com>", AddressError::BadLocalPart),
         ] {
             assert_eq!(p(s), Err(ParseError::Address(e)), "{s}");
+        }
+    }
+
+    #[test]
+    fn word_scan_agrees_with_the_table() {
+        for b in 0..=255u8 {
+            for pos in 0..17 {
+                let mut line = vec![b'a'; 17];
+                line[pos] = b;
+                assert_eq!(
+                    line_classes(&line),
+                    classes(&line) & (CTRL | HIGH),
+                    "byte {b:#x} at {pos}"
+                );
+            }
         }
     }
 

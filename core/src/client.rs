@@ -1,0 +1,549 @@
+//! The SMTP client session: the other side of the server, as a state machine.
+//!
+//! The relay node delivers outbound mail with it, the simulation's actors send
+//! with it and the probes test relays with it. Like the server session it does
+//! no I/O and reads no clock: server bytes go in with [`Client::handle_input`],
+//! bytes to write and the final [`Outcome`] come out of [`Client::poll_output`],
+//! and time is whatever the driver says it is. That keeps a run replayable and
+//! lets the same client run in turmoil, under proptest and over real TCP.
+//!
+//! One [`Client`] delivers one [`Job`] over one connection, then says
+//! [`Output::Done`] exactly once; the driver closes the connection after that.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::reply::{LineError, MAX_REPLY_LINE, Reply, ReplyReader};
+
+/// Time since the driver's epoch, whatever that is: the core never reads a
+/// clock, so the simulation can run on virtual time and tests on none.
+pub type Now = Duration;
+
+/// One message to deliver, and how to introduce ourselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub helo: String,
+    /// AUTH PLAIN user and password. When set, the message is never sent
+    /// unauthenticated: a server that does not offer AUTH PLAIN fails the job.
+    pub auth: Option<(String, String)>,
+    /// The reverse path inside `<>`; empty for the null sender.
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// The message as CRLF lines, not dot-stuffed. A lone CR or LF is sent as
+    /// CRLF (see [`data_bytes`]), and a missing final CRLF is added.
+    pub body: Vec<u8>,
+    /// How long to wait for each reply.
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes to write to the server, in order.
+    Send(Vec<u8>),
+    /// The session is over: close the connection. Always the last output.
+    Done(Outcome),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The server's first reply, if one came.
+    pub greeting: Option<Reply>,
+    /// Every recipient of the job, in job order.
+    pub recipients: Vec<(String, RcptResult)>,
+    pub message: MessageResult,
+    /// Each command sent (CRLF included; the DATA body as one entry) with its
+    /// reply, in order. A command left unanswered (timeout, close, protocol
+    /// error) is not listed, nor is the greeting, which has no command.
+    pub transcript: Vec<(Vec<u8>, Reply)>,
+}
+
+/// The server's answer to one RCPT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RcptResult {
+    Accepted(Reply),
+    Transient(Reply),
+    /// A 5xx, or any reply that is neither 2xx nor 4xx: a recipient is only
+    /// counted as accepted on a 2xx, and only retried on a 4xx.
+    Permanent(Reply),
+    /// No reply known: never sent (MAIL refused, session ended first), or sent
+    /// and left unanswered.
+    NotTried,
+}
+
+/// What became of the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageResult {
+    /// The final reply after the body was a 2xx.
+    Accepted(Reply),
+    /// DATA or the final reply was a 4xx.
+    Transient(Reply),
+    /// DATA or the final reply was a 5xx, or something other than 354 to DATA
+    /// or 2xx after the body.
+    Permanent(Reply),
+    /// The body never got a final reply. After a close, a timeout or a
+    /// protocol error that follows the body, the server may still have taken
+    /// the message: a retry can duplicate it, which is the usual SMTP choice
+    /// over losing it (RFC 1047).
+    NotSent(Failure),
+}
+
+/// Why a message was not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The greeting was not 220.
+    GreetingRefused(Reply),
+    /// EHLO got a 4xx, or EHLO a 5xx and then HELO a non-2xx.
+    HelloRefused(Reply),
+    /// The job has credentials but the server does not offer AUTH PLAIN.
+    AuthNotOffered,
+    AuthRefused(Reply),
+    MailRefused(Reply),
+    /// Every recipient was refused (see [`Outcome::recipients`]).
+    NoRecipientAccepted,
+    /// The server sent a line that is not a well-formed reply. A line too long
+    /// is cut at [`MAX_REPLY_LINE`] octets, so that the failure does not depend
+    /// on how the bytes were split.
+    Protocol {
+        line: Vec<u8>,
+        error: LineError,
+    },
+    /// No reply within [`Job::timeout`].
+    Timeout,
+    /// The server closed the connection.
+    Closed,
+    /// The job would put a line break inside a command, which would let it
+    /// smuggle commands of its own; nothing was sent.
+    InvalidJob(&'static str),
+}
+
+/// The service extensions of an EHLO reply that the client acts on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extensions {
+    pub pipelining: bool,
+    /// The SIZE limit; `Some(0)` when SIZE is offered without one.
+    pub size: Option<u64>,
+    pub eight_bit_mime: bool,
+    pub smtputf8: bool,
+    /// AUTH mechanisms, upper case, in the server's order.
+    pub auth: Vec<String>,
+}
+
+impl Extensions {
+    /// Reads the keywords of an EHLO reply, case-insensitively. The old
+    /// `AUTH=PLAIN LOGIN` form is read as `AUTH PLAIN LOGIN`, as some servers
+    /// still send only that.
+    pub fn from_ehlo(reply: &Reply) -> Extensions {
+        let mut ext = Extensions::default();
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let Some(keyword) = words.next() else {
+                continue;
+            };
+            let keyword = keyword.to_ascii_uppercase();
+            if let Some(first) = keyword.strip_prefix("AUTH=") {
+                ext.auth
+                    .extend(std::iter::once(first.to_string()).filter(|m| !m.is_empty()));
+                ext.auth.extend(words.map(str::to_ascii_uppercase));
+                continue;
+            }
+            match keyword.as_str() {
+                "PIPELINING" => ext.pipelining = true,
+                "SIZE" => ext.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                "8BITMIME" => ext.eight_bit_mime = true,
+                "SMTPUTF8" => ext.smtputf8 = true,
+                "AUTH" => ext.auth.extend(words.map(str::to_ascii_uppercase)),
+                _ => {}
+            }
+        }
+        ext
+    }
+}
+
+/// What an awaited reply answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Greeting,
+    Ehlo,
+    Helo,
+    Auth,
+    Mail,
+    Rcpt(usize),
+    Data,
+    Body,
+    Quit,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    job: Job,
+    /// The DATA content as it goes on the wire, computed once so that SIZE
+    /// can announce its length.
+    data: Vec<u8>,
+    ext: Extensions,
+    /// Replies awaited, oldest first, with the line that asked for each.
+    pending: VecDeque<(Step, Vec<u8>)>,
+    /// Bytes of a reply line not yet ended by LF.
+    buf: Vec<u8>,
+    reader: ReplyReader,
+    deadline: Option<Now>,
+    out: VecDeque<Output>,
+    done: bool,
+    greeting: Option<Reply>,
+    recipients: Vec<(String, RcptResult)>,
+    /// Kept until every pipelined RCPT reply is in, so that those replies still
+    /// reach the transcript.
+    mail_refused: Option<Reply>,
+    message: Option<MessageResult>,
+    transcript: Vec<(Vec<u8>, Reply)>,
+}
+
+impl Client {
+    /// Starts a session on a connection just opened: the server speaks first.
+    pub fn new(job: Job, now: Now) -> Client {
+        let mut c = Client {
+            data: data_bytes(&job.body),
+            recipients: job
+                .rcpt_to
+                .iter()
+                .map(|r| (r.clone(), RcptResult::NotTried))
+                .collect(),
+            deadline: now.checked_add(job.timeout),
+            job,
+            ext: Extensions::default(),
+            pending: VecDeque::from([(Step::Greeting, Vec::new())]),
+            buf: Vec::new(),
+            reader: ReplyReader::new(),
+            out: VecDeque::new(),
+            done: false,
+            greeting: None,
+            mail_refused: None,
+            message: None,
+            transcript: Vec::new(),
+        };
+        if let Some(why) = invalid(&c.job) {
+            c.abort(Failure::InvalidJob(why));
+        }
+        c
+    }
+
+    /// Feeds bytes from the server; any split of the stream gives the same
+    /// outputs. Bytes after the session is over are ignored.
+    pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
+        if self.done {
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+        let mut start = 0;
+        while !self.done {
+            let rest = &self.buf[start..];
+            let window = &rest[..rest.len().min(MAX_REPLY_LINE)];
+            match memchr::memchr(b'\n', window) {
+                Some(nl) => {
+                    let line = rest[..=nl].to_vec();
+                    start += nl + 1;
+                    self.on_line(now, line);
+                }
+                None if rest.len() >= MAX_REPLY_LINE => {
+                    let line = window.to_vec();
+                    self.abort(Failure::Protocol {
+                        line,
+                        error: LineError::TooLong(MAX_REPLY_LINE + 1),
+                    });
+                }
+                None => break,
+            }
+        }
+        if self.done {
+            self.buf = Vec::new();
+        } else {
+            self.buf.drain(..start);
+        }
+    }
+
+    /// The server closed the connection. After QUIT that is the normal end;
+    /// before, the message fails with [`Failure::Closed`].
+    pub fn handle_close(&mut self, _now: Now) {
+        if !self.done {
+            self.abort(Failure::Closed);
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] should next be called; `None` once the
+    /// session is over (or if the timeout is too large to be a time).
+    pub fn poll_timeout(&self) -> Option<Now> {
+        if self.done { None } else { self.deadline }
+    }
+
+    /// Ends the session with [`Failure::Timeout`] if the awaited reply is
+    /// late. No QUIT is sent: a server that does not answer will not answer
+    /// that either.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if !self.done && self.deadline.is_some_and(|d| now >= d) {
+            self.abort(Failure::Timeout);
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The extensions of the last EHLO reply; none after HELO.
+    pub fn extensions(&self) -> &Extensions {
+        &self.ext
+    }
+
+    fn on_line(&mut self, now: Now, line: Vec<u8>) {
+        self.reader.push(&line);
+        match self.reader.next_reply() {
+            Ok(None) => {}
+            Ok(Some(reply)) => {
+                self.on_reply(reply);
+                self.deadline = now.checked_add(self.job.timeout);
+            }
+            Err(error) => self.abort(Failure::Protocol { line, error }),
+        }
+    }
+
+    fn on_reply(&mut self, reply: Reply) {
+        // `pending` is never empty before Done: every state awaits a reply.
+        let Some((step, line)) = self.pending.pop_front() else {
+            return;
+        };
+        if step != Step::Greeting {
+            self.transcript.push((line, reply.clone()));
+        }
+        let ok = (200..300).contains(&reply.code);
+        match step {
+            Step::Greeting => {
+                self.greeting = Some(reply.clone());
+                if reply.code == 220 {
+                    self.send(Step::Ehlo, format!("EHLO {}\r\n", self.job.helo).into_bytes());
+                } else {
+                    self.refuse(Failure::GreetingRefused(reply));
+                }
+            }
+            Step::Ehlo if ok => {
+                self.ext = Extensions::from_ehlo(&reply);
+                self.after_hello();
+            }
+            Step::Ehlo if reply.is_permanent() => {
+                self.send(Step::Helo, format!("HELO {}\r\n", self.job.helo).into_bytes());
+            }
+            Step::Helo if ok => self.after_hello(),
+            Step::Ehlo | Step::Helo => self.refuse(Failure::HelloRefused(reply)),
+            Step::Auth if ok => self.start_mail(),
+            Step::Auth => self.refuse(Failure::AuthRefused(reply)),
+            Step::Mail | Step::Rcpt(_) => {
+                let next = match step {
+                    Step::Rcpt(i) => {
+                        self.recipients[i].1 = rcpt_result(reply);
+                        i + 1
+                    }
+                    _ => {
+                        if !ok {
+                            self.mail_refused = Some(reply);
+                        }
+                        0
+                    }
+                };
+                // Pipelined, all RCPTs are already out; otherwise send the
+                // next one only now that the previous reply is in.
+                if self.pending.is_empty() {
+                    if self.mail_refused.is_none() && next < self.job.rcpt_to.len() {
+                        self.send(Step::Rcpt(next), rcpt_line(&self.job.rcpt_to[next]));
+                    } else {
+                        self.end_envelope();
+                    }
+                }
+            }
+            Step::Data if reply.code == 354 => self.send(Step::Body, self.data.clone()),
+            Step::Data => {
+                self.message = Some(refusal(reply));
+                self.quit();
+            }
+            Step::Body => {
+                self.message = Some(if ok {
+                    MessageResult::Accepted(reply)
+                } else {
+                    refusal(reply)
+                });
+                self.quit();
+            }
+            Step::Quit => self.finish(),
+        }
+    }
+
+    fn after_hello(&mut self) {
+        match &self.job.auth {
+            None => self.start_mail(),
+            Some(_) if !self.ext.auth.iter().any(|m| m == "PLAIN") => self.refuse(Failure::AuthNotOffered),
+            Some((user, password)) => {
+                let response =
+                    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+                self.send(Step::Auth, format!("AUTH PLAIN {response}\r\n").into_bytes());
+            }
+        }
+    }
+
+    fn start_mail(&mut self) {
+        let mut params = String::new();
+        if self.ext.size.is_some() {
+            // The dot-stuffed length without the final ".<CRLF>": close to
+            // what the server will count, which RFC 1870 allows.
+            params.push_str(&format!(" SIZE={}", self.data.len() - 3));
+        }
+        if self.ext.eight_bit_mime && self.job.body.iter().any(|b| !b.is_ascii()) {
+            params.push_str(" BODY=8BITMIME");
+        }
+        let non_ascii = !self.job.mail_from.is_ascii() || self.job.rcpt_to.iter().any(|r| !r.is_ascii());
+        if self.ext.smtputf8 && non_ascii {
+            params.push_str(" SMTPUTF8");
+        }
+        let mail = format!("MAIL FROM:<{}>{params}\r\n", self.job.mail_from).into_bytes();
+        if self.ext.pipelining {
+            let mut group = vec![(Step::Mail, mail)];
+            for (i, rcpt) in self.job.rcpt_to.iter().enumerate() {
+                group.push((Step::Rcpt(i), rcpt_line(rcpt)));
+            }
+            self.send_group(group);
+        } else {
+            self.send(Step::Mail, mail);
+        }
+    }
+
+    /// Every MAIL and RCPT reply is in: DATA only if a recipient was accepted,
+    /// since the body must never reach a transaction the server refused.
+    fn end_envelope(&mut self) {
+        if let Some(reply) = self.mail_refused.take() {
+            self.refuse(Failure::MailRefused(reply));
+        } else if self
+            .recipients
+            .iter()
+            .any(|(_, r)| matches!(r, RcptResult::Accepted(_)))
+        {
+            self.send(Step::Data, b"DATA\r\n".to_vec());
+        } else {
+            self.refuse(Failure::NoRecipientAccepted);
+        }
+    }
+
+    fn refuse(&mut self, failure: Failure) {
+        self.message = Some(MessageResult::NotSent(failure));
+        self.quit();
+    }
+
+    fn quit(&mut self) {
+        self.send(Step::Quit, b"QUIT\r\n".to_vec());
+    }
+
+    /// Ends at once, without QUIT. A result already decided (the session was
+    /// only waiting for the QUIT reply) stands.
+    fn abort(&mut self, failure: Failure) {
+        self.message.get_or_insert(MessageResult::NotSent(failure));
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let outcome = Outcome {
+            greeting: self.greeting.take(),
+            recipients: std::mem::take(&mut self.recipients),
+            message: self
+                .message
+                .take()
+                .unwrap_or(MessageResult::NotSent(Failure::Closed)),
+            transcript: std::mem::take(&mut self.transcript),
+        };
+        self.out.push_back(Output::Done(outcome));
+        self.done = true;
+        self.pending.clear();
+    }
+
+    fn send(&mut self, step: Step, line: Vec<u8>) {
+        self.send_group(vec![(step, line)]);
+    }
+
+    /// Sends the lines in one write and awaits a reply to each.
+    fn send_group(&mut self, group: Vec<(Step, Vec<u8>)>) {
+        let bytes = group.iter().flat_map(|(_, line)| line.iter().copied()).collect();
+        self.out.push_back(Output::Send(bytes));
+        self.pending.extend(group);
+    }
+}
+
+fn rcpt_line(rcpt: &str) -> Vec<u8> {
+    format!("RCPT TO:<{rcpt}>\r\n").into_bytes()
+}
+
+fn rcpt_result(reply: Reply) -> RcptResult {
+    match reply.code {
+        200..=299 => RcptResult::Accepted(reply),
+        400..=499 => RcptResult::Transient(reply),
+        _ => RcptResult::Permanent(reply),
+    }
+}
+
+fn refusal(reply: Reply) -> MessageResult {
+    if reply.is_transient() {
+        MessageResult::Transient(reply)
+    } else {
+        MessageResult::Permanent(reply)
+    }
+}
+
+/// Which job field would break a command line in two, if any.
+fn invalid(job: &Job) -> Option<&'static str> {
+    let breaks = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
+    if breaks(&job.helo) {
+        Some("line break in helo")
+    } else if breaks(&job.mail_from) {
+        Some("line break in mail_from")
+    } else if job.rcpt_to.iter().any(|r| breaks(r)) {
+        Some("line break in rcpt_to")
+    } else {
+        None
+    }
+}
+
+/// The DATA content for `body`, as sent after the 354: every line ended by
+/// CRLF, lines starting with `.` dot-stuffed, then `.<CRLF>`.
+///
+/// A lone CR and a lone LF each become CRLF. Sent as is, a bare line ending
+/// is read differently by different servers, which is how SMTP smuggling
+/// slips a second message past the first one's checks; CRLF is what the
+/// sender most likely meant. A body not ending in CRLF gets one, since the
+/// terminating `.` must start a line.
+pub fn data_bytes(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32 + 5);
+    let mut line_start = true;
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if b == b'\r' || b == b'\n' {
+            out.extend_from_slice(b"\r\n");
+            i += if b == b'\r' && body.get(i + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            line_start = true;
+            continue;
+        }
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = false;
+        i += 1;
+    }
+    if !line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}

@@ -82,10 +82,10 @@ pub enum MessageResult {
     /// DATA or the final reply was a 5xx, or something other than 354 to DATA
     /// or 2xx after the body.
     Permanent(Reply),
-    /// The body never got a final reply. After a close, a timeout or a
-    /// protocol error that follows the body, the server may still have taken
-    /// the message: a retry can duplicate it, which is the usual SMTP choice
-    /// over losing it (RFC 1047).
+    /// The message got no final reply. When the failure (a close, a timeout,
+    /// a protocol error) came after the body was sent, the server may still
+    /// have taken the message: a retry can duplicate it, which is the usual
+    /// SMTP choice over losing it (RFC 1047).
     NotSent(Failure),
 }
 
@@ -143,8 +143,9 @@ impl Extensions {
             };
             let keyword = keyword.to_ascii_uppercase();
             if let Some(first) = keyword.strip_prefix("AUTH=") {
-                ext.auth
-                    .extend(std::iter::once(first.to_string()).filter(|m| !m.is_empty()));
+                if !first.is_empty() {
+                    ext.auth.push(first.to_string());
+                }
                 ext.auth.extend(words.map(str::to_ascii_uppercase));
                 continue;
             }

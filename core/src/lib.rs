@@ -7,6 +7,7 @@
 //! and in the real server, and lets every run be replayed exactly.
 
 pub mod address;
+pub mod client;
 pub mod command;
 pub mod config;
 pub mod data;

@@ -34,6 +34,9 @@ pub struct DataReader {
     size: usize,
     /// A bare CR, a bare LF or a NUL was seen.
     tainted: bool,
+    /// Injected bug `lf-ends-data`: a bare LF ends a line, as in the
+    /// servers that SMTP smuggling exploits.
+    lf_ends_line: bool,
 }
 
 /// How the message ended.
@@ -55,6 +58,15 @@ impl DataReader {
             limit,
             size: 0,
             tainted: false,
+            lf_ends_line: false,
+        }
+    }
+
+    /// The reader with the `lf-ends-data` bug switched on.
+    pub fn with_lf_bug(limit: usize) -> DataReader {
+        DataReader {
+            lf_ends_line: true,
+            ..DataReader::new(limit)
         }
     }
 
@@ -96,6 +108,9 @@ impl DataReader {
                     i += 1;
                     if b == b'\r' {
                         self.state = State::Cr;
+                    } else if self.lf_ends_line {
+                        self.emit(b"\r\n");
+                        self.state = State::LineStart;
                     } else {
                         // A bare LF: kept, flagged, and it does NOT start a line.
                         self.tainted = true;
@@ -114,6 +129,8 @@ impl DataReader {
                     if input[i] == b'\r' {
                         i += 1;
                         self.state = State::DotCr;
+                    } else if input[i] == b'\n' && self.lf_ends_line {
+                        return Some((i + 1, self.finish()));
                     } else {
                         // The dot was stuffing: drop it, the rest is text.
                         self.state = State::Middle;

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::oracle::{Oracle, Verdict};
 use crate::policy::Policy;
 use crate::session::{Message, Now, Output, Peer, Session};
 
@@ -19,10 +20,11 @@ pub struct Run {
     pub closed: bool,
 }
 
-/// Drives one session over in-memory input.
+/// Drives one session over in-memory input, with the wire oracle watching.
 pub struct Driver {
     pub session: Session,
     pub run: Run,
+    pub oracle: Oracle,
     stored: u64,
     now: Now,
 }
@@ -30,9 +32,11 @@ pub struct Driver {
 impl Driver {
     pub fn new(policy: Arc<Policy>, ip: IpAddr) -> Driver {
         let now = Now::ZERO;
+        let oracle = Oracle::new(policy.config(), ip);
         let mut d = Driver {
             session: Session::new(policy, Peer { ip }, now),
             run: Run::default(),
+            oracle,
             stored: 0,
             now,
         };
@@ -40,10 +44,24 @@ impl Driver {
         d
     }
 
+    /// The session is authenticated out of band (transcripts' `@auth`).
+    pub fn authenticate(&mut self, user: &str) {
+        self.session.set_authenticated(user);
+        self.oracle.authenticated(user);
+    }
+
     /// Feeds one chunk, as one `handle_input` call, and collects the outputs.
     pub fn feed(&mut self, bytes: &[u8]) {
+        if !self.run.closed {
+            self.oracle.client_bytes(bytes);
+        }
         self.session.handle_input(self.now, bytes);
         self.pump();
+    }
+
+    /// The oracle's verdict on the whole session.
+    pub fn finish(self) -> (Run, Verdict) {
+        (self.run, self.oracle.finish())
     }
 
     /// Advances time past the session's deadline, if it has one.
@@ -58,8 +76,12 @@ impl Driver {
     fn pump(&mut self) {
         while let Some(o) = self.session.poll_output() {
             match o {
-                Output::Send(b) => self.run.sent.extend_from_slice(&b),
+                Output::Send(b) => {
+                    self.oracle.server_bytes(&b);
+                    self.run.sent.extend_from_slice(&b);
+                }
                 Output::Message(m) => {
+                    self.oracle.handed_on(&m);
                     self.run.messages.push(*m);
                     self.stored += 1;
                     self.session
@@ -73,9 +95,14 @@ impl Driver {
 
 /// Runs a whole session: each chunk is one `handle_input` call.
 pub fn run(policy: Arc<Policy>, ip: IpAddr, chunks: &[&[u8]]) -> Run {
+    run_checked(policy, ip, chunks).0
+}
+
+/// Runs a whole session and returns the oracle's verdict too.
+pub fn run_checked(policy: Arc<Policy>, ip: IpAddr, chunks: &[&[u8]]) -> (Run, Verdict) {
     let mut d = Driver::new(policy, ip);
     for c in chunks {
         d.feed(c);
     }
-    d.run
+    d.finish()
 }

@@ -7,11 +7,13 @@
 //! and in the real server, and lets every run be replayed exactly.
 
 pub mod address;
+pub mod buggify;
 pub mod client;
 pub mod command;
 pub mod config;
 pub mod data;
 pub mod drive;
+pub mod oracle;
 pub mod policy;
 pub mod reply;
 pub mod session;

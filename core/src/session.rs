@@ -22,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::address::Path;
+use crate::buggify::Bug;
 use crate::command::{self, Command, MAX_LINE_WITH_PARAMS, ParseError, PathArg};
 use crate::data::{DataReader, Ended};
 use crate::policy::{Context, Decision, Destination, Policy};
@@ -434,8 +435,14 @@ impl Session {
                     }
                     Some(_) => {}
                 }
-                let limit = self.policy.config().limits.max_message_size;
-                self.state = State::Data(Box::new(DataReader::new(limit)));
+                let config = self.policy.config();
+                let limit = config.limits.max_message_size;
+                let reader = if config.bugs.has(Bug::LfEndsData) {
+                    DataReader::with_lf_bug(limit)
+                } else {
+                    DataReader::new(limit)
+                };
+                self.state = State::Data(Box::new(reader));
                 self.reply(354, Enhanced(2, 0, 0), "End data with <CR><LF>.<CR><LF>");
             }
             Command::Rset => {

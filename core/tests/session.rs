@@ -466,6 +466,8 @@ proptest! {
         for line in d.run.sent.split_inclusive(|&b| b == b'\n') {
             prop_assert!(check_line(line).is_ok(), "{:?}", String::from_utf8_lossy(line));
         }
+        let (_, verdict) = d.finish();
+        prop_assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
     }
 
     /// (c) Every reply line is `ddd[ -]text<CRLF>` and at most 512 octets,

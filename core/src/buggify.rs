@@ -1,0 +1,86 @@
+//! Bugs that can be switched on inside the real code, to prove that the
+//! checkers catch them (the simulation's and the fuzzers' "does it bite?").
+//!
+//! Each is a one-line change at the place it names, off unless a test or
+//! `relayguard sim --buggify NAME` turns it on. They live in the shipped
+//! code, not behind a cargo feature, so that the binary a user runs is the
+//! one whose checkers were shown to work. They are never read from a
+//! configuration file.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bug {
+    /// The policy trusts routed addresses (`u%foreign@local`) from anyone.
+    TrustRouted,
+    /// The policy treats every client as inside the LAN when the sender is local.
+    LanCheckOff,
+    /// The session ends DATA at a bare `\n.\n` and treats bare LF as a line end.
+    LfEndsData,
+    /// The node acknowledges a message before the spool write completes.
+    AckBeforeStore,
+    /// The node forgets its spool when it restarts.
+    ForgetSpoolOnRestart,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 5] = [
+        Bug::TrustRouted,
+        Bug::LanCheckOff,
+        Bug::LfEndsData,
+        Bug::AckBeforeStore,
+        Bug::ForgetSpoolOnRestart,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::TrustRouted => "trust-routed",
+            Bug::LanCheckOff => "lan-check-off",
+            Bug::LfEndsData => "lf-ends-data",
+            Bug::AckBeforeStore => "ack-before-store",
+            Bug::ForgetSpoolOnRestart => "forget-spool-on-restart",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of switched-on bugs; empty by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Bugs(u8);
+
+impl Bugs {
+    pub const NONE: Bugs = Bugs(0);
+
+    pub fn with(self, bug: Bug) -> Bugs {
+        Bugs(self.0 | 1 << bug as u8)
+    }
+
+    pub fn has(self, bug: Bug) -> bool {
+        self.0 & (1 << bug as u8) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sets_hold_what_was_added() {
+        for b in Bug::ALL {
+            assert_eq!(Bug::from_name(b.name()), Some(b));
+            let set = Bugs::NONE.with(b);
+            assert!(set.has(b));
+            assert_eq!(Bug::ALL.iter().filter(|&&x| set.has(x)).count(), 1);
+        }
+        assert_eq!(Bug::from_name("nope"), None);
+    }
+}

@@ -2,10 +2,11 @@
 
 use clap::Parser;
 
+/// No subcommands yet: parsing only handles --help and --version.
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
-enum Cli {}
+struct Cli {}
 
 fn main() {
-    let _ = Cli::parse();
+    let Cli {} = Cli::parse();
 }

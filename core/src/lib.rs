@@ -7,3 +7,4 @@
 //! and in the real server, and lets every run be replayed exactly.
 
 pub mod reply;
+pub mod transcript;

@@ -1,6 +1,6 @@
 //! The corpus format: one SMTP session per `.smtp` file, readable and
 //! diffable. This module parses and writes it; replaying a transcript against
-//! a `Session` is built on top of [`parse`] and [`matches`].
+//! a `Session` is built on top of [`parse`] and [`matches()`].
 //!
 //! # Format
 //!
@@ -42,7 +42,7 @@
 //! - `C~ text` — the client sends the bytes of `text`, unescaped, with nothing
 //!   appended. Escapes: `\r`, `\n`, `\0`, `\t`, `\\` and `\xNN` (two hex
 //!   digits); anything else after a backslash is an error.
-//! - `S: text` — the next reply must start with `text` (see [`matches`]): `5`,
+//! - `S: text` — the next reply must start with `text` (see [`matches()`]): `5`,
 //!   `550`, `250 2.1.5`, or a whole reply. A reply of several lines is written
 //!   as consecutive `S:` lines, each but the last of the form `ddd-...`
 //!   (a continuation line): they make one expected reply, the lines joined by
@@ -58,14 +58,16 @@
 //!
 //! The replay (elsewhere) drives a server session from the steps:
 //!
-//! - The greeting is consumed silently, unless the first step is a
+//! - The session is opened from `@peer` and `@config` and sends its greeting
+//!   before any input is fed (a transcript never talks early by accident).
+//!   The greeting is consumed silently, unless the first step is a
 //!   [`Step::Reply`], which is then checked against the greeting (a
 //!   black-listed client's `554` greeting, a recorded banner).
 //! - Consecutive [`Step::Send`]s are fed to the session as ONE input: that is
 //!   how a transcript pipelines commands, or sends DATA content before the
 //!   `354` could have been seen.
 //! - Each [`Step::Reply`] takes the next reply the server sent, in order, and
-//!   checks it with [`matches`]. A reply step when the server has closed the
+//!   checks it with [`matches()`]. A reply step when the server has closed the
 //!   connection, or has nothing more to say, fails. Replies left over at the
 //!   end are not checked by the replies, but still by the oracle.
 //! - A transcript may end without `QUIT` when the server closes first.
@@ -762,6 +764,171 @@ S: 221-bye
                     steps,
                 },
             )
+    }
+
+    /// Every `*.smtp` file under `dir`, recursively.
+    fn smtp_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                smtp_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "smtp") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn corpus_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus")
+    }
+
+    #[test]
+    fn transcript_corpus_files_parse_with_headers() {
+        let mut files = Vec::new();
+        smtp_files(&corpus_dir(), &mut files);
+        files.sort();
+        let (mut attacks, mut legit) = (0, 0);
+        let mut problems = Vec::new();
+        for file in &files {
+            let name = file.display();
+            let text = std::fs::read_to_string(file).unwrap();
+            let t = match parse(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let mut problem = |p: &str| problems.push(format!("{name}: {p}"));
+            if t.comments.first().is_none_or(|c| c.trim().is_empty()) {
+                problem("no first # line saying what it tries");
+            }
+            if t.peer.is_none() {
+                problem("no @peer");
+            }
+            match &t.config {
+                None => problem("no @config"),
+                Some(c) if !file.parent().unwrap().join(c).is_file() => {
+                    problem(&format!("@config {} does not exist", c.display()))
+                }
+                Some(_) => {}
+            }
+            if t.source.is_none() {
+                problem("no @source");
+            }
+            if !t.steps.iter().any(|s| matches!(s, Step::Send { .. })) {
+                problem("sends nothing");
+            }
+            for s in &t.steps {
+                let Step::Reply { expected, line } = s else {
+                    continue;
+                };
+                if !matches!(expected.as_bytes().first(), Some(b'2'..=b'5')) {
+                    problem(&format!(
+                        "line {line}: expected reply does not start with 2-5"
+                    ));
+                }
+            }
+            let dir = file.parent().and_then(|d| d.file_name()).unwrap();
+            match (dir.to_str().unwrap(), t.expect) {
+                (_, None) => problem("no @expect"),
+                ("attacks", Some(Expect::Closed)) => attacks += 1,
+                ("legit", Some(Expect::Accepted)) => legit += 1,
+                ("attacks" | "legit", Some(e)) => {
+                    problem(&format!("@expect {e} in the wrong folder"))
+                }
+                _ => {}
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        assert!(attacks >= 60, "only {attacks} attacks");
+        assert!(legit >= 8, "only {legit} legitimate sessions");
+    }
+
+    #[test]
+    fn transcript_corpus_configs_use_design_keys() {
+        // The keys of DESIGN.md's Configuration section; [routes] is free.
+        let sections: &[(&str, &[&str])] = &[
+            ("domains", &["local", "mailboxes", "relay_to"]),
+            ("lan", &["networks"]),
+            ("access", &["allow", "list"]),
+            (
+                "relay",
+                &[
+                    "require_auth",
+                    "non_local_senders_in_lan",
+                    "outside_lan",
+                    "always_from",
+                    "percent_hack",
+                    "bang_path",
+                    "acknowledge_open_relay",
+                ],
+            ),
+            ("auth", &["users"]),
+            (
+                "lists",
+                &[
+                    "black",
+                    "white",
+                    "reject_local_sender_outside",
+                    "reject_local_helo_outside",
+                ],
+            ),
+            (
+                "limits",
+                &[
+                    "max_recipients",
+                    "max_message_size",
+                    "max_errors",
+                    "command_timeout_secs",
+                    "data_timeout_secs",
+                ],
+            ),
+        ];
+        let dir = corpus_dir().join("configs");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            count += 1;
+            let name = path.display();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with("# "), "{name}: no leading # line");
+            let table: toml::Table =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (key, value) in &table {
+                match key.as_str() {
+                    "hostname" | "own_addresses" | "routes" => {}
+                    section => {
+                        let known = sections
+                            .iter()
+                            .find(|(s, _)| *s == section)
+                            .unwrap_or_else(|| panic!("{name}: unknown key {section}"))
+                            .1;
+                        for k in value.as_table().unwrap().keys() {
+                            assert!(
+                                known.contains(&k.as_str()),
+                                "{name}: unknown key {section}.{k}"
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(users) = table.get("auth").and_then(|a| a.get("users")) {
+                for u in users.as_array().unwrap() {
+                    for k in u.as_table().unwrap().keys() {
+                        assert!(
+                            ["name", "password", "relay"].contains(&k.as_str()),
+                            "{name}: auth.users.{k}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(count >= 8, "{count} configs");
     }
 
     proptest! {

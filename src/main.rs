@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+/// No subcommands yet: parsing only handles --help and --version.
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
 struct Cli {}

@@ -17,3 +17,4 @@ pub mod oracle;
 pub mod policy;
 pub mod reply;
 pub mod session;
+pub mod transcript;

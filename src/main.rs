@@ -1,12 +1,26 @@
 //! relayguard: proves that an SMTP relay is not an open relay.
 
-use clap::Parser;
+use std::process::ExitCode;
 
-/// No subcommands yet: parsing only handles --help and --version.
+use clap::{Parser, Subcommand};
+
+mod replay;
+
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let Cli {} = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Replay attack transcripts against the core and judge them.
+    Replay(replay::Args),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Replay(args) => replay::main(args),
+    }
 }

@@ -10,11 +10,10 @@ use std::fmt;
 
 use crate::address::{self, AddressError};
 
-/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4). ESMTP
-/// parameters add to it (RFC 1869 allows 512 + parameters), so the session
-/// accepts up to [`MAX_LINE_WITH_PARAMS`].
+/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4). A longer line
+/// is refused whole: a server that cut it at 512 would run its tail as a
+/// second command.
 pub const MAX_LINE: usize = 512;
-pub const MAX_LINE_WITH_PARAMS: usize = 1024;
 
 /// Byte classes, so that each check is one table lookup per byte.
 const CTRL: u8 = 1; // never in a command line: controls but TAB, DEL

@@ -79,6 +79,8 @@ pub struct Stats {
     pub relay_refused: usize,
     /// End-of-data answered 2xx.
     pub messages_accepted: usize,
+    /// Of those, messages with at least one foreign recipient.
+    pub foreign_messages_accepted: usize,
     /// End-of-data answered 4xx/5xx.
     pub messages_refused: usize,
 }
@@ -94,9 +96,8 @@ pub struct Verdict {
 enum Pending {
     Greeting,
     Command(String),
-    /// A SASL response line, or an AUTH command, carrying the user it names.
+    /// A SASL response line, or an AUTH command, with the user it names.
     Auth {
-        line: String,
         user: Option<String>,
     },
     EndOfData {
@@ -335,7 +336,7 @@ impl Oracle {
                     _ => None,
                 };
                 self.sasl = Some((mech, initial.into_iter().collect()));
-                self.pending.push_back(Pending::Auth { line, user });
+                self.pending.push_back(Pending::Auth { user });
                 self.mode = Mode::Gated;
             }
             _ => self.pending.push_back(Pending::Command(line)),
@@ -343,11 +344,12 @@ impl Oracle {
     }
 
     fn sasl_line(&mut self, line: String) {
+        let line = line.as_str();
         let user = match &mut self.sasl {
             Some((mech, parts)) => {
-                parts.push(line.clone());
+                parts.push(line.to_string());
                 match mech.as_str() {
-                    "PLAIN" => plain_user(&line),
+                    "PLAIN" => plain_user(line),
                     "LOGIN" => parts
                         .first()
                         .and_then(|u| BASE64.decode(u).ok())
@@ -357,7 +359,7 @@ impl Oracle {
             }
             None => None,
         };
-        self.pending.push_back(Pending::Auth { line, user });
+        self.pending.push_back(Pending::Auth { user });
         self.mode = Mode::Gated;
     }
 
@@ -372,6 +374,10 @@ impl Oracle {
             Pending::EndOfData { index } => {
                 if ok {
                     self.stats.messages_accepted += 1;
+                    let rcpts = self.bodies.get(index).map_or(&[][..], |b| &b.1[..]);
+                    if rcpts.iter().any(|r| self.view.is_foreign(r)) {
+                        self.stats.foreign_messages_accepted += 1;
+                    }
                 } else {
                     self.stats.messages_refused += 1;
                     // A refused body is not handed on; forget it.
@@ -379,7 +385,7 @@ impl Oracle {
                 }
                 self.sender = None;
             }
-            Pending::Auth { user, .. } => {
+            Pending::Auth { user } => {
                 if code == 334 {
                     self.mode = Mode::Sasl;
                 } else {
@@ -425,12 +431,11 @@ impl Oracle {
                             self.stats.relay_refused += 1;
                         }
                     }
-                } else if upper.starts_with("RSET") || upper.starts_with("HELO") || upper.starts_with("EHLO")
+                } else if ok
+                    && (upper.starts_with("RSET") || upper.starts_with("HELO") || upper.starts_with("EHLO"))
                 {
-                    if ok {
-                        self.sender = None;
-                        self.accepted.clear();
-                    }
+                    self.sender = None;
+                    self.accepted.clear();
                 }
             }
         }
@@ -613,7 +618,7 @@ impl ConfigView {
         }
         match Self::domain_of(rcpt) {
             None => !strip_route(rcpt).eq_ignore_ascii_case("postmaster"),
-            Some(d) => !self.is_local_domain(&d) && !self.relay_to.iter().any(|r| *r == d),
+            Some(d) => !self.is_local_domain(&d) && !self.relay_to.contains(&d),
         }
     }
 

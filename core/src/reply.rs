@@ -130,9 +130,7 @@ impl fmt::Display for LineError {
         match self {
             LineError::TooLong(n) => write!(f, "reply line of {n} octets (limit {MAX_REPLY_LINE})"),
             LineError::NoCrlf => f.write_str("reply line not ended by CRLF"),
-            LineError::BadCode => {
-                f.write_str("reply line does not start with a 3-digit code 2xx-5xx")
-            }
+            LineError::BadCode => f.write_str("reply line does not start with a 3-digit code 2xx-5xx"),
             LineError::BadSeparator => f.write_str("reply code not followed by ' ', '-' or CRLF"),
             LineError::ControlCharacter => f.write_str("control character in reply text"),
             LineError::CodeChanged { first, then } => {
@@ -150,14 +148,10 @@ pub fn check_line(line: &[u8]) -> Result<(u16, bool), LineError> {
     let Some(body) = line.strip_suffix(b"\r\n") else {
         return Err(LineError::NoCrlf);
     };
-    if body.len() < 3
-        || !body[..3].iter().all(u8::is_ascii_digit)
-        || !(b'2'..=b'5').contains(&body[0])
-    {
+    if body.len() < 3 || !body[..3].iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&body[0]) {
         return Err(LineError::BadCode);
     }
-    let code =
-        (body[0] - b'0') as u16 * 100 + (body[1] - b'0') as u16 * 10 + (body[2] - b'0') as u16;
+    let code = (body[0] - b'0') as u16 * 100 + (body[1] - b'0') as u16 * 10 + (body[2] - b'0') as u16;
     let more = match body.get(3) {
         None | Some(b' ') => false,
         Some(b'-') => true,
@@ -200,9 +194,7 @@ impl ReplyReader {
     pub fn next_reply(&mut self) -> Result<Option<Reply>, LineError> {
         loop {
             let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
-                if self.buf.len() > MAX_REPLY_LINE
-                    || self.lines.len() * MAX_REPLY_LINE > Self::LIMIT
-                {
+                if self.buf.len() > MAX_REPLY_LINE || self.lines.len() * MAX_REPLY_LINE > Self::LIMIT {
                     return Err(LineError::TooLong(self.buf.len()));
                 }
                 return Ok(None);
@@ -217,8 +209,7 @@ impl ReplyReader {
                 }
             }
             self.code = Some(code);
-            let text =
-                String::from_utf8_lossy(&line[4.min(line.len() - 2)..line.len() - 2]).into_owned();
+            let text = String::from_utf8_lossy(&line[4.min(line.len() - 2)..line.len() - 2]).into_owned();
             self.lines.push(text);
             if self.lines.len() * MAX_REPLY_LINE > Self::LIMIT {
                 return Err(LineError::TooLong(Self::LIMIT));
@@ -231,9 +222,7 @@ impl ReplyReader {
                     Some(_) => lines
                         .into_iter()
                         .map(|l| match l.split_once(' ') {
-                            Some((e, rest)) if parse_enhanced(code, e).is_some() => {
-                                rest.to_string()
-                            }
+                            Some((e, rest)) if parse_enhanced(code, e).is_some() => rest.to_string(),
                             _ if parse_enhanced(code, &l).is_some() => String::new(),
                             _ => l,
                         })
@@ -275,23 +264,13 @@ mod tests {
 
     #[test]
     fn multi_line_uses_dash_until_last() {
-        let r = Reply::plain(
-            250,
-            vec!["mx".into(), "PIPELINING".into(), "8BITMIME".into()],
-        );
-        assert_eq!(
-            r.to_bytes(),
-            b"250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
-        );
+        let r = Reply::plain(250, vec!["mx".into(), "PIPELINING".into(), "8BITMIME".into()]);
+        assert_eq!(r.to_bytes(), b"250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
     }
 
     #[test]
     fn text_is_cleaned_and_cut() {
-        let r = Reply::new(
-            550,
-            Enhanced(5, 1, 1),
-            format!("a\r\nb{}", "x".repeat(1000)),
-        );
+        let r = Reply::new(550, Enhanced(5, 1, 1), format!("a\r\nb{}", "x".repeat(1000)));
         let b = r.to_bytes();
         assert!(b.len() <= MAX_REPLY_LINE);
         assert_eq!(b.iter().filter(|&&c| c == b'\n').count(), 1);
@@ -307,10 +286,7 @@ mod tests {
         assert_eq!(check_line(b"25x ok\r\n"), Err(LineError::BadCode));
         assert_eq!(check_line(b"650 ok\r\n"), Err(LineError::BadCode));
         assert_eq!(check_line(b"250_ok\r\n"), Err(LineError::BadSeparator));
-        assert_eq!(
-            check_line(b"250 o\rk\r\n"),
-            Err(LineError::ControlCharacter)
-        );
+        assert_eq!(check_line(b"250 o\rk\r\n"), Err(LineError::ControlCharacter));
         let long = [b"250 ".as_slice(), &[b'a'; 600], b"\r\n"].concat();
         assert!(matches!(check_line(&long), Err(LineError::TooLong(_))));
     }

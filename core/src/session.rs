@@ -23,7 +23,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::address::Path;
 use crate::buggify::Bug;
-use crate::command::{self, Command, MAX_LINE_WITH_PARAMS, ParseError, PathArg};
+use crate::command::{self, Command, MAX_LINE, ParseError, PathArg};
 use crate::data::{DataReader, Ended};
 use crate::policy::{Context, Decision, Destination, Policy};
 use crate::reply::Enhanced;
@@ -110,6 +110,8 @@ pub struct Session {
     user: Option<String>,
     tx: Option<Transaction>,
     errors: usize,
+    /// Greeted with a refusal: only QUIT is served (RFC 5321 §3.1).
+    refused: bool,
     deadline: Option<Now>,
 }
 
@@ -132,6 +134,7 @@ impl Session {
             user: None,
             tx: None,
             errors: 0,
+            refused: false,
             deadline: None,
         };
         match s.policy.connect(peer.ip) {
@@ -142,7 +145,8 @@ impl Session {
             }
             Err(refusal) => {
                 s.send(&refusal.reply.to_bytes());
-                s.close();
+                s.refused = true;
+                s.arm(now);
             }
         }
         s
@@ -252,7 +256,7 @@ impl Session {
                 },
                 State::Command | State::Auth(_) => {
                     let Some(i) = memchr::memchr(b'\n', &self.input[pos..]) else {
-                        if self.input.len() - pos > MAX_LINE_WITH_PARAMS {
+                        if self.input.len() - pos > MAX_LINE {
                             pos = self.input.len();
                             self.state = State::Discard;
                         }
@@ -263,7 +267,7 @@ impl Session {
                     pos = end;
                     let text = line.strip_suffix(b"\n").unwrap_or(&line);
                     let text = text.strip_suffix(b"\r").unwrap_or(text);
-                    if line.len() > MAX_LINE_WITH_PARAMS {
+                    if line.len() > MAX_LINE {
                         self.error(500, Enhanced(5, 5, 2), "Error: line too long");
                     } else if matches!(self.state, State::Auth(_)) {
                         self.auth_response(text);
@@ -353,10 +357,6 @@ impl Session {
 
     fn count_error(&mut self) {
         self.errors += 1;
-        if self.errors >= self.policy.config().limits.max_errors.max(1) {
-            self.reply(421, Enhanced(4, 7, 0), "Error: too many errors");
-            self.close();
-        }
     }
 
     fn refusal(&mut self, r: crate::policy::Refusal) {
@@ -379,6 +379,20 @@ impl Session {
     }
 
     fn command(&mut self, line: &[u8]) {
+        // As Postfix's smtpd_hard_error_limit: the command after the last
+        // allowed error is not served.
+        if self.errors >= self.policy.config().limits.max_errors.max(1) {
+            self.reply(421, Enhanced(4, 7, 0), "Error: too many errors");
+            return self.close();
+        }
+        if self.refused {
+            return if line.trim_ascii().eq_ignore_ascii_case(b"QUIT") {
+                self.reply(221, Enhanced(2, 0, 0), "Bye");
+                self.close()
+            } else {
+                self.error(503, Enhanced(5, 5, 1), "Error: access denied, send QUIT")
+            };
+        }
         let cmd = match command::parse(line) {
             Ok(c) => c,
             Err(e) => return self.parse_error(line, e),

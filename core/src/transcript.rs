@@ -72,8 +72,9 @@
 //!   end are not checked by the replies, but still by the oracle.
 //! - A transcript may end without `QUIT` when the server closes first.
 //! - `@expect closed`: an attack. No message of the session may be accepted
-//!   (`250` after DATA) for a foreign destination, and the relay oracle must
-//!   hold whatever the replies say. `@expect accepted`: legitimate mail; at
+//!   (`250` after DATA) for a foreign destination, even from a trusted
+//!   client, and the relay oracle must hold whatever the replies say (an
+//!   untrusted client's foreign RCPT answered 2xx is a violation by itself). `@expect accepted`: legitimate mail; at
 //!   least one message of the session must be accepted (no false reject).
 //!
 //! # Writing
@@ -136,9 +137,7 @@ impl FromStr for Expect {
         match s {
             "closed" => Ok(Expect::Closed),
             "accepted" => Ok(Expect::Accepted),
-            other => Err(format!(
-                "@expect must be `closed` or `accepted`, not `{other}`"
-            )),
+            other => Err(format!("@expect must be `closed` or `accepted`, not `{other}`")),
         }
     }
 }
@@ -149,11 +148,7 @@ impl FromStr for Expect {
 pub enum Step {
     /// Bytes the client sends. `raw: false` for a `C:` line (the bytes then
     /// end with the CRLF that was appended), `raw: true` for `C~`.
-    Send {
-        raw: bool,
-        bytes: Vec<u8>,
-        line: usize,
-    },
+    Send { raw: bool, bytes: Vec<u8>, line: usize },
     /// A prefix of the next reply; the lines of a multi-line reply are joined
     /// by CRLF.
     Reply { expected: String, line: usize },
@@ -217,7 +212,7 @@ pub fn parse(text: &str) -> Result<Transcript, ParseError> {
 
         if l.contains('\r') {
             return Err(err(
-                "carriage return inside a line (write \\r in a C~ line)".into(),
+                "carriage return inside a line (write \\r in a C~ line)".into()
             ));
         }
         if l.trim().is_empty() {
@@ -540,11 +535,7 @@ S: 221
             ),
             ("@source a\n@source a\n", 2, "duplicate header @source"),
             ("@expect closed\n@expect closed\n", 2, "duplicate"),
-            (
-                "C: EHLO x\nS: 250\n@peer 1.2.3.4\n",
-                3,
-                "after the first step",
-            ),
+            ("C: EHLO x\nS: 250\n@peer 1.2.3.4\n", 3, "after the first step"),
             ("C: EHLO x\nX: what\n", 2, "unknown line"),
             ("C: EHLO x\n  C: indented\n", 2, "unknown line"),
             ("C:EHLO\nc: lower case\n", 2, "unknown line"),
@@ -566,8 +557,7 @@ S: 221
 
     #[test]
     fn transcript_comments_blank_lines_and_crlf_files() {
-        let t = parse("#first\n# second\n#\n\n@peer 1.2.3.4\n#  third\r\nC: X\r\n# dropped\n\n")
-            .unwrap();
+        let t = parse("#first\n# second\n#\n\n@peer 1.2.3.4\n#  third\r\nC: X\r\n# dropped\n\n").unwrap();
         assert_eq!(t.comments, ["first", "second", "", " third"]);
         assert_eq!(t.steps, vec![send("X", 7)]);
         // An empty C: line sends a bare CRLF (a blank line in a body).
@@ -825,9 +815,7 @@ S: 221-bye
                     continue;
                 };
                 if !matches!(expected.as_bytes().first(), Some(b'2'..=b'5')) {
-                    problem(&format!(
-                        "line {line}: expected reply does not start with 2-5"
-                    ));
+                    problem(&format!("line {line}: expected reply does not start with 2-5"));
                 }
             }
             let dir = file.parent().and_then(|d| d.file_name()).unwrap();
@@ -835,9 +823,7 @@ S: 221-bye
                 (_, None) => problem("no @expect"),
                 ("attacks", Some(Expect::Closed)) => attacks += 1,
                 ("legit", Some(Expect::Accepted)) => legit += 1,
-                ("attacks" | "legit", Some(e)) => {
-                    problem(&format!("@expect {e} in the wrong folder"))
-                }
+                ("attacks" | "legit", Some(e)) => problem(&format!("@expect {e} in the wrong folder")),
                 _ => {}
             }
         }
@@ -897,8 +883,7 @@ S: 221-bye
             let name = path.display();
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(text.starts_with("# "), "{name}: no leading # line");
-            let table: toml::Table =
-                toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             for (key, value) in &table {
                 match key.as_str() {
                     "hostname" | "own_addresses" | "routes" => {}
@@ -909,10 +894,7 @@ S: 221-bye
                             .unwrap_or_else(|| panic!("{name}: unknown key {section}"))
                             .1;
                         for k in value.as_table().unwrap().keys() {
-                            assert!(
-                                known.contains(&k.as_str()),
-                                "{name}: unknown key {section}.{k}"
-                            );
+                            assert!(known.contains(&k.as_str()), "{name}: unknown key {section}.{k}");
                         }
                     }
                 }

@@ -460,7 +460,7 @@ proptest! {
         let mut d = Driver::new(policy(), ip(if lan { LAN } else { OUTSIDE }));
         for c in &chunks {
             d.feed(c);
-            prop_assert!(d.session.buffered() <= 4096 + 2048 + relayguard_core::session::MAX_PIPELINED);
+            prop_assert!(d.session.buffered() <= 4096 + 2 * relayguard_core::command::MAX_LINE + relayguard_core::session::MAX_PIPELINED);
         }
         // (c) whatever came in, every reply line is well formed.
         for line in d.run.sent.split_inclusive(|&b| b == b'\n') {

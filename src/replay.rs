@@ -1,0 +1,190 @@
+//! `relayguard replay`: runs transcripts against a fresh core session each,
+//! checks their expectations and the oracle, and prints a table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use relayguard_core::config::Config;
+use relayguard_core::policy::Policy;
+use relayguard_core::replay::{self, Mode, Outcome};
+use relayguard_core::transcript;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Transcripts or folders of them (`.smtp`, searched recursively).
+    #[arg(default_value = "corpus")]
+    paths: Vec<PathBuf>,
+    /// Replay everything against this configuration instead of each
+    /// transcript's `@config`: replies are not checked, only the oracle
+    /// judges (audit mode).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One transcript's result, for the table and the JSON.
+struct Row {
+    path: PathBuf,
+    outcome: Result<Outcome, String>,
+}
+
+pub fn main(args: Args) -> ExitCode {
+    let files = match collect(&args.paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("relayguard replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if files.is_empty() {
+        eprintln!("relayguard replay: no .smtp transcripts under {:?}", args.paths);
+        return ExitCode::from(2);
+    }
+    let audit = match &args.config {
+        Some(p) => match load_policy(p) {
+            Ok(policy) => Some(policy),
+            Err(e) => {
+                eprintln!("relayguard replay: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut cache = BTreeMap::new();
+    let rows: Vec<Row> = files
+        .into_iter()
+        .map(|path| {
+            let outcome = run_one(&path, audit.as_ref(), &mut cache);
+            Row { path, outcome }
+        })
+        .collect();
+    let failed = rows
+        .iter()
+        .filter(|r| !r.outcome.as_ref().is_ok_and(Outcome::passed))
+        .count();
+    if args.json {
+        print_json(&rows);
+    } else {
+        print_table(&rows);
+        println!("replay: {} passed, {} failed", rows.len() - failed, failed);
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_one(
+    path: &Path,
+    audit: Option<&Arc<Policy>>,
+    cache: &mut BTreeMap<PathBuf, Arc<Policy>>,
+) -> Result<Outcome, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let t = transcript::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(policy) = audit {
+        return Ok(replay::replay(&t, policy.clone(), Mode::Audit));
+    }
+    let rel = t.config.as_ref().ok_or("no @config; pass --config")?;
+    let config_path = path.parent().unwrap_or(Path::new(".")).join(rel);
+    let policy = match cache.get(&config_path) {
+        Some(p) => p.clone(),
+        None => {
+            let p = load_policy(&config_path)?;
+            cache.insert(config_path, p.clone());
+            p
+        }
+    };
+    Ok(replay::replay(&t, policy, Mode::Strict))
+}
+
+fn load_policy(path: &Path) -> Result<Arc<Policy>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Policy::new(config)
+        .map(Arc::new)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every `.smtp` file under the paths, sorted, so that runs are comparable.
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        for entry in std::fs::read_dir(p)? {
+            walk(&entry?.path(), out)?;
+        }
+    } else if p.extension().is_some_and(|e| e == "smtp") {
+        out.push(p.to_path_buf());
+    } else if !p.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file or folder",
+        ));
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    let width = rows
+        .iter()
+        .map(|r| r.path.display().to_string().len())
+        .max()
+        .unwrap_or(10)
+        .min(70);
+    println!("{:<width$}  {:<6}  first failure", "transcript", "result");
+    for r in rows {
+        let (result, detail) = match &r.outcome {
+            Ok(o) if o.passed() => ("ok", String::new()),
+            Ok(o) => ("FAIL", o.first_failure().unwrap_or_default()),
+            Err(e) => ("ERROR", e.clone()),
+        };
+        println!("{:<width$}  {:<6}  {}", r.path.display(), result, detail);
+    }
+}
+
+fn print_json(rows: &[Row]) {
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| match &r.outcome {
+            Ok(o) => serde_json::json!({
+                "transcript": r.path.display().to_string(),
+                "passed": o.passed(),
+                "mismatches": o.mismatches.iter().map(|m| serde_json::json!({
+                    "line": m.line, "expected": m.expected, "got": m.got,
+                })).collect::<Vec<_>>(),
+                "violations": o.violations.iter().map(|v| serde_json::json!({
+                    "kind": v.kind.to_string(), "command": v.command,
+                    "recipient": v.recipient, "why": v.why,
+                })).collect::<Vec<_>>(),
+                "expectation": o.expectation,
+                "relayed": o.stats.relayed,
+                "relay_refused": o.stats.relay_refused,
+                "messages_accepted": o.stats.messages_accepted,
+            }),
+            Err(e) => serde_json::json!({
+                "transcript": r.path.display().to_string(), "passed": false, "error": e,
+            }),
+        })
+        .collect();
+    let failed = items.iter().filter(|i| i["passed"] != true).count();
+    let doc = serde_json::json!({
+        "passed": items.len() - failed, "failed": failed, "transcripts": items,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+    );
+}

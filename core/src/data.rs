@@ -62,6 +62,15 @@ impl DataReader {
         }
     }
 
+    /// A reader whose buffer starts at the size the client declared (or a
+    /// few KiB), so that a typical message needs one allocation.
+    pub fn with_capacity(limit: usize, declared: usize) -> DataReader {
+        DataReader {
+            body: Vec::with_capacity(declared.max(8 * 1024).min(limit)),
+            ..DataReader::new(limit)
+        }
+    }
+
     /// The reader with the `lf-ends-data` bug switched on.
     pub fn with_lf_bug(limit: usize) -> DataReader {
         DataReader {

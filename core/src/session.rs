@@ -93,6 +93,8 @@ enum AuthStep {
 #[derive(Debug)]
 struct Transaction {
     from: Path,
+    /// The SIZE the client declared, to size the body buffer once.
+    size_hint: usize,
     recipients: Vec<Recipient>,
     smtputf8: bool,
 }
@@ -212,42 +214,62 @@ impl Session {
             ),
         }
         self.tx = None;
-        self.process();
-        self.arm(now);
+        self.process_buffered();
+        self.after_input(now);
     }
 
     pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
         if matches!(self.state, State::Closed) || bytes.is_empty() {
             return;
         }
-        self.input.extend_from_slice(bytes);
-        if matches!(self.state, State::AwaitStore) && self.input.len() > MAX_PIPELINED {
+        if self.input.is_empty() {
+            // The common case: work on the caller's bytes, keep the rest.
+            let used = self.process(bytes);
+            self.input.extend_from_slice(&bytes[used..]);
+        } else {
+            self.input.extend_from_slice(bytes);
+            self.process_buffered();
+        }
+        self.after_input(now);
+    }
+
+    /// Works through the held input, as far as the state allows.
+    fn process_buffered(&mut self) {
+        let input = std::mem::take(&mut self.input);
+        let used = self.process(&input);
+        self.input = input;
+        self.input.drain(..used);
+    }
+
+    fn after_input(&mut self, now: Now) {
+        if matches!(self.state, State::Closed) {
+            self.input = Vec::new();
+        } else if matches!(self.state, State::AwaitStore) && self.input.len() > MAX_PIPELINED {
             // Only commands may follow the end of data before its reply, and
             // never this many: a client that floods here is not waiting.
             self.reply(554, Enhanced(5, 5, 0), "Error: SMTP protocol synchronization");
             self.close();
             self.input = Vec::new();
-            return;
         }
-        self.process();
         self.arm(now);
     }
 
-    /// Works through buffered input until it runs out or must wait.
-    fn process(&mut self) {
+    /// Works through `input` until it runs out or the session must wait.
+    /// Returns how many octets it used.
+    fn process(&mut self, input: &[u8]) -> usize {
         let mut pos = 0;
-        while pos < self.input.len() {
+        while pos < input.len() {
             match &mut self.state {
                 State::Closed | State::AwaitStore => break,
-                State::Data(reader) => match reader.feed(&self.input[pos..]) {
-                    None => pos = self.input.len(),
+                State::Data(reader) => match reader.feed(&input[pos..]) {
+                    None => pos = input.len(),
                     Some((n, ended)) => {
                         pos += n;
                         self.end_of_data(ended);
                     }
                 },
-                State::Discard => match memchr::memchr(b'\n', &self.input[pos..]) {
-                    None => pos = self.input.len(),
+                State::Discard => match memchr::memchr(b'\n', &input[pos..]) {
+                    None => pos = input.len(),
                     Some(i) => {
                         pos += i + 1;
                         self.state = State::Command;
@@ -255,17 +277,16 @@ impl Session {
                     }
                 },
                 State::Command | State::Auth(_) => {
-                    let Some(i) = memchr::memchr(b'\n', &self.input[pos..]) else {
-                        if self.input.len() - pos > MAX_LINE {
-                            pos = self.input.len();
+                    let Some(i) = memchr::memchr(b'\n', &input[pos..]) else {
+                        if input.len() - pos > MAX_LINE {
+                            pos = input.len();
                             self.state = State::Discard;
                         }
                         break;
                     };
-                    let end = pos + i + 1;
-                    let line = self.input[pos..end].to_vec();
-                    pos = end;
-                    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let line = &input[pos..pos + i + 1];
+                    pos += i + 1;
+                    let text = line.strip_suffix(b"\n").unwrap_or(line);
                     let text = text.strip_suffix(b"\r").unwrap_or(text);
                     if line.len() > MAX_LINE {
                         self.error(500, Enhanced(5, 5, 2), "Error: line too long");
@@ -274,7 +295,7 @@ impl Session {
                     } else {
                         self.command(text);
                     }
-                    if matches!(self.state, State::Data(_)) && pos < self.input.len() {
+                    if matches!(self.state, State::Data(_)) && pos < input.len() {
                         // DATA content sent before the 354 could have been seen.
                         self.out_pop_354();
                         self.reply(554, Enhanced(5, 5, 0), "Error: SMTP protocol synchronization");
@@ -283,10 +304,7 @@ impl Session {
                 }
             }
         }
-        self.input.drain(..pos.min(self.input.len()));
-        if matches!(self.state, State::Closed) {
-            self.input = Vec::new();
-        }
+        pos
     }
 
     /// Takes back the `354` that was queued for a DATA whose content came
@@ -322,11 +340,7 @@ impl Session {
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        if let Some(Output::Send(b)) = self.out.back_mut() {
-            b.extend_from_slice(bytes);
-        } else {
-            self.out.push_back(Output::Send(bytes.to_vec()));
-        }
+        self.send_buf().extend_from_slice(bytes);
     }
 
     fn close(&mut self) {
@@ -338,15 +352,38 @@ impl Session {
         }
     }
 
-    fn reply(&mut self, code: u16, e: Enhanced, text: &str) {
-        let mut line = Vec::with_capacity(16 + text.len());
-        crate::reply::Reply {
-            code,
-            enhanced: Some(e),
-            lines: vec![text.to_string()],
+    /// The buffer of the last queued `Send`, so replies are joined.
+    fn send_buf(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.out.back(), Some(Output::Send(_))) {
+            self.out.push_back(Output::Send(Vec::with_capacity(256)));
         }
-        .write_to(&mut line);
-        self.send(&line);
+        match self.out.back_mut() {
+            Some(Output::Send(b)) => b,
+            _ => unreachable!("a Send was just pushed"),
+        }
+    }
+
+    /// Writes a one-line reply straight into the output, cleaned of
+    /// control characters and cut to 512 octets like
+    /// [`crate::reply::Reply::write_to`].
+    fn reply(&mut self, code: u16, e: Enhanced, text: &str) {
+        let buf = self.send_buf();
+        let start = buf.len();
+        push_num(buf, code as u32);
+        buf.push(b' ');
+        push_num(buf, e.0 as u32);
+        buf.push(b'.');
+        push_num(buf, e.1 as u32);
+        buf.push(b'.');
+        push_num(buf, e.2 as u32);
+        buf.push(b' ');
+        for &b in text.as_bytes() {
+            if buf.len() - start >= crate::reply::MAX_REPLY_LINE - 2 {
+                break;
+            }
+            buf.push(if b < 0x20 || b == 0x7f { b'?' } else { b });
+        }
+        buf.extend_from_slice(b"\r\n");
     }
 
     /// An error reply; counts towards `max_errors`, which ends the session.
@@ -360,9 +397,7 @@ impl Session {
     }
 
     fn refusal(&mut self, r: crate::policy::Refusal) {
-        let mut b = Vec::new();
-        r.reply.write_to(&mut b);
-        self.send(&b);
+        r.reply.write_to(self.send_buf());
         if r.reply.code >= 400 {
             self.count_error();
         }
@@ -435,6 +470,7 @@ impl Session {
                 }
                 self.tx = Some(Transaction {
                     from: path,
+                    size_hint: params.size.unwrap_or(0).min(limit) as usize,
                     recipients: Vec::new(),
                     smtputf8: params.smtputf8,
                 });
@@ -451,10 +487,11 @@ impl Session {
                 }
                 let config = self.policy.config();
                 let limit = config.limits.max_message_size;
+                let hint = self.tx.as_ref().map_or(0, |t| t.size_hint);
                 let reader = if config.bugs.has(Bug::LfEndsData) {
                     DataReader::with_lf_bug(limit)
                 } else {
-                    DataReader::new(limit)
+                    DataReader::with_capacity(limit, hint)
                 };
                 self.state = State::Data(Box::new(reader));
                 self.reply(354, Enhanced(2, 0, 0), "End data with <CR><LF>.<CR><LF>");
@@ -691,6 +728,13 @@ impl Session {
             "Error: authentication credentials invalid",
         )
     }
+}
+
+fn push_num(buf: &mut Vec<u8>, n: u32) {
+    if n >= 10 {
+        push_num(buf, n / 10);
+    }
+    buf.push(b'0' + (n % 10) as u8);
 }
 
 /// Base64 of a SASL response; `=` is the empty response (RFC 4954).

@@ -1,0 +1,47 @@
+//! Runs whole in-memory transactions in a loop, for profilers that count
+//! instructions (callgrind): `session_prof N`.
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use relayguard_core::config::Config;
+use relayguard_core::policy::Policy;
+use relayguard_core::session::{Output, Peer, Session};
+
+const CONFIG: &str = r#"
+hostname = "mail.example.com"
+own_addresses = ["198.51.100.25"]
+[domains]
+local = ["example.com"]
+mailboxes = ["alice@example.com", "bob@example.com", "carol@example.com"]
+[lan]
+networks = ["192.168.1.0/24"]
+"#;
+
+fn main() {
+    let n: u32 = std::env::args().nth(1).map_or(10_000, |a| a.parse().expect("N"));
+    let policy = Arc::new(Policy::new(Config::from_toml(CONFIG).unwrap()).unwrap());
+    let ip: IpAddr = "192.168.1.10".parse().unwrap();
+    let head = b"EHLO pc.lan\r\nMAIL FROM:<pc@lan.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nRCPT TO:<friend@elsewhere.example>\r\nDATA\r\n".to_vec();
+    let mut body = b"From: pc@lan.example\r\nSubject: benchmark\r\n\r\n".to_vec();
+    while body.len() < 4096 {
+        body.extend_from_slice(
+            b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n",
+        );
+    }
+    body.extend_from_slice(b".\r\nQUIT\r\n");
+    let mut stored = 0usize;
+    for _ in 0..n {
+        let now = std::time::Duration::ZERO;
+        let mut s = Session::new(policy.clone(), Peer { ip }, now);
+        for chunk in [&head, &body] {
+            s.handle_input(now, chunk);
+            while let Some(o) = s.poll_output() {
+                if let Output::Message(m) = o {
+                    stored += m.body.len();
+                    s.message_stored(now, Ok("q".into()));
+                }
+            }
+        }
+    }
+    println!("{n} transactions, {stored} octets stored");
+}

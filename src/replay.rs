@@ -1,15 +1,12 @@
 //! `relayguard replay`: runs transcripts against a fresh core session each,
 //! checks their expectations and the oracle, and prints a table.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use relayguard_core::config::Config;
-use relayguard_core::policy::Policy;
-use relayguard_core::replay::{self, Mode, Outcome};
-use relayguard_core::transcript;
+use relayguard::corpus::{Replayer, collect};
+use relayguard_core::buggify::Bugs;
+use relayguard_core::replay::Outcome;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,21 +41,21 @@ pub fn main(args: Args) -> ExitCode {
         eprintln!("relayguard replay: no .smtp transcripts under {:?}", args.paths);
         return ExitCode::from(2);
     }
-    let audit = match &args.config {
-        Some(p) => match load_policy(p) {
-            Ok(policy) => Some(policy),
-            Err(e) => {
-                eprintln!("relayguard replay: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
+    let replayer = match &args.config {
+        Some(p) => Replayer::audit(p, Bugs::NONE),
+        None => Ok(Replayer::new(Bugs::NONE)),
     };
-    let mut cache = BTreeMap::new();
+    let mut replayer = match replayer {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("relayguard replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let rows: Vec<Row> = files
         .into_iter()
         .map(|path| {
-            let outcome = run_one(&path, audit.as_ref(), &mut cache);
+            let outcome = replayer.run(&path);
             Row { path, outcome }
         })
         .collect();
@@ -77,64 +74,6 @@ pub fn main(args: Args) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn run_one(
-    path: &Path,
-    audit: Option<&Arc<Policy>>,
-    cache: &mut BTreeMap<PathBuf, Arc<Policy>>,
-) -> Result<Outcome, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let t = transcript::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    if let Some(policy) = audit {
-        return Ok(replay::replay(&t, policy.clone(), Mode::Audit));
-    }
-    let rel = t.config.as_ref().ok_or("no @config; pass --config")?;
-    let config_path = path.parent().unwrap_or(Path::new(".")).join(rel);
-    let policy = match cache.get(&config_path) {
-        Some(p) => p.clone(),
-        None => {
-            let p = load_policy(&config_path)?;
-            cache.insert(config_path, p.clone());
-            p
-        }
-    };
-    Ok(replay::replay(&t, policy, Mode::Strict))
-}
-
-fn load_policy(path: &Path) -> Result<Arc<Policy>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let config = Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Policy::new(config)
-        .map(Arc::new)
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Every `.smtp` file under the paths, sorted, so that runs are comparable.
-fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for p in paths {
-        walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-fn walk(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if p.is_dir() {
-        for entry in std::fs::read_dir(p)? {
-            walk(&entry?.path(), out)?;
-        }
-    } else if p.extension().is_some_and(|e| e == "smtp") {
-        out.push(p.to_path_buf());
-    } else if !p.exists() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no such file or folder",
-        ));
-    }
-    Ok(())
 }
 
 fn print_table(rows: &[Row]) {

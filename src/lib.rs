@@ -1,0 +1,4 @@
+//! The `relayguard` command's library half: what the subcommands share with
+//! the whole-system tests (finding and loading transcripts and configs).
+
+pub mod corpus;

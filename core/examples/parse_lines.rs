@@ -28,6 +28,9 @@ fn main() {
             black_box(smtp_proto::Request::parse(&mut black_box(*line).iter()).is_ok());
         }
         let theirs = t.elapsed().as_nanos() as f64 / n as f64;
-        println!("{ours:6.1} {theirs:6.1}  {}", String::from_utf8_lossy(&line[..line.len() - 2]));
+        println!(
+            "{ours:6.1} {theirs:6.1}  {}",
+            String::from_utf8_lossy(&line[..line.len() - 2])
+        );
     }
 }

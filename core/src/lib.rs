@@ -15,6 +15,7 @@ pub mod data;
 pub mod drive;
 pub mod oracle;
 pub mod policy;
+pub mod record;
 pub mod replay;
 pub mod reply;
 pub mod session;

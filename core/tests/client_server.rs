@@ -117,10 +117,15 @@ proptest! {
 
 #[test]
 fn an_outsider_client_gets_the_relay_refusal_per_recipient() {
-    let (outcome, messages) =
-        talk(job(b"hi\r\n".to_vec(), &["alice@example.com", "u@nmap.scanme.org"]), "203.0.113.7", 7);
+    let (outcome, messages) = talk(
+        job(b"hi\r\n".to_vec(), &["alice@example.com", "u@nmap.scanme.org"]),
+        "203.0.113.7",
+        7,
+    );
     assert!(matches!(outcome.recipients[0].1, RcptResult::Accepted(_)));
-    let RcptResult::Permanent(r) = &outcome.recipients[1].1 else { panic!("{:?}", outcome.recipients) };
+    let RcptResult::Permanent(r) = &outcome.recipients[1].1 else {
+        panic!("{:?}", outcome.recipients)
+    };
     assert_eq!(r.code, 550);
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].recipients.len(), 1);
@@ -131,6 +136,10 @@ fn authenticated_client_relays() {
     let mut j = job(b"hi\r\n".to_vec(), &["u@nmap.scanme.org"]);
     j.auth = Some(("carol".into(), "secret".into()));
     let (outcome, messages) = talk(j, "203.0.113.7", 1000);
-    assert!(matches!(outcome.message, MessageResult::Accepted(_)), "{:?}", outcome);
+    assert!(
+        matches!(outcome.message, MessageResult::Accepted(_)),
+        "{:?}",
+        outcome
+    );
     assert_eq!(messages[0].user.as_deref(), Some("carol"));
 }

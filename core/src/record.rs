@@ -1,0 +1,156 @@
+//! Turns a live session into a transcript of the corpus: what the client
+//! sent, chunk by chunk as it arrived, and each whole reply.
+//!
+//! The real server records every session with it (`serve --record`), and the
+//! simulation records the session behind a finding, so that both can be
+//! replayed by `relayguard replay` and kept by `cargo test`. Chunks stay
+//! chunks: bytes that arrived together are replayed together, so pipelining
+//! (and DATA content sent too early) replays as it happened.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::transcript::{Step, Transcript};
+
+#[derive(Debug)]
+pub struct Recorder {
+    t: Transcript,
+    /// Server bytes not yet making a whole reply.
+    pending: Vec<u8>,
+    /// Lines of the reply being assembled.
+    lines: Vec<String>,
+}
+
+impl Recorder {
+    pub fn new(peer: IpAddr, config: Option<PathBuf>) -> Recorder {
+        Recorder {
+            t: Transcript {
+                peer: Some(peer),
+                config,
+                ..Transcript::default()
+            },
+            pending: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    pub fn comment(&mut self, text: &str) {
+        self.t.comments.push(text.to_string());
+    }
+
+    pub fn source(&mut self, text: &str) {
+        self.t.source = Some(text.to_string());
+    }
+
+    pub fn authenticated(&mut self, user: &str) {
+        self.t.auth = Some(user.to_string());
+    }
+
+    /// Bytes from the client, as one read.
+    pub fn client(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        // Whole CRLF lines become `C:` steps, anything else one raw step.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").map(|i| i + 2);
+            match line_end {
+                Some(n) if is_plain_line(&rest[..n]) => {
+                    self.push_send(false, &rest[..n]);
+                    rest = &rest[n..];
+                }
+                _ => {
+                    self.push_send(true, rest);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn push_send(&mut self, raw: bool, bytes: &[u8]) {
+        self.t.steps.push(Step::Send {
+            raw,
+            bytes: bytes.to_vec(),
+            line: 0,
+        });
+    }
+
+    /// Bytes from the server; whole replies become `S:` steps.
+    pub fn server(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(nl) = memchr::memchr(b'\n', &self.pending) {
+            let raw: Vec<u8> = self.pending.drain(..=nl).collect();
+            let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let line = String::from_utf8_lossy(text).into_owned();
+            let more = text.get(3) == Some(&b'-');
+            self.lines.push(line);
+            if !more {
+                let expected = std::mem::take(&mut self.lines).join("\r\n");
+                self.t.steps.push(Step::Reply { expected, line: 0 });
+            }
+        }
+    }
+
+    pub fn finish(self) -> Transcript {
+        self.t
+    }
+}
+
+/// A line that a `C:` step can carry: text, CRLF only at its end.
+fn is_plain_line(line: &[u8]) -> bool {
+    let body = &line[..line.len() - 2];
+    std::str::from_utf8(body).is_ok()
+        && !body
+            .iter()
+            .any(|&b| b == b'\r' || b == b'\n' || b < 0x20 && b != b'\t')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::Policy;
+    use crate::replay::{Mode, replay};
+    use crate::transcript::parse;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_recorded_session_replays_to_the_same_replies() {
+        let policy = Arc::new(
+            Policy::new(
+                Config::from_toml("hostname = \"mx.example\"\n[domains]\nlocal = [\"example.com\"]\n")
+                    .unwrap(),
+            )
+            .unwrap(),
+        );
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let mut d = crate::drive::Driver::new(policy.clone(), peer);
+        let mut rec = Recorder::new(peer, None);
+        rec.server(&d.run.sent);
+        let chunks: [&[u8]; 4] = [
+            b"EHLO x\r\nMAIL FROM:<a@b.example>\r\n",
+            b"RCPT TO:<u@nmap.scanme.org>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n",
+            b"hi\n.\r\n.\r\n",
+            b"QUIT\r\n",
+        ];
+        for c in chunks {
+            let before = d.run.sent.len();
+            rec.client(c);
+            d.feed(c);
+            rec.server(&d.run.sent[before..]);
+        }
+        let t = rec.finish();
+        // Through the text form and back, then replayed: every recorded
+        // reply must match what the session says again.
+        let t = parse(&t.to_text()).unwrap();
+        assert!(t.steps.iter().any(|s| matches!(s, Step::Send { raw: true, .. })));
+        let o = replay(&t, policy, Mode::Strict);
+        assert!(o.passed(), "{:?}", o);
+        assert_eq!(
+            t.steps.iter().filter(|s| matches!(s, Step::Reply { .. })).count(),
+            8
+        );
+    }
+}

@@ -2,3 +2,4 @@
 //! the whole-system tests (finding and loading transcripts and configs).
 
 pub mod corpus;
+pub mod remote;

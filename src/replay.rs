@@ -21,6 +21,17 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Send the transcripts over TCP to this live server instead of the
+    /// core (needs --config: the oracle judges with that configuration).
+    #[arg(long, requires = "config")]
+    target: Option<std::net::SocketAddr>,
+    /// With --target: the local address to connect from (e.g. 127.0.0.3 to
+    /// be an outsider on loopback).
+    #[arg(long, requires = "target")]
+    source: Option<std::net::IpAddr>,
+    /// With --target: seconds to wait for each reply.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
 }
 
 /// One transcript's result, for the table and the JSON.
@@ -40,6 +51,9 @@ pub fn main(args: Args) -> ExitCode {
     if files.is_empty() {
         eprintln!("relayguard replay: no .smtp transcripts under {:?}", args.paths);
         return ExitCode::from(2);
+    }
+    if let Some(target) = args.target {
+        return remote(&args, files, target);
     }
     let replayer = match &args.config {
         Some(p) => Replayer::audit(p, Bugs::NONE),
@@ -67,6 +81,49 @@ pub fn main(args: Args) -> ExitCode {
         print_json(&rows);
     } else {
         print_table(&rows);
+        println!("replay: {} passed, {} failed", rows.len() - failed, failed);
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Replays over TCP against a live server.
+fn remote(args: &Args, files: Vec<PathBuf>, target: std::net::SocketAddr) -> ExitCode {
+    let config_path = args
+        .config
+        .as_ref()
+        .expect("clap requires --config with --target");
+    let config = match relayguard::corpus::load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("relayguard replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let rows: Vec<Row> = files
+        .into_iter()
+        .map(|path| {
+            let outcome = relayguard::corpus::load_transcript(&path)
+                .and_then(|t| relayguard::remote::replay(&t, &config, target, args.source, timeout));
+            Row { path, outcome }
+        })
+        .collect();
+    report(args, &rows)
+}
+
+fn report(args: &Args, rows: &[Row]) -> ExitCode {
+    let failed = rows
+        .iter()
+        .filter(|r| !r.outcome.as_ref().is_ok_and(Outcome::passed))
+        .count();
+    if args.json {
+        print_json(rows);
+    } else {
+        print_table(rows);
         println!("replay: {} passed, {} failed", rows.len() - failed, failed);
     }
     if failed == 0 {

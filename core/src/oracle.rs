@@ -595,17 +595,43 @@ impl ConfigView {
         self.lan.iter().any(|n| n.contains(ip))
     }
 
-    fn domain_of(addr: &str) -> Option<String> {
+    /// The local part (quotes removed) and the domain, if any. A quoted
+    /// local part runs to its closing quote; otherwise the last `@` splits.
+    fn split(addr: &str) -> (String, Option<String>) {
         let a = strip_route(addr.trim_start_matches('<').trim_end_matches('>'));
-        let (_, d) = a.rsplit_once('@')?;
-        Some(norm_domain(d))
+        if let Some(rest) = a.strip_prefix('"') {
+            let mut local = String::new();
+            let mut chars = rest.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            local.push(n);
+                        }
+                    }
+                    '"' => {
+                        let after = &rest[i + 1..];
+                        return (local, after.strip_prefix('@').map(norm_domain));
+                    }
+                    c => local.push(c),
+                }
+            }
+            return (local, None);
+        }
+        match a.rsplit_once('@') {
+            Some((l, d)) => (l.to_string(), Some(norm_domain(d))),
+            None => (a.to_string(), None),
+        }
     }
 
-    /// Sender-specified routing: `%`, `!`, or more than one `@`, anywhere,
-    /// quoted or not.
+    fn domain_of(addr: &str) -> Option<String> {
+        Self::split(addr).1
+    }
+
+    /// Sender-specified routing: `%`, `!` or `@` in the local part, quoted
+    /// or not (an unquoted double `@` puts one there too).
     fn is_routed(addr: &str) -> bool {
-        let a = strip_route(addr.trim_start_matches('<').trim_end_matches('>'));
-        a.contains('%') || a.contains('!') || a.matches('@').count() > 1
+        Self::split(addr).0.contains(['%', '!', '@'])
     }
 
     fn is_local_domain(&self, d: &str) -> bool {
@@ -617,7 +643,7 @@ impl ConfigView {
             return true;
         }
         match Self::domain_of(rcpt) {
-            None => !strip_route(rcpt).eq_ignore_ascii_case("postmaster"),
+            None => !Self::split(rcpt).0.eq_ignore_ascii_case("postmaster"),
             Some(d) => !self.is_local_domain(&d) && !self.relay_to.contains(&d),
         }
     }
@@ -820,6 +846,8 @@ users = [{ name = "carol", password = "x", relay = true }, { name = "dave", pass
             "postmaster",
             "u@backup.example.org",
             "@[198.51.100.25]:u@example.com",
+            "\"alice\"@example.com",
+            "<Postmaster>",
         ] {
             assert!(!v.is_foreign(local), "{local}");
         }
@@ -829,6 +857,9 @@ users = [{ name = "carol", password = "x", relay = true }, { name = "dave", pass
             "\"u@nmap.scanme.org\"@example.com",
             "nmap.scanme.org!u@example.com",
             "u%nmap.scanme.org@backup.example.org",
+            "\"u@nmap.scanme.org\"",
+            "\"u%nmap.scanme.org\"",
+            "u@nmap.scanme.org@example.com",
             "@example.com:u@nmap.scanme.org",
             "bob",
             "u@[198.51.100.26]",

@@ -1,0 +1,88 @@
+//! `replay --target` over real loopback TCP, against a minimal blocking
+//! server around the core session: a closed configuration passes, an
+//! acknowledged open relay is caught by the oracle.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relayguard::corpus::{collect, load_config, load_transcript};
+use relayguard_core::policy::Policy;
+use relayguard_core::session::{Output, Peer, Session};
+
+/// Serves `connections` sessions one after another, then stops.
+fn serve(policy: Arc<Policy>, connections: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((mut stream, peer)) = listener.accept() else {
+                return;
+            };
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let now = Duration::ZERO;
+            let mut s = Session::new(policy.clone(), Peer { ip: peer.ip() }, now);
+            let mut buf = [0u8; 4096];
+            'session: loop {
+                while let Some(o) = s.poll_output() {
+                    match o {
+                        Output::Send(b) => {
+                            if stream.write_all(&b).is_err() {
+                                break 'session;
+                            }
+                        }
+                        Output::Message(_) => s.message_stored(now, Ok("t".into())),
+                        Output::Close => break 'session,
+                    }
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => s.handle_input(now, &buf[..n]),
+                }
+            }
+        }
+    });
+    addr
+}
+
+fn corpus(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(p)
+}
+
+fn run_attacks(server_config: &str) -> (usize, usize) {
+    let judge = load_config(&corpus("configs/default.toml")).unwrap();
+    let server = Arc::new(Policy::new(load_config(&corpus(server_config)).unwrap()).unwrap());
+    let files: Vec<_> = collect(&[corpus("attacks")])
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("nmap-"))
+        .collect();
+    let target = serve(server, files.len());
+    let mut failed = 0;
+    for f in &files {
+        let t = load_transcript(f).unwrap();
+        let o = relayguard::remote::replay(&t, &judge, target, None, Duration::from_secs(5)).unwrap();
+        if !o.passed() {
+            failed += 1;
+        }
+    }
+    (files.len(), failed)
+}
+
+#[test]
+fn nmap_attacks_over_tcp_find_the_default_config_closed() {
+    let (n, failed) = run_attacks("configs/default.toml");
+    assert_eq!(n, 16);
+    assert_eq!(failed, 0);
+}
+
+#[test]
+fn nmap_attacks_over_tcp_catch_an_open_relay() {
+    let (n, failed) = run_attacks("configs/open-relay.toml");
+    assert_eq!(n, 16);
+    // Every nmap test relays on an open relay except those refused as syntax
+    // (double @, unqualified), which no configuration accepts.
+    assert!(failed >= 8, "only {failed} of {n} caught");
+}

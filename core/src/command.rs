@@ -265,6 +265,26 @@ fn is_space_char(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
+/// The words of `s` between spaces and tabs, read byte by byte (the
+/// separators are ASCII, so every cut is on a character boundary).
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
+            return None;
+        }
+        let start = i;
+        while i < b.len() && !is_space(b[i]) {
+            i += 1;
+        }
+        Some(&s[start..i])
+    })
+}
+
 fn trim(s: &str) -> &str {
     let b = s.as_bytes();
     let start = b.iter().position(|&c| !is_space(c)).unwrap_or(b.len());
@@ -344,6 +364,59 @@ fn split_path(s: &str) -> Result<(&str, &str), ParseError> {
     }
 }
 
+/// The path at the start of `s` and what follows it.
+fn path_and_rest(s: &str, allow_null: bool) -> Result<(PathArg<'_>, &str), ParseError> {
+    if let Some(fast) = plain_path(s) {
+        return Ok(fast);
+    }
+    let (inner, rest) = split_path(s)?;
+    Ok((parse_path_arg(inner, allow_null)?, rest))
+}
+
+/// One pass over the common `<local@domain>` path: no route, no quotes,
+/// no literal. Anything else, errors included, is left to the general
+/// parser (`None`), so the two cannot disagree on what they both accept.
+fn plain_path(s: &str) -> Option<(PathArg<'_>, &str)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'<') || matches!(b.get(1), Some(b'@' | b'"' | b'>') | None) {
+        return None;
+    }
+    let mut i = 1;
+    let mut local_class = 0u8;
+    while i < b.len() && b[i] != b'@' && b[i] != b'>' {
+        local_class |= CLASS[b[i] as usize];
+        i += 1;
+    }
+    if i == b.len() || local_class & NOT_LOCAL != 0 {
+        return None;
+    }
+    let local = &s[1..i];
+    if b[i] == b'>' {
+        let to = PathArg::Mailbox {
+            route: "",
+            local,
+            domain: None,
+        };
+        return Some((to, &s[i + 1..]));
+    }
+    let start = i + 1;
+    let mut domain_class = 0u8;
+    i = start;
+    while i < b.len() && b[i] != b'>' {
+        domain_class |= CLASS[b[i] as usize];
+        i += 1;
+    }
+    if i == b.len() || i == start || domain_class & NOT_DOMAIN != 0 {
+        return None;
+    }
+    let to = PathArg::Mailbox {
+        route: "",
+        local,
+        domain: Some(&s[start..i]),
+    };
+    Some((to, &s[i + 1..]))
+}
+
 fn parse_path_arg(inner: &str, allow_null: bool) -> Result<PathArg<'_>, ParseError> {
     if inner.is_empty() {
         return if allow_null {
@@ -417,12 +490,11 @@ fn check_domain_shape(d: &str) -> Result<(), AddressError> {
 
 fn parse_mail(args: &str) -> Result<Command<'_>, ParseError> {
     let rest = strip_keyword(args, "FROM:").ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
-    let (inner, params_text) = split_path(rest)?;
-    let from = parse_path_arg(inner, true)?;
+    let (from, params_text) = path_and_rest(rest, true)?;
     let mut params = MailParams::default();
-    for p in params_text.split(is_space_char).filter(|p| !p.is_empty()) {
-        let (key, value) = match p.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
+    for p in words(params_text) {
+        let (key, value) = match p.bytes().position(|b| b == b'=') {
+            Some(i) => (&p[..i], Some(&p[i + 1..])),
             None => (p, None),
         };
         let dup = || ParseError::Syntax("duplicate ESMTP parameter");
@@ -466,8 +538,7 @@ fn parse_mail(args: &str) -> Result<Command<'_>, ParseError> {
 
 fn parse_rcpt(args: &str) -> Result<Command<'_>, ParseError> {
     let rest = strip_keyword(args, "TO:").ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
-    let (inner, params_text) = split_path(rest)?;
-    let to = parse_path_arg(inner, false)?;
+    let (to, params_text) = path_and_rest(rest, false)?;
     // We offer no RCPT parameters (no DSN), so any is unknown.
     if !trim(params_text).is_empty() {
         return Err(ParseError::UnknownParameter);
@@ -725,6 +796,19 @@ mod tests {
             ("RCPT TO:<u v@example.com>", AddressError::BadLocalPart),
         ] {
             assert_eq!(p(s), Err(ParseError::Address(e)), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass path reader accepts only what the general parser
+        /// accepts, and reads it the same way.
+        #[test]
+        fn plain_path_agrees_with_the_general_parser(s in "<[a-z.@%!\"\\[\\]<>: -]{0,24}>?[ A-Z=]{0,6}") {
+            if let Some((fast, rest)) = plain_path(&s) {
+                let (inner, slow_rest) = split_path(&s).unwrap();
+                proptest::prop_assert_eq!(rest, slow_rest);
+                proptest::prop_assert_eq!(Ok(fast), parse_path_arg(inner, true));
+            }
         }
     }
 

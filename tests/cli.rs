@@ -1,0 +1,88 @@
+//! The `relayguard` command as a user runs it: exit codes, the closing line,
+//! JSON, and errors that name the file and line.
+
+use std::path::Path;
+use std::process::Command;
+
+fn relayguard(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn replay_of_one_attack_passes_with_a_closing_line() {
+    let (code, out, _) = relayguard(&["replay", "corpus/attacks/nmap-01-null-sender.smtp"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim_end().ends_with("replay: 1 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn replay_json_is_machine_readable() {
+    let (code, out, _) = relayguard(&["replay", "--json", "corpus/attacks/nmap-02-foreign-sender.smtp"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(v["passed"], 1);
+    assert_eq!(v["transcripts"][0]["relay_refused"], 1);
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("relayguard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/configs/default.toml");
+    let t = dir.join("wrong.smtp");
+    std::fs::write(
+        &t,
+        format!(
+            "# expects the relay to accept\n@peer 203.0.113.7\n@config {}\n@expect closed\nC: EHLO x\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\nC: RCPT TO:<u@nmap.scanme.org>\nS: 250\n",
+            config.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = relayguard(&["replay", t.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("line 10: expected \"250\", got \"550 5.7.1"),
+        "{out}"
+    );
+    assert!(out.contains("replay: 0 passed, 1 failed"), "{out}");
+    std::fs::write(&t, "@peer 203.0.113.7\nX: what\n").unwrap();
+    let (code, out, _) = relayguard(&["replay", t.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("wrong.smtp: line 2"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_paths_and_bad_configs_are_usage_errors() {
+    let (code, _, err) = relayguard(&["replay", "no/such/folder"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/folder"), "{err}");
+    let dir = std::env::temp_dir().join(format!("relayguard-cli-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "hostname = \"x\"\n[relay]\nopen = true\n").unwrap();
+    let (code, _, err) = relayguard(&["replay", "--config", bad.to_str().unwrap(), "corpus/legit"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3, column 1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn audit_mode_judges_with_the_oracle_only() {
+    let (code, out, _) = relayguard(&[
+        "replay",
+        "--config",
+        "corpus/configs/default.toml",
+        "corpus/attacks/nmap-05-percent-hack-ip-literal.smtp",
+    ]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -2,4 +2,6 @@
 //! the whole-system tests (finding and loading transcripts and configs).
 
 pub mod corpus;
+pub mod maildir;
 pub mod remote;
+pub mod spool;

@@ -1,0 +1,100 @@
+//! Local delivery into Maildir folders: `ROOT/maildir/<domain>/<local>/new/`.
+//!
+//! The file is written in `tmp/`, fsynced, linked into `new/`, and the
+//! folder fsynced, as the Maildir convention asks, so a reader never sees a
+//! partial message. Names come from the caller (unique per message and
+//! recipient), not from a clock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The folder of a mailbox key `local@domain`. Bytes that could escape the
+/// tree or confuse a shell are written as `%XX`.
+pub fn folder(root: &Path, mailbox: &str) -> PathBuf {
+    let (local, domain) = mailbox.rsplit_once('@').unwrap_or((mailbox, "localhost"));
+    root.join("maildir").join(safe(domain)).join(safe(local))
+}
+
+fn safe(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for b in part.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_+=".contains(&b) || (b == b'.' && !out.is_empty()) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() { "%".into() } else { out }
+}
+
+/// Delivers `body` to `mailbox` under the file name `name`. Returns the path
+/// in `new/`. Delivering the same name twice is not an error (a redelivery
+/// after a crash writes the same message again).
+pub fn deliver(root: &Path, mailbox: &str, name: &str, body: &[u8]) -> io::Result<PathBuf> {
+    let dir = folder(root, mailbox);
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    let name = safe(name);
+    let tmp = dir.join("tmp").join(&name);
+    let new = dir.join("new").join(&name);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    drop(f);
+    match fs::hard_link(&tmp, &new) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        _ => {}
+    }
+    fs::remove_file(&tmp)?;
+    File::open(dir.join("new"))?.sync_all()?;
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_cannot_escape_the_tree() {
+        let root = Path::new("/r");
+        assert_eq!(
+            folder(root, "alice@example.com"),
+            Path::new("/r/maildir/example.com/alice")
+        );
+        let odd = folder(root, "../../etc@example.com");
+        assert_eq!(odd.parent(), Some(Path::new("/r/maildir/example.com")), "{odd:?}");
+        assert!(
+            odd.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::RootDir))
+        );
+        assert_eq!(
+            folder(root, "\"a/b\"@x.example"),
+            Path::new("/r/maildir/x.example/%22a%2Fb%22")
+        );
+    }
+
+    #[test]
+    fn delivers_into_new() {
+        let root = std::env::temp_dir().join(format!("relayguard-maildir-{}", std::process::id()));
+        let p = deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
+        assert!(p.starts_with(root.join("maildir/example.com/bob/new")));
+        deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap();
+        assert_eq!(
+            fs::read_dir(root.join("maildir/example.com/bob/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

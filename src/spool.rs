@@ -1,0 +1,237 @@
+//! The on-disk spool of the real server: a message is durable before the
+//! client hears `250`.
+//!
+//! Each message is one file, written under a temporary name, fsynced,
+//! renamed into place, and the directory fsynced — the order Postfix and
+//! Maildir use, so that a crash at any point leaves either no message or a
+//! whole one, never a torn one. The file holds a small text envelope and the
+//! body; recovery after a restart reads them back.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use relayguard_core::address::{Mailbox, parse_path};
+use relayguard_core::policy::Destination;
+use relayguard_core::session::{Message, Recipient};
+
+const MAGIC: &str = "relayguard-spool 1";
+
+/// A spool directory.
+#[derive(Clone, Debug)]
+pub struct FsSpool {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl FsSpool {
+    pub fn open(dir: &Path) -> io::Result<FsSpool> {
+        let dir = dir.join("queue");
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&tmp)?;
+        // Half-written files of a crashed run were never acknowledged.
+        for entry in fs::read_dir(&tmp)? {
+            fs::remove_file(entry?.path())?;
+        }
+        Ok(FsSpool { dir, tmp })
+    }
+
+    /// Stores a message durably under `id` (a name the caller makes unique).
+    pub fn store(&self, id: &str, message: &Message) -> io::Result<()> {
+        check_id(id)?;
+        let tmp = self.tmp.join(id);
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(&encode(message))?;
+        f.sync_all()?;
+        drop(f);
+        // A link, not a rename: it refuses to replace a message already
+        // queued under the same id.
+        let linked = fs::hard_link(&tmp, self.dir.join(id));
+        fs::remove_file(&tmp)?;
+        linked?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Forgets a message that was delivered or bounced.
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        check_id(id)?;
+        match fs::remove_file(self.dir.join(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => File::open(&self.dir)?.sync_all(),
+        }
+    }
+
+    /// Every stored message, in id order: what a restart must deliver.
+    pub fn list(&self) -> io::Result<Vec<(String, Message)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let bytes = fs::read(entry.path())?;
+            let message = decode(&bytes)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("spool file {id}: {e}")))?;
+            out.push((id, message));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+fn check_id(id: &str) -> io::Result<()> {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        || id.starts_with('.')
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad spool id {id:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The envelope as text lines, a blank line, then the body. Recipient
+/// lines are `rcpt KIND<TAB>TARGET<TAB>PATH`.
+pub fn encode(m: &Message) -> Vec<u8> {
+    let mut out = format!("{MAGIC}\nclient {}\nhelo {}\n", m.client, m.helo);
+    if let Some(u) = &m.user {
+        out.push_str(&format!("user {u}\n"));
+    }
+    out.push_str(&format!("from {}\n", m.from));
+    for r in &m.recipients {
+        let (kind, target) = match &r.destination {
+            Destination::Local { mailbox } => ("local", mailbox.clone()),
+            Destination::RelayTo { mailbox } => ("relay-to", mailbox.to_string()),
+            Destination::Remote { mailbox } => ("remote", mailbox.to_string()),
+        };
+        // Tabs: a quoted local part may hold spaces, never a tab.
+        out.push_str(&format!("rcpt {kind}\t{target}\t{}\n", r.path));
+    }
+    out.push('\n');
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&m.body);
+    bytes
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Message, String> {
+    let split = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or("no end of envelope")?;
+    let head = std::str::from_utf8(&bytes[..split]).map_err(|_| "envelope is not UTF-8")?;
+    let body = bytes[split + 2..].to_vec();
+    let mut lines = head.lines();
+    if lines.next() != Some(MAGIC) {
+        return Err("not a relayguard spool file".into());
+    }
+    let mut client: Option<IpAddr> = None;
+    let mut helo = String::new();
+    let mut user = None;
+    let mut from = None;
+    let mut recipients = Vec::new();
+    for line in lines {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        match key {
+            "client" => client = Some(value.parse().map_err(|_| format!("bad client {value:?}"))?),
+            "helo" => helo = value.to_string(),
+            "user" => user = Some(value.to_string()),
+            "from" => from = Some(parse_path(value).map_err(|e| format!("bad sender {value:?}: {e}"))?),
+            "rcpt" => {
+                let mut parts = value.splitn(3, '\t');
+                let (Some(kind), Some(target), Some(path)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(format!("bad recipient line {line:?}"));
+                };
+                let mailbox = || Mailbox::parse(target).map_err(|e| format!("bad recipient {target:?}: {e}"));
+                let destination = match kind {
+                    "local" => Destination::Local {
+                        mailbox: target.to_string(),
+                    },
+                    "relay-to" => Destination::RelayTo { mailbox: mailbox()? },
+                    "remote" => Destination::Remote { mailbox: mailbox()? },
+                    _ => return Err(format!("bad recipient kind {kind:?}")),
+                };
+                let path = parse_path(path).map_err(|e| format!("bad recipient path {path:?}: {e}"))?;
+                recipients.push(Recipient { path, destination });
+            }
+            _ => return Err(format!("unknown envelope line {line:?}")),
+        }
+    }
+    Ok(Message {
+        client: client.ok_or("no client")?,
+        helo,
+        user,
+        from: from.ok_or("no sender")?,
+        recipients,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> Message {
+        let rcpt = |s: &str, d: Destination| Recipient {
+            path: parse_path(s).unwrap(),
+            destination: d,
+        };
+        Message {
+            client: "192.168.1.5".parse().unwrap(),
+            helo: "pc.lan".into(),
+            user: Some("carol".into()),
+            from: parse_path("<>").unwrap(),
+            recipients: vec![
+                rcpt(
+                    "<alice@example.com>",
+                    Destination::Local {
+                        mailbox: "alice@example.com".into(),
+                    },
+                ),
+                rcpt(
+                    "<\"a b\"@nmap.scanme.org>",
+                    Destination::Remote {
+                        mailbox: Mailbox::parse("\"a b\"@nmap.scanme.org").unwrap(),
+                    },
+                ),
+            ],
+            body: b"Subject: x\r\n\r\nline\r\n\n\r\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let m = message();
+        assert_eq!(decode(&encode(&m)).unwrap(), m);
+    }
+
+    #[test]
+    fn store_list_remove() {
+        let dir = std::env::temp_dir().join(format!("relayguard-spool-{}", std::process::id()));
+        let spool = FsSpool::open(&dir).unwrap();
+        spool.store("0001", &message()).unwrap();
+        assert!(spool.store("0001", &message()).is_err(), "ids are unique");
+        assert!(spool.store("../x", &message()).is_err());
+        let listed = FsSpool::open(&dir).unwrap().list().unwrap();
+        assert_eq!(listed, vec![("0001".to_string(), message())]);
+        spool.remove("0001").unwrap();
+        assert!(spool.list().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        assert!(decode(b"garbage").is_err());
+        assert!(decode(b"relayguard-spool 1\nclient x\n\n").is_err());
+        assert!(
+            decode(b"relayguard-spool 1\nclient 1.2.3.4\nfrom <>\nrcpt odd\tx\t<y@z.example>\n\nbody")
+                .is_err()
+        );
+    }
+}

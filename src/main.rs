@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod replay;
+mod sim;
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
@@ -17,10 +18,13 @@ struct Cli {
 enum Command {
     /// Replay attack transcripts against the core and judge them.
     Replay(replay::Args),
+    /// Run the deterministic network simulation campaign.
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Replay(args) => replay::main(args),
+        Command::Sim(args) => sim::main(args),
     }
 }

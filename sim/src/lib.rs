@@ -90,7 +90,7 @@ pub struct Swarm {
     pub faults: Vec<(Duration, Fault)>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Lan,
     RemoteUser,
@@ -137,9 +137,14 @@ pub enum Fault {
     Hold(IpAddr),
     Release(IpAddr),
     Latency(IpAddr, Duration),
-    /// Crash the relay while a spool write is under way (or at the latest
-    /// `within` later), restart it `down` later.
-    Crash { within: Duration, down: Duration },
+    /// Crash the relay while a spool write is under way (or, `queued`, while
+    /// a message waits for a retry), or at the latest `within` later; restart
+    /// it `down` later.
+    Crash {
+        within: Duration,
+        down: Duration,
+        queued: bool,
+    },
     ExchangerFails(IpAddr, bool),
 }
 
@@ -424,8 +429,9 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
         faults.push((
             r.millis(1_000, 25_000),
             Fault::Crash {
-                within: r.millis(500, 5_000),
+                within: r.millis(500, 8_000),
                 down: r.millis(100, 3_000),
+                queued: r.chance(50),
             },
         ));
     }
@@ -1223,7 +1229,7 @@ pub fn run_with(seed: u64, bugs: Bugs, verbose: bool, full: bool) -> Report {
     // The active phase, faults on schedule.
     let relay = IpAddr::V4(RELAY);
     let mut faults = swarm.faults.clone().into_iter().peekable();
-    let mut crash_by: Option<Duration> = None;
+    let mut crash_by: Option<(Duration, bool)> = None;
     let mut down_for = Duration::ZERO;
     let mut restart_at: Option<Duration> = None;
     let mut partitioned: BTreeSet<IpAddr> = BTreeSet::new();
@@ -1253,9 +1259,9 @@ pub fn run_with(seed: u64, bugs: Bugs, verbose: bool, full: bool) -> Report {
                     held.remove(&ip);
                 }
                 Fault::Latency(ip, d) => sim.set_link_latency(relay, ip, d),
-                Fault::Crash { within, down } => {
+                Fault::Crash { within, down, queued } => {
                     if crash_by.is_none() && restart_at.is_none() {
-                        crash_by = Some(now + within);
+                        crash_by = Some((now + within, queued));
                         down_for = down;
                     }
                 }
@@ -1269,8 +1275,15 @@ pub fn run_with(seed: u64, bugs: Bugs, verbose: bool, full: bool) -> Report {
             }
         }
         // Crash while a spool write is under way: mid-transaction.
-        if let Some(by) = crash_by {
-            if world.borrow().spool.writing > 0 || now >= by {
+        if let Some((by, queued)) = crash_by {
+            let w = world.borrow();
+            let ready = if queued {
+                w.spool.entries.values().any(|e| e.attempts > 0)
+            } else {
+                w.spool.writing > 0
+            };
+            drop(w);
+            if ready || now >= by {
                 world.borrow_mut().event("fault crash relay");
                 sim.crash(relay);
                 crash_by = None;

@@ -64,7 +64,7 @@ pub fn main(args: Args) -> ExitCode {
     if let Some(seed) = args.seed {
         let r = run_with(seed, bugs, true, full);
         if args.json {
-            println!("{}", json(&[r.clone()], &bug_flags));
+            println!("{}", json(std::slice::from_ref(&r), &bug_flags));
         } else {
             for l in &r.describe {
                 println!("{l}");
@@ -78,7 +78,11 @@ pub fn main(args: Args) -> ExitCode {
             }
         }
         write_regression(&args, &r, &bug_flags);
-        return if r.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if r.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     let (i, n) = args.shard.unwrap_or((0, 1));
     let seeds: Vec<u64> = (0..args.seeds).filter(|s| s % n == i).collect();
@@ -151,10 +155,17 @@ fn total(reports: &[Report]) -> Stats {
 fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     let Some(t) = &r.offending else { return };
     let mut t = t.clone();
-    let name = format!("sim-seed-{}{}", r.seed, bug_flags.replace(" --buggify ", "-").replace(" --", "-"));
+    let name = format!(
+        "sim-seed-{}{}",
+        r.seed,
+        bug_flags.replace(" --buggify ", "-").replace(" --", "-")
+    );
     let config = args.regressions.join(format!("{name}.toml"));
     t.config = Some(PathBuf::from(format!("{name}.toml")));
-    t.comments.insert(0, format!("found by: relayguard sim --seed {}{bug_flags}", r.seed));
+    t.comments.insert(
+        0,
+        format!("found by: relayguard sim --seed {}{bug_flags}", r.seed),
+    );
     t.source = Some(format!("relayguard sim seed {}", r.seed));
     let mut c = swarm(r.seed, Bugs::NONE, args.full_swarm || FULL_SWARM).config;
     c.bugs = Bugs::NONE;
@@ -162,7 +173,10 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
         .and_then(|_| std::fs::write(&config, config_toml(&c)))
         .and_then(|_| std::fs::write(args.regressions.join(format!("{name}.smtp")), t.to_text()));
     match res {
-        Ok(()) => eprintln!("offending session written to {}", args.regressions.join(format!("{name}.smtp")).display()),
+        Ok(()) => eprintln!(
+            "offending session written to {}",
+            args.regressions.join(format!("{name}.smtp")).display()
+        ),
         Err(e) => eprintln!("relayguard sim: could not write the regression: {e}"),
     }
 }

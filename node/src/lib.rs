@@ -35,7 +35,7 @@ pub struct Clock {
 impl Clock {
     pub fn start() -> Clock {
         Clock {
-            epoch: Instant::now(),
+            epoch: tokio::time::Instant::now(),
         }
     }
 
@@ -93,7 +93,8 @@ pub trait Resolver: 'static {
 
 /// Local delivery.
 pub trait Mailboxes: 'static {
-    fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> impl Future<Output = Result<(), String>>;
+    fn deliver(&self, mailbox: &str, id: &str, message: &Message)
+    -> impl Future<Output = Result<(), String>>;
 }
 
 /// What the node does, for oracles, recorders and traces. Every method has
@@ -416,7 +417,8 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                 mailbox: sender.clone(),
             },
             None => {
-                self.tap.event(&format!("bounce of {id} dropped: unqualified sender"));
+                self.tap
+                    .event(&format!("bounce of {id} dropped: unqualified sender"));
                 return;
             }
         };
@@ -467,17 +469,26 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         let job = Job {
             helo: self.policy.hostname().to_string(),
             auth: None,
-            mail_from: message.from.mailbox.as_ref().map_or(String::new(), |m| m.to_string()),
+            mail_from: message
+                .from
+                .mailbox
+                .as_ref()
+                .map_or(String::new(), |m| m.to_string()),
             rcpt_to: rcpts
                 .iter()
-                .map(|r| r.destination.remote_mailbox().map_or(String::new(), |m| m.to_string()))
+                .map(|r| {
+                    r.destination
+                        .remote_mailbox()
+                        .map_or(String::new(), |m| m.to_string())
+                })
                 .collect(),
             body: message.body.clone(),
             timeout: self.config.reply_timeout,
         };
         let mut last = String::from("no exchanger answered");
         for addr in addrs {
-            let stream = match tokio::time::timeout(self.config.connect_timeout, self.net.connect(addr)).await {
+            let stream = match tokio::time::timeout(self.config.connect_timeout, self.net.connect(addr)).await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     last = format!("{addr}: {e}");

@@ -42,7 +42,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -50,7 +50,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -76,7 +76,12 @@ const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
 
 // ---------------------------------------------------------------- the swarm
 
-const FOREIGN: [&str; 4] = ["foreign.example", "nmap.scanme.org", "partner.example", "defunct.example"];
+const FOREIGN: [&str; 4] = [
+    "foreign.example",
+    "nmap.scanme.org",
+    "partner.example",
+    "defunct.example",
+];
 const BACKUP: &str = "backup.example.org";
 const USERS: [&str; 4] = ["alice", "bob", "postmaster", "erin"];
 
@@ -126,7 +131,10 @@ pub enum Task {
         /// The X-Sim-Id of a generated attack's message.
         id: Option<String>,
     },
-    Flood { connections: usize, hold: Duration },
+    Flood {
+        connections: usize,
+        hold: Duration,
+    },
     Slow,
 }
 
@@ -159,7 +167,7 @@ pub const FULL_SWARM: bool = false;
 
 /// Derives a whole world from a seed.
 pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
-    let mut r = Rng::new(seed ^ 0x5eed_0f_5e1a_7);
+    let mut r = Rng::new(seed ^ 0x05ee_d0f5_e1a7);
     let local: Vec<String> = match r.below(3) {
         0 => vec!["example.com".into()],
         1 => vec!["example.com".into(), "example.net".into()],
@@ -446,10 +454,13 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
 }
 
 fn job(id: &str, from: &str, rcpts: Vec<String>, auth: Option<(&str, &str)>, long: bool) -> Job {
-    let mut body = format!("X-Sim-Id: {id}\r\nFrom: <{from}>\r\nSubject: hello\r\n\r\nHello.\r\n.dot line\r\n");
+    let mut body =
+        format!("X-Sim-Id: {id}\r\nFrom: <{from}>\r\nSubject: hello\r\n\r\nHello.\r\n.dot line\r\n");
     if long {
         for i in 0..20 {
-            body.push_str(&format!("line {i} of a longer message, to be cut in the middle of DATA\r\n"));
+            body.push_str(&format!(
+                "line {i} of a longer message, to be cut in the middle of DATA\r\n"
+            ));
         }
     }
     Job {
@@ -682,7 +693,11 @@ impl World {
         // A bounce is from <> and names the queue id it bounces; the
         // message's own X-Sim-Id is among the headers it quotes.
         let is_bounce = from_null && header("X-Bounce-Of:").is_some();
-        let bounce_of = if is_bounce { Some(id.clone().unwrap_or_default()) } else { None };
+        let bounce_of = if is_bounce {
+            Some(id.clone().unwrap_or_default())
+        } else {
+            None
+        };
         let arrival = Arrival {
             rcpts: rcpts.iter().map(|r| r.to_ascii_lowercase()).collect(),
             id: if is_bounce { None } else { id.clone() },
@@ -690,14 +705,18 @@ impl World {
             body_hash: fnv(FNV0, body),
         };
         self.stats.deliveries += 1;
-        self.event(&format!("arrival at {at} for {rcpts:?} id {id:?} bounce {is_bounce}"));
+        self.event(&format!(
+            "arrival at {at} for {rcpts:?} id {id:?} bounce {is_bounce}"
+        ));
         // End to end: who submitted it, and was that client trusted?
         match (&arrival.id, &arrival.bounce_of) {
             (Some(id), _) => match self.submissions.get(id) {
                 None => self.violation(format!("message {id} arrived at {at} but no client submitted it")),
                 Some(s) => {
-                    let foreign: Vec<&String> =
-                        rcpts.iter().filter(|r| oracle::is_foreign(&self.config, r)).collect();
+                    let foreign: Vec<&String> = rcpts
+                        .iter()
+                        .filter(|r| oracle::is_foreign(&self.config, r))
+                        .collect();
                     if !s.trusted && at.starts_with("exchanger") && !foreign.is_empty() {
                         self.violation(format!(
                             "open relay end to end: message {id} from an untrusted client reached {at} for {foreign:?}"
@@ -763,7 +782,10 @@ impl Tap for SimTap {
     fn handed_on(&self, conn: u64, message: &Message) {
         let mut w = self.0.borrow_mut();
         w.stats.messages += 1;
-        let corpus = w.watches.get(&conn).is_some_and(|x| w.corpus_ips.contains(&x.peer));
+        let corpus = w
+            .watches
+            .get(&conn)
+            .is_some_and(|x| w.corpus_ips.contains(&x.peer));
         if corpus {
             let h = fnv(FNV0, &message.body);
             w.corpus_bodies.insert(h);
@@ -833,7 +855,11 @@ impl Spool for SimSpool {
     }
     async fn list(&self) -> Vec<(String, Entry)> {
         let w = self.world.borrow();
-        w.spool.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        w.spool
+            .entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -853,9 +879,12 @@ struct SimMailboxes(Shared);
 
 impl Mailboxes for SimMailboxes {
     async fn deliver(&self, mailbox: &str, _id: &str, m: &Message) -> Result<(), String> {
-        self.0
-            .borrow_mut()
-            .arrive(format!("mailbox {mailbox}"), vec![mailbox.to_string()], m.from.is_null(), &m.body);
+        self.0.borrow_mut().arrive(
+            format!("mailbox {mailbox}"),
+            vec![mailbox.to_string()],
+            m.from.is_null(),
+            &m.body,
+        );
         Ok(())
     }
 }
@@ -896,8 +925,17 @@ async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turmoil::Result
                             }
                         }
                         Output::Message(m) => {
-                            let rcpts = m.recipients.iter().map(|r| r.path.mailbox.as_ref().map_or(String::new(), |m| m.to_string())).collect();
-                            world.borrow_mut().arrive(format!("exchanger {domain}"), rcpts, m.from.is_null(), &m.body);
+                            let rcpts = m
+                                .recipients
+                                .iter()
+                                .map(|r| r.path.mailbox.as_ref().map_or(String::new(), |m| m.to_string()))
+                                .collect();
+                            world.borrow_mut().arrive(
+                                format!("exchanger {domain}"),
+                                rcpts,
+                                m.from.is_null(),
+                                &m.body,
+                            );
                             s.message_stored(clock.now(), Ok("x".into()));
                         }
                         Output::Close => return,
@@ -948,7 +986,10 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Cut<S> {
         }
         std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
     }
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_shutdown(
@@ -1027,7 +1068,8 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                                 break;
                             }
                             MessageResult::Permanent(reply) => {
-                                w.submissions.get_mut(&id).expect("registered").refused = Some(reply.to_string());
+                                w.submissions.get_mut(&id).expect("registered").refused =
+                                    Some(reply.to_string());
                                 break;
                             }
                             MessageResult::NotSent(f) => {
@@ -1037,7 +1079,8 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                                     .all(|(_, r)| matches!(r, RcptResult::Permanent(_)))
                                     || matches!(f, relayguard_core::client::Failure::AuthRefused(x) | relayguard_core::client::Failure::MailRefused(x) if x.is_permanent());
                                 if permanent {
-                                    w.submissions.get_mut(&id).expect("registered").refused = Some(format!("{f:?}"));
+                                    w.submissions.get_mut(&id).expect("registered").refused =
+                                        Some(format!("{f:?}"));
                                     break;
                                 }
                             }
@@ -1059,7 +1102,9 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                     continue;
                 }
                 for c in chunks {
-                    if stream.write_all(&c).await.is_err() || !await_reply(&mut stream, Duration::from_secs(2)).await {
+                    if stream.write_all(&c).await.is_err()
+                        || !await_reply(&mut stream, Duration::from_secs(2)).await
+                    {
                         break;
                     }
                 }
@@ -1084,7 +1129,9 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                     }
                     // Then say nothing until the server gives up.
                     let mut buf = [0u8; 512];
-                    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(90), s.read(&mut buf)).await {
+                    while let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_secs(90), s.read(&mut buf)).await
+                    {
                         if n == 0 {
                             break;
                         }
@@ -1124,7 +1171,10 @@ fn describe(s: &Swarm) -> Vec<String> {
         format!(
             "config: local {:?}, mailboxes {}, lan {:?}, require_auth {}, non_local_senders_in_lan {}, relay_to {:?}, percent_hack {}, black {:?}",
             c.domains.local,
-            c.domains.mailboxes.as_ref().map_or("any".to_string(), |m| format!("{}", m.len())),
+            c.domains
+                .mailboxes
+                .as_ref()
+                .map_or("any".to_string(), |m| format!("{}", m.len())),
             c.lan.networks,
             c.relay.require_auth,
             c.relay.non_local_senders_in_lan,
@@ -1135,7 +1185,13 @@ fn describe(s: &Swarm) -> Vec<String> {
         format!("exchangers: {:?}", s.exchangers),
     ];
     for a in &s.actors {
-        out.push(format!("actor {:?} {} at {:?}: {} tasks", a.role, a.ip, a.start, a.tasks.len()));
+        out.push(format!(
+            "actor {:?} {} at {:?}: {} tasks",
+            a.role,
+            a.ip,
+            a.start,
+            a.tasks.len()
+        ));
     }
     for (at, f) in &s.faults {
         out.push(format!("fault at {at:?}: {f:?}"));
@@ -1223,7 +1279,14 @@ pub fn run_with(seed: u64, bugs: Bugs, verbose: bool, full: bool) -> Report {
         sim.host(ip, move || exchanger(world.clone(), domain.clone(), ip));
     }
     for (i, a) in swarm.actors.iter().enumerate() {
-        sim.client(a.ip, actor(world.clone(), a.clone(), seed.wrapping_mul(31).wrapping_add(i as u64)));
+        sim.client(
+            a.ip,
+            actor(
+                world.clone(),
+                a.clone(),
+                seed.wrapping_mul(31).wrapping_add(i as u64),
+            ),
+        );
     }
 
     // The active phase, faults on schedule.
@@ -1353,7 +1416,8 @@ fn judge_end(world: &Shared) {
         let arrived = |rcpt: Option<&str>| {
             w.arrivals.iter().any(|a| {
                 a.bounce_of.as_deref() == Some(id.as_str())
-                    || (a.id.as_deref() == Some(id.as_str()) && rcpt.is_none_or(|r| a.rcpts.iter().any(|x| x == r)))
+                    || (a.id.as_deref() == Some(id.as_str())
+                        && rcpt.is_none_or(|r| a.rcpts.iter().any(|x| x == r)))
             })
         };
         if s.legit {
@@ -1367,16 +1431,23 @@ fn judge_end(world: &Shared) {
             if s.legit {
                 for r in &s.accepted {
                     if !arrived(Some(r)) {
-                        found.push(format!("loss: message {id} was acked with 250 but never reached {r} nor bounced"));
+                        found.push(format!(
+                            "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                        ));
                     }
                 }
             } else if !arrived(None) {
-                found.push(format!("loss: message {id} was acked with 250 but never delivered nor bounced"));
+                found.push(format!(
+                    "loss: message {id} was acked with 250 but never delivered nor bounced"
+                ));
             }
         }
     }
     if !w.spool.entries.is_empty() {
-        found.push(format!("{} messages still queued at the end", w.spool.entries.len()));
+        found.push(format!(
+            "{} messages still queued at the end",
+            w.spool.entries.len()
+        ));
     }
     for f in found {
         w.violation(f);
@@ -1385,7 +1456,13 @@ fn judge_end(world: &Shared) {
 
 /// Runs seeds on `jobs` threads; `done` is called on the calling thread as
 /// each report comes in (in completion order; reports are returned sorted).
-pub fn campaign(seeds: &[u64], bugs: Bugs, full: bool, jobs: usize, mut done: impl FnMut(&Report)) -> Vec<Report> {
+pub fn campaign(
+    seeds: &[u64],
+    bugs: Bugs,
+    full: bool,
+    jobs: usize,
+    mut done: impl FnMut(&Report),
+) -> Vec<Report> {
     let (tx, rx) = std::sync::mpsc::channel();
     let jobs = jobs.max(1).min(seeds.len().max(1));
     let seeds = Arc::new(seeds.to_vec());
@@ -1423,18 +1500,35 @@ pub fn config_toml(c: &Config) -> String {
         format!("[{}]", items.join(", "))
     };
     let own: Vec<String> = c.own_addresses.iter().map(|a| a.to_string()).collect();
-    let mut t = format!("hostname = {:?}\nown_addresses = {}\n\n[domains]\nlocal = {}\n", c.hostname, list(&own), list(&c.domains.local));
+    let mut t = format!(
+        "hostname = {:?}\nown_addresses = {}\n\n[domains]\nlocal = {}\n",
+        c.hostname,
+        list(&own),
+        list(&c.domains.local)
+    );
     if let Some(m) = &c.domains.mailboxes {
         t.push_str(&format!("mailboxes = {}\n", list(m)));
     }
-    t.push_str(&format!("relay_to = {}\n\n[lan]\nnetworks = {}\n\n", list(&c.domains.relay_to), list(&c.lan.networks)));
+    t.push_str(&format!(
+        "relay_to = {}\n\n[lan]\nnetworks = {}\n\n",
+        list(&c.domains.relay_to),
+        list(&c.lan.networks)
+    ));
     t.push_str(&format!(
         "[relay]\nrequire_auth = {}\nnon_local_senders_in_lan = {}\npercent_hack = {}\n\n[auth]\nusers = [\n",
         c.relay.require_auth, c.relay.non_local_senders_in_lan, c.relay.percent_hack
     ));
     for u in &c.auth.users {
-        t.push_str(&format!("  {{ name = {:?}, password = {:?}, relay = {} }},\n", u.name, u.password, u.relay));
+        t.push_str(&format!(
+            "  {{ name = {:?}, password = {:?}, relay = {} }},\n",
+            u.name, u.password, u.relay
+        ));
     }
-    t.push_str(&format!("]\n\n[lists]\nblack = {}\n\n[limits]\ncommand_timeout_secs = {}\ndata_timeout_secs = {}\n", list(&c.lists.black), c.limits.command_timeout_secs, c.limits.data_timeout_secs));
+    t.push_str(&format!(
+        "]\n\n[lists]\nblack = {}\n\n[limits]\ncommand_timeout_secs = {}\ndata_timeout_secs = {}\n",
+        list(&c.lists.black),
+        c.limits.command_timeout_secs,
+        c.limits.data_timeout_secs
+    ));
     t
 }

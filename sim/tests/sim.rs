@@ -62,7 +62,10 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
     let sessions: u64 = reports.iter().map(|r| r.stats.sessions).sum();
     let deliveries: u64 = reports.iter().map(|r| r.stats.deliveries).sum();
     let refused: u64 = reports.iter().map(|r| r.stats.relay_refused).sum();
-    assert!(sessions > 200 && deliveries > 50 && refused > 100, "{sessions} {deliveries} {refused}");
+    assert!(
+        sessions > 200 && deliveries > 50 && refused > 100,
+        "{sessions} {deliveries} {refused}"
+    );
     assert_eq!(failing(&reports), vec![]);
 }
 
@@ -122,7 +125,11 @@ fn the_campaign_catches_lan_check_off() {
 #[test]
 fn the_full_swarm_finds_the_policy_gaps() {
     let open = run_with(5, Bugs::NONE, false, true);
-    assert!(open.violations.iter().any(|v| v.contains("open relay")), "{:#?}", open.violations);
+    assert!(
+        open.violations.iter().any(|v| v.contains("open relay")),
+        "{:#?}",
+        open.violations
+    );
     let refused = run_with(0, Bugs::NONE, false, true);
     assert!(
         refused.violations.iter().any(|v| v.starts_with("liveness")),

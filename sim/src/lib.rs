@@ -32,7 +32,7 @@ const HEAL_AT: Duration = Duration::from_secs(30);
 const END_AT: Duration = Duration::from_secs(150);
 /// Actors stop retrying at this time.
 const GIVE_UP_AT: Duration = Duration::from_secs(110);
-const TICK: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(20);
 
 /// splitmix64: small, seedable, the same everywhere.
 #[derive(Clone, Debug)]
@@ -355,7 +355,7 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
     if !corpus.is_empty() {
         let ip = next_outside(&mut r);
         let mut tasks = Vec::new();
-        for _ in 0..4 + r.below(6) {
+        for _ in 0..8 + r.below(16) {
             let (name, chunks) = r.pick(corpus);
             let _ = name;
             tasks.push(Task::Raw {
@@ -374,7 +374,7 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
     for _ in 0..1 + r.below(2) {
         let ip = next_outside(&mut r);
         let mut tasks = Vec::new();
-        for _ in 0..3 + r.below(5) {
+        for _ in 0..4 + r.below(10) {
             tasks.push(generated_attack(&mut r, &config, &local, &id()));
         }
         actors.push(Actor {
@@ -407,7 +407,7 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
     // Faults.
     let mut faults = Vec::new();
     let exch: Vec<IpAddr> = exchangers.values().copied().collect();
-    for _ in 0..r.below(4) {
+    for _ in 0..1 + r.below(4) {
         let at = r.millis(0, 25_000);
         let until = at + r.millis(1_000, 10_000);
         let ip = *r.pick(&exch);
@@ -433,7 +433,7 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
         faults.push((at, Fault::Partition(ip)));
         faults.push((at + r.millis(500, 5_000), Fault::Repair(ip)));
     }
-    for _ in 0..r.below(3) {
+    for _ in 0..1 + r.below(3) {
         faults.push((
             r.millis(1_000, 25_000),
             Fault::Crash {
@@ -1390,6 +1390,8 @@ pub fn run_with(seed: u64, bugs: Bugs, verbose: bool, full: bool) -> Report {
             break;
         }
     }
+    world.borrow_mut().now = sim.elapsed();
+    world.borrow_mut().event("end");
     drop(sim);
     judge_end(&world);
     let mut w = world.borrow_mut();

@@ -8,7 +8,7 @@ use relayguard_core::buggify::{Bug, Bugs};
 use relayguard_sim::{Fault, Report, Role, campaign, run, run_with, swarm};
 
 /// The fixed campaign of `cargo test`.
-const SEEDS: std::ops::Range<u64> = 0..20;
+const SEEDS: std::ops::Range<u64> = 0..30;
 
 fn seeds() -> Vec<u64> {
     SEEDS.collect()

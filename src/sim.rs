@@ -76,6 +76,9 @@ pub fn main(args: Args) -> ExitCode {
             for v in &r.violations {
                 println!("VIOLATION: {v}");
             }
+            if !r.passed() {
+                println!("reproduce: relayguard sim --seed {}{bug_flags}", r.seed);
+            }
         }
         write_regression(&args, &r, &bug_flags);
         return if r.passed() {
@@ -167,7 +170,8 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
         format!("found by: relayguard sim --seed {}{bug_flags}", r.seed),
     );
     // The replies recorded are the faulty server's: the oracle judges instead.
-    t.comments.insert(1, "replies left out: the oracle judges the session".to_string());
+    t.comments
+        .insert(1, "replies left out: the oracle judges the session".to_string());
     t.steps
         .retain(|s| matches!(s, relayguard_core::transcript::Step::Send { .. }));
     t.source = Some(format!("relayguard sim seed {}", r.seed));

@@ -239,6 +239,12 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         &self.tap
     }
 
+    /// A queue event, for the tap and the log.
+    fn note(&self, what: &str) {
+        tracing::debug!(target: "relayguard_node", "{what}");
+        self.tap.event(what);
+    }
+
     /// Recovers the spool, then serves until the listener fails.
     pub async fn run(self: Rc<Self>) -> io::Result<()> {
         let listener = self.net.listen(self.config.listen).await?;
@@ -257,7 +263,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             self.spool.list().await
         };
         for (id, entry) in entries {
-            self.tap.event(&format!("recovered {id}"));
+            self.note(&format!("recovered {id}"));
             tokio::task::spawn_local(self.clone().deliver(id, entry));
         }
     }
@@ -313,7 +319,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                         }
                         let stored = self.spool.store(&entry).await;
                         if let Ok(id) = &stored {
-                            self.tap.event(&format!("stored {id}"));
+                            self.note(&format!("stored {id}"));
                             tokio::task::spawn_local(self.clone().deliver(id.clone(), entry));
                         }
                         if !early {
@@ -359,7 +365,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                 match &r.destination {
                     Destination::Local { mailbox } => {
                         match self.mailboxes.deliver(mailbox, &id, &entry.message).await {
-                            Ok(()) => self.tap.event(&format!("delivered {id} local {mailbox}")),
+                            Ok(()) => self.note(&format!("delivered {id} local {mailbox}")),
                             Err(e) => failed.push((r.clone(), e)),
                         }
                     }
@@ -376,9 +382,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                 for (r, a) in rcpts.into_iter().zip(results) {
                     let to = r.path.to_string();
                     match a {
-                        Attempt::Delivered => self.tap.event(&format!("delivered {id} remote {to}")),
+                        Attempt::Delivered => self.note(&format!("delivered {id} remote {to}")),
                         Attempt::Deferred(why) => {
-                            self.tap.event(&format!("deferred {id} {to}: {why}"));
+                            self.note(&format!("deferred {id} {to}: {why}"));
                             kept.push(r);
                         }
                         Attempt::Failed(why) => failed.push((r, why)),
@@ -394,7 +400,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             entry.pending = kept;
             if entry.pending.is_empty() {
                 self.spool.remove(&id).await;
-                self.tap.event(&format!("done {id}"));
+                self.note(&format!("done {id}"));
                 return;
             }
             entry.attempts += 1;
@@ -406,7 +412,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     /// Sends a bounce to the sender, from `<>`; never for a bounce.
     async fn bounce(self: &Rc<Self>, id: &str, message: &Message, failed: &[(Recipient, String)]) {
         let Some(sender) = message.from.mailbox.clone() else {
-            self.tap.event(&format!("bounce of {id} dropped: null sender"));
+            self.note(&format!("bounce of {id} dropped: null sender"));
             return;
         };
         let destination = match &sender.domain {
@@ -450,10 +456,10 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         let entry = Entry::new(bounce);
         match self.spool.store(&entry).await {
             Ok(bid) => {
-                self.tap.event(&format!("bounced {id} as {bid}"));
+                self.note(&format!("bounced {id} as {bid}"));
                 tokio::task::spawn_local(self.clone().deliver(bid, entry));
             }
-            Err(e) => self.tap.event(&format!("bounce of {id} not stored: {e}")),
+            Err(e) => self.note(&format!("bounce of {id} not stored: {e}")),
         }
     }
 

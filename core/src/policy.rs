@@ -154,14 +154,15 @@ const MAX_REWRITES: usize = 4;
 pub struct Policy {
     config: Config,
     /// Local domains (with the hostname and own literals), each mapped to
-    /// the domain its mailboxes are listed under (the first local domain
-    /// for aliases, the hostname and literals).
+    /// the primary domain, under which an alias's mailboxes are looked up
+    /// when they are not listed under the alias itself.
     local: BTreeMap<Domain, Domain>,
     primary: Domain,
     /// `[domains].local` alone.
     configured_local: std::collections::BTreeSet<Domain>,
     relay_to: std::collections::BTreeSet<Domain>,
-    mailboxes: Option<std::collections::BTreeSet<String>>,
+    /// Local part → the canonical key of its mailbox; `None`: any local part.
+    mailboxes: Option<BTreeMap<String, String>>,
     lan: NetList,
     access: NetList,
     black_nets: NetList,
@@ -184,18 +185,29 @@ impl Policy {
         let primary = config.domains.local.first().map_or(hostname.clone(), |d| dom(d));
         let mut local = BTreeMap::new();
         for d in &config.domains.local {
-            let d = dom(d);
-            local.insert(d.clone(), d);
+            local.insert(dom(d), primary.clone());
         }
         local.entry(hostname).or_insert(primary.clone());
         for a in &config.own_addresses {
             local.entry(Domain::Literal(*a)).or_insert(primary.clone());
         }
+        // Mailtraq: the local domains are one Domain Name and its aliases,
+        // so a mailbox listed under any of them answers at all of them.
+        // Keyed by local part; the smallest listed key names the mailbox,
+        // whatever the order of the list.
         let mailboxes = config.domains.mailboxes.as_ref().map(|list| {
-            list.iter()
-                .filter_map(|m| Mailbox::parse(m).ok())
-                .map(|m| m.key())
-                .collect::<std::collections::BTreeSet<_>>()
+            let mut map = BTreeMap::new();
+            for m in list.iter().filter_map(|m| Mailbox::parse(m).ok()) {
+                let key = m.key();
+                map.entry(m.local_key())
+                    .and_modify(|k: &mut String| {
+                        if key < *k {
+                            *k = key.clone();
+                        }
+                    })
+                    .or_insert(key);
+            }
+            map
         });
         let nets =
             |entries: &[String]| NetList::parse(entries.iter().map(String::as_str)).expect("validated");
@@ -484,16 +496,15 @@ impl Policy {
                 Reason::Unqualified,
             )),
             Some(d) if self.is_local_domain(d) => {
-                let home = &self.local[d];
-                let key = m.key();
-                let home_key = format!("{}@{home}", m.local_key());
+                let local = m.local_key();
                 let found = match &self.mailboxes {
-                    None => Some(home_key),
-                    Some(set) if set.contains(&key) => Some(key),
-                    Some(set) if set.contains(&home_key) => Some(home_key),
-                    // RFC 5321 §4.5.1: every domain has a postmaster.
-                    Some(_) if m.local_key() == "postmaster" => Some(home_key),
-                    Some(_) => None,
+                    None => Some(format!("{local}@{}", self.local[d])),
+                    Some(map) => match map.get(&local) {
+                        Some(key) => Some(key.clone()),
+                        // RFC 5321 §4.5.1: every domain has a postmaster.
+                        None if local == "postmaster" => Some(format!("postmaster@{}", self.primary)),
+                        None => None,
+                    },
                 };
                 match found {
                     Some(mailbox) => Decision::Accept {

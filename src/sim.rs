@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relayguard_core::buggify::{Bug, Bugs};
-use relayguard_sim::{FULL_SWARM, Report, Stats, campaign, config_toml, run_with, swarm};
+use relayguard_sim::{Report, Stats, campaign, config_toml, run, swarm};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,10 +27,6 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also draw the settings the policy does not implement yet (relay_to,
-    /// non_local_senders_in_lan = false).
-    #[arg(long)]
-    full_swarm: bool,
     /// Where a failing seed's offending session is written.
     #[arg(long, default_value = "corpus/regressions")]
     regressions: PathBuf,
@@ -56,13 +52,9 @@ pub fn main(args: Args) -> ExitCode {
             }
         }
     }
-    let full = args.full_swarm || FULL_SWARM;
-    let mut bug_flags: String = args.buggify.iter().map(|b| format!(" --buggify {b}")).collect();
-    if args.full_swarm {
-        bug_flags.push_str(" --full-swarm");
-    }
+    let bug_flags: String = args.buggify.iter().map(|b| format!(" --buggify {b}")).collect();
     if let Some(seed) = args.seed {
-        let r = run_with(seed, bugs, true, full);
+        let r = run(seed, bugs, true);
         if args.json {
             println!("{}", json(std::slice::from_ref(&r), &bug_flags));
         } else {
@@ -99,7 +91,7 @@ pub fn main(args: Args) -> ExitCode {
     );
     let start = std::time::Instant::now();
     let mut failed = 0;
-    let reports = campaign(&seeds, bugs, full, args.jobs, |r| {
+    let reports = campaign(&seeds, bugs, args.jobs, |r| {
         if !r.passed() {
             failed += 1;
             bar.set_message(format!("{failed} failing"));
@@ -158,11 +150,7 @@ fn total(reports: &[Report]) -> Stats {
 fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     let Some(t) = &r.offending else { return };
     let mut t = t.clone();
-    let name = format!(
-        "sim-seed-{}{}",
-        r.seed,
-        bug_flags.replace(" --buggify ", "-").replace(" --", "-")
-    );
+    let name = format!("sim-seed-{}{}", r.seed, bug_flags.replace(" --buggify ", "-"));
     let config = args.regressions.join(format!("{name}.toml"));
     t.config = Some(PathBuf::from(format!("{name}.toml")));
     t.comments.insert(
@@ -175,7 +163,7 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     t.steps
         .retain(|s| matches!(s, relayguard_core::transcript::Step::Send { .. }));
     t.source = Some(format!("relayguard sim seed {}", r.seed));
-    let mut c = swarm(r.seed, Bugs::NONE, args.full_swarm || FULL_SWARM).config;
+    let mut c = swarm(r.seed, Bugs::NONE).config;
     c.bugs = Bugs::NONE;
     let res = std::fs::create_dir_all(&args.regressions)
         .and_then(|_| std::fs::write(&config, config_toml(&c)))

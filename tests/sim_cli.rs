@@ -30,7 +30,7 @@ fn a_buggy_seed_fails_names_its_reproduction_and_writes_the_session() {
     let (code, out) = relayguard(&[
         "sim",
         "--seed",
-        "0",
+        "1",
         "--buggify",
         "lf-ends-data",
         "--regressions",
@@ -38,11 +38,11 @@ fn a_buggy_seed_fails_names_its_reproduction_and_writes_the_session() {
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("reproduce: relayguard sim --seed 0 --buggify lf-ends-data"),
+        out.contains("reproduce: relayguard sim --seed 1 --buggify lf-ends-data"),
         "{out}"
     );
     assert!(out.contains("trace hash"), "{out}");
-    let written = dir.join("sim-seed-0-lf-ends-data.smtp");
+    let written = dir.join("sim-seed-1-lf-ends-data.smtp");
     let text = std::fs::read_to_string(&written).expect("the offending session is written");
     assert!(text.contains("@expect closed"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();

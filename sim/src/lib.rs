@@ -156,29 +156,18 @@ pub enum Fault {
     ExchangerFails(IpAddr, bool),
 }
 
-/// Whether the default campaign draws the configuration settings that the
-/// policy in main does not implement yet (`relay_to`, and
-/// `non_local_senders_in_lan = false`). With them, the campaign fails on
-/// main's policy: false refusals for relay_to domains and an open relay for
-/// non-local senders in the LAN (see `tests/sim.rs`,
-/// `the_full_swarm_finds_the_policy_gaps`).
-// TODO(sim): true once the policy branch has landed.
-pub const FULL_SWARM: bool = false;
-
 /// Derives a whole world from a seed.
-pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
+pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
     let mut r = Rng::new(seed ^ 0x05ee_d0f5_e1a7);
     let local: Vec<String> = match r.below(3) {
         0 => vec!["example.com".into()],
         1 => vec!["example.com".into(), "example.net".into()],
         _ => vec!["corp.example".into()],
     };
-    // TODO(sim): add the wildcard ("10.1.*.*") and range ("10.2.3.10-20")
-    // shapes of DESIGN.md once the policy in main parses them.
     let lan_shapes: [(&str, [u8; 4]); 4] = [
         ("192.168.1.0/24", [192, 168, 1, 0]),
-        ("10.1.0.0/16", [10, 1, 7, 0]),
-        ("10.2.3.8/29", [10, 2, 3, 10]),
+        ("10.1.*.*", [10, 1, 7, 0]),
+        ("10.2.3.10-20", [10, 2, 3, 10]),
         ("172.16.0.5", [172, 16, 0, 5]),
     ];
     let shape = *r.pick(&lan_shapes);
@@ -189,7 +178,7 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
         let b = shape.1;
         let ip = match shape.0 {
             "172.16.0.5" => Ipv4Addr::new(172, 16, 0, 5),
-            "10.2.3.8/29" => Ipv4Addr::new(10, 2, 3, 9 + i * 2),
+            "10.2.3.10-20" => Ipv4Addr::new(10, 2, 3, 10 + i * 3),
             _ => Ipv4Addr::new(b[0], b[1], b[2], 10 + i),
         };
         if !lan_hosts.contains(&IpAddr::V4(ip)) {
@@ -214,12 +203,12 @@ pub fn swarm(seed: u64, bugs: Bugs, full: bool) -> Swarm {
                 .collect(),
         );
     }
-    if r.chance(50) && full {
+    if r.chance(50) {
         config.domains.relay_to = vec![BACKUP.into()];
     }
     config.lan.networks = networks;
     config.relay.require_auth = r.chance(20);
-    config.relay.non_local_senders_in_lan = r.chance(70) || !full;
+    config.relay.non_local_senders_in_lan = r.chance(70);
     config.relay.percent_hack = r.chance(30);
     config.auth.users = vec![
         User {
@@ -1199,14 +1188,9 @@ fn describe(s: &Swarm) -> Vec<String> {
     out
 }
 
-/// Runs one seed of the default swarm to the end and judges it.
+/// Runs one seed to the end and judges it.
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
-    run_with(seed, bugs, verbose, FULL_SWARM)
-}
-
-/// Runs one seed; `full` as in [`FULL_SWARM`].
-pub fn run_with(seed: u64, bugs: Bugs, verbose: bool, full: bool) -> Report {
-    let swarm = swarm(seed, bugs, full);
+    let swarm = swarm(seed, bugs);
     let describe = describe(&swarm);
     let world: Shared = Rc::new(RefCell::new(World {
         now: Duration::ZERO,
@@ -1414,12 +1398,19 @@ fn judge_end(world: &Shared) {
         w.finish_watch(c);
     }
     let mut found = Vec::new();
+    // The local domains share one mailbox namespace: alice@ any of them is
+    // the same mailbox.
+    let local = &w.config.domains.local;
+    let mailbox = |addr: &str| match addr.rsplit_once('@') {
+        Some((l, d)) if local.iter().any(|x| x.eq_ignore_ascii_case(d)) => format!("{l}@"),
+        _ => addr.to_string(),
+    };
     for (id, s) in &w.submissions {
         let arrived = |rcpt: Option<&str>| {
             w.arrivals.iter().any(|a| {
                 a.bounce_of.as_deref() == Some(id.as_str())
                     || (a.id.as_deref() == Some(id.as_str())
-                        && rcpt.is_none_or(|r| a.rcpts.iter().any(|x| x == r)))
+                        && rcpt.is_none_or(|r| a.rcpts.iter().any(|x| mailbox(x) == mailbox(r))))
             })
         };
         if s.legit {
@@ -1458,13 +1449,7 @@ fn judge_end(world: &Shared) {
 
 /// Runs seeds on `jobs` threads; `done` is called on the calling thread as
 /// each report comes in (in completion order; reports are returned sorted).
-pub fn campaign(
-    seeds: &[u64],
-    bugs: Bugs,
-    full: bool,
-    jobs: usize,
-    mut done: impl FnMut(&Report),
-) -> Vec<Report> {
+pub fn campaign(seeds: &[u64], bugs: Bugs, jobs: usize, mut done: impl FnMut(&Report)) -> Vec<Report> {
     let (tx, rx) = std::sync::mpsc::channel();
     let jobs = jobs.max(1).min(seeds.len().max(1));
     let seeds = Arc::new(seeds.to_vec());
@@ -1476,7 +1461,7 @@ pub fn campaign(
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                if tx.send(run_with(seed, bugs, false, full)).is_err() {
+                if tx.send(run(seed, bugs, false)).is_err() {
                     break;
                 }
             }

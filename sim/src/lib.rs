@@ -345,8 +345,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
         let ip = next_outside(&mut r);
         let mut tasks = Vec::new();
         for _ in 0..8 + r.below(16) {
-            let (name, chunks) = r.pick(corpus);
-            let _ = name;
+            let (_, chunks) = r.pick(corpus);
             tasks.push(Task::Raw {
                 chunks: chunks.clone(),
                 id: None,

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod explain;
+mod lint;
 mod replay;
 mod sim;
 
@@ -18,6 +20,10 @@ struct Cli {
 enum Command {
     /// Replay attack transcripts against the core and judge them.
     Replay(replay::Args),
+    /// Show each decision a session would make, with its reason.
+    Explain(explain::Args),
+    /// Report risky or odd settings in a configuration.
+    Lint(lint::Args),
     /// Run the deterministic network simulation campaign.
     Sim(sim::Args),
 }
@@ -25,6 +31,8 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Replay(args) => replay::main(args),
+        Command::Explain(args) => explain::main(args),
+        Command::Lint(args) => lint::main(args),
         Command::Sim(args) => sim::main(args),
     }
 }

@@ -14,6 +14,7 @@ pub mod command;
 pub mod config;
 pub mod data;
 pub mod drive;
+pub mod lint;
 pub mod netlist;
 pub mod oracle;
 pub mod policy;

@@ -538,7 +538,7 @@ fn norm_domain(d: &str) -> String {
             .or_else(|| inner.strip_prefix("ipv6:"))
             .unwrap_or(inner);
         return match inner.parse::<IpAddr>() {
-            Ok(ip) => format!("[{ip}]"),
+            Ok(ip) => format!("[{}]", ip.to_canonical()),
             Err(_) => d.to_ascii_lowercase(),
         };
     }

@@ -60,6 +60,16 @@ impl Destination {
     }
 }
 
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Local { mailbox } => write!(f, "local mailbox {mailbox}"),
+            Destination::RelayTo { mailbox } => write!(f, "relay to {mailbox} (backup MX)"),
+            Destination::Remote { mailbox } => write!(f, "remote {mailbox}"),
+        }
+    }
+}
+
 /// Why a decision went the way it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod explain;
 mod lint;
 mod replay;
+mod serve;
 mod sim;
 
 #[derive(Parser)]
@@ -26,6 +27,8 @@ enum Command {
     Lint(lint::Args),
     /// Run the deterministic network simulation campaign.
     Sim(sim::Args),
+    /// Run the relay on real sockets, with a durable spool.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +37,6 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::main(args),
         Command::Lint(args) => lint::main(args),
         Command::Sim(args) => sim::main(args),
+        Command::Serve(args) => serve::main(args),
     }
 }

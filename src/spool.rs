@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use relayguard_core::address::{Mailbox, parse_path};
+use relayguard_node::Entry;
 use relayguard_core::policy::Destination;
 use relayguard_core::session::{Message, Recipient};
 
@@ -37,20 +38,32 @@ impl FsSpool {
         Ok(FsSpool { dir, tmp })
     }
 
-    /// Stores a message durably under `id` (a name the caller makes unique).
-    pub fn store(&self, id: &str, message: &Message) -> io::Result<()> {
+    /// Stores a queue entry durably under `id` (a name the caller makes unique).
+    pub fn store(&self, id: &str, entry: &Entry) -> io::Result<()> {
         check_id(id)?;
-        let tmp = self.tmp.join(id);
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(&encode(message))?;
-        f.sync_all()?;
-        drop(f);
+        let tmp = self.write_tmp(id, entry)?;
         // A link, not a rename: it refuses to replace a message already
         // queued under the same id.
         let linked = fs::hard_link(&tmp, self.dir.join(id));
         fs::remove_file(&tmp)?;
         linked?;
         File::open(&self.dir)?.sync_all()
+    }
+
+    /// Replaces a stored entry (after a delivery round), atomically.
+    pub fn update(&self, id: &str, entry: &Entry) -> io::Result<()> {
+        check_id(id)?;
+        let tmp = self.write_tmp(id, entry)?;
+        fs::rename(&tmp, self.dir.join(id))?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn write_tmp(&self, id: &str, entry: &Entry) -> io::Result<PathBuf> {
+        let tmp = self.tmp.join(id);
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        f.write_all(&encode_entry(entry))?;
+        f.sync_all()?;
+        Ok(tmp)
     }
 
     /// Forgets a message that was delivered or bounced.
@@ -62,8 +75,8 @@ impl FsSpool {
         }
     }
 
-    /// Every stored message, in id order: what a restart must deliver.
-    pub fn list(&self) -> io::Result<Vec<(String, Message)>> {
+    /// Every stored entry, in id order: what a restart must deliver.
+    pub fn list(&self) -> io::Result<Vec<(String, Entry)>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
@@ -72,9 +85,9 @@ impl FsSpool {
             }
             let id = entry.file_name().to_string_lossy().into_owned();
             let bytes = fs::read(entry.path())?;
-            let message = decode(&bytes)
+            let entry = decode_entry(&bytes)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("spool file {id}: {e}")))?;
-            out.push((id, message));
+            out.push((id, entry));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -94,6 +107,39 @@ fn check_id(id: &str) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// An entry: the queue state (attempts, the recipients still pending, by
+/// their place in the message) on its first line, then the message.
+pub fn encode_entry(e: &Entry) -> Vec<u8> {
+    let pending: Vec<String> = e
+        .message
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| e.pending.contains(r))
+        .map(|(i, _)| i.to_string())
+        .collect();
+    let mut out = format!("queue {} {}\n", e.attempts, pending.join(",")).into_bytes();
+    out.extend_from_slice(&encode(&e.message));
+    out
+}
+
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry, String> {
+    let nl = bytes.iter().position(|&b| b == b'\n').ok_or("no queue line")?;
+    let head = std::str::from_utf8(&bytes[..nl]).map_err(|_| "queue line is not UTF-8")?;
+    let mut words = head.split(' ');
+    if words.next() != Some("queue") {
+        return Err("no queue line".into());
+    }
+    let attempts = words.next().and_then(|a| a.parse().ok()).ok_or("bad attempts")?;
+    let message = decode(&bytes[nl + 1..])?;
+    let mut pending = Vec::new();
+    for i in words.next().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+        let i: usize = i.parse().map_err(|_| format!("bad pending index {i:?}"))?;
+        pending.push(message.recipients.get(i).ok_or("pending index out of range")?.clone());
+    }
+    Ok(Entry { message, pending, attempts })
 }
 
 /// The envelope as text lines, a blank line, then the body. Recipient
@@ -212,14 +258,19 @@ mod tests {
     }
 
     #[test]
-    fn store_list_remove() {
+    fn store_update_list_remove() {
         let dir = std::env::temp_dir().join(format!("relayguard-spool-{}", std::process::id()));
         let spool = FsSpool::open(&dir).unwrap();
-        spool.store("0001", &message()).unwrap();
-        assert!(spool.store("0001", &message()).is_err(), "ids are unique");
-        assert!(spool.store("../x", &message()).is_err());
+        let mut entry = Entry::new(message());
+        spool.store("0001", &entry).unwrap();
+        assert!(spool.store("0001", &entry).is_err(), "ids are unique");
+        assert!(spool.store("../x", &entry).is_err());
         let listed = FsSpool::open(&dir).unwrap().list().unwrap();
-        assert_eq!(listed, vec![("0001".to_string(), message())]);
+        assert_eq!(listed, vec![("0001".to_string(), entry.clone())]);
+        entry.attempts = 3;
+        entry.pending.remove(0);
+        spool.update("0001", &entry).unwrap();
+        assert_eq!(spool.list().unwrap(), vec![("0001".to_string(), entry)]);
         spool.remove("0001").unwrap();
         assert!(spool.list().unwrap().is_empty());
         fs::remove_dir_all(&dir).unwrap();

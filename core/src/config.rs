@@ -150,7 +150,7 @@ impl Default for Limits {
         Limits {
             max_recipients: 100,
             max_message_size: 10 * 1024 * 1024,
-            max_errors: 10,
+            max_errors: 20,
             command_timeout_secs: 300,
             data_timeout_secs: 600,
         }

@@ -239,6 +239,11 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         &self.tap
     }
 
+    /// Connections being served now; a graceful stop waits for zero.
+    pub fn connections(&self) -> usize {
+        self.connections.get()
+    }
+
     /// A queue event, for the tap and the log.
     fn note(&self, what: &str) {
         tracing::debug!(target: "relayguard_node", "{what}");

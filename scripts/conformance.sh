@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Conformance of `relayguard serve` with real peers, all on loopback:
+#   swaks (LAN relays out, outsider refused and delivered locally),
+#   Python smtplib (AUTH PLAIN relays, a wrong password gets 535),
+#   nmap's smtp-open-relay script (closed config: no relay; open config: relay),
+#   every corpus attack over TCP (nothing reaches the sink),
+#   kill -9 in the middle of a load (every 250 arrives, nothing else).
+# Needs swaks, nmap, postfix (smtp-sink) and python3; .ci/run installs them.
+# Prints "conformance: N passed, M failed" and exits non-zero on a failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${RELAYGUARD:-target/release/relayguard}
+[ -x "$BIN" ] || cargo build --release --quiet
+WORK=$(mktemp -d /tmp/relayguard-conformance.XXXXXX)
+chmod 755 "$WORK"
+PORT=${PORT:-2625}
+SINK_PORT=$((PORT + 1))
+LAN=127.0.0.2
+OUTSIDE=127.0.0.3
+SINK=127.0.0.5
+pass=0
+fail=0
+pids=()
+
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { echo "ok    $*"; pass=$((pass + 1)); }
+no() { echo "FAIL  $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else no "$what"; fi; }
+
+# Waits (bounded) until a TCP port accepts connections.
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+write_config() { # $1 file, $2 extra [relay] lines
+  cat > "$1" <<TOML
+hostname = "mail.example.com"
+own_addresses = ["127.0.0.1"]
+[domains]
+local = ["example.com"]
+mailboxes = ["alice@example.com", "bob@example.com", "carol@example.com", "postmaster@example.com"]
+[lan]
+networks = ["$LAN/32"]
+[relay]
+$2
+[auth]
+users = [{ name = "carol", password = "secret", relay = true }, { name = "dave", password = "pw", relay = false }]
+[routes]
+"*" = "$SINK:$SINK_PORT"
+TOML
+}
+
+start_sink() {
+  mkdir -p "$WORK/sink"
+  chown nobody "$WORK/sink" 2>/dev/null
+  smtp-sink -u nobody -d "$WORK/sink/%H%M%S." "$SINK:$SINK_PORT" 100 &
+  pids+=($!)
+  wait_port "$SINK" "$SINK_PORT"
+}
+
+serve() { # $1 config, $2 spool; runs in the background, sets SERVE_PID
+  "$BIN" serve --config "$1" --listen "127.0.0.1:$PORT" --spool "$2" --retry-base 1 --grace 2 \
+    --record "$2/recorded" 2>>"$WORK/serve.log" &
+  SERVE_PID=$!
+  pids+=("$SERVE_PID")
+  wait_port 127.0.0.1 "$PORT"
+}
+
+sink_count() { find "$WORK/sink" -type f | wc -l; }
+
+# Waits (bounded) until the sink holds $1 messages.
+wait_sink() {
+  for _ in $(seq 1 100); do
+    [ "$(sink_count)" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start_sink
+write_config "$WORK/closed.toml" ""
+serve "$WORK/closed.toml" "$WORK/spool"
+
+# --- swaks
+out=$(swaks --server 127.0.0.1:$PORT --local-interface $LAN --from pc@lan.example --to relaytest@nmap.scanme.org --h-Subject "from the LAN" 2>&1)
+check "swaks from the LAN: bound to $LAN" grep -q "Connected to 127.0.0.1" <<<"$out"
+check "swaks from the LAN relays out (250 after DATA)" grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"
+check "the relayed message reaches the sink" wait_sink 1
+before=$(sink_count)
+out=$(swaks --server 127.0.0.1:$PORT --local-interface $OUTSIDE --from s@outside.example --to relaytest@nmap.scanme.org 2>&1)
+check "swaks from outside: relay refused with 550 5.7.1" grep -qE "<\*\* +550 5.7.1" <<<"$out"
+out=$(swaks --server 127.0.0.1:$PORT --local-interface $OUTSIDE --from s@outside.example --to alice@example.com --h-Subject inbound 2>&1)
+check "swaks from outside delivers to a local mailbox" grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"
+maildir_has() { for _ in $(seq 1 50); do [ -n "$(ls "$WORK/spool/maildir/example.com/alice/new" 2>/dev/null)" ] && return 0; sleep 0.1; done; return 1; }
+check "the Maildir file appears" maildir_has
+
+# --- Python smtplib, AUTH PLAIN
+py=$(python3 - "$PORT" "$OUTSIDE" <<'PY'
+import smtplib, sys
+port, src = int(sys.argv[1]), sys.argv[2]
+s = smtplib.SMTP("127.0.0.1", port, source_address=(src, 0))
+s.ehlo("py.example")
+try:
+    s.login("carol", "wrong")
+    print("wrong password accepted")
+except smtplib.SMTPAuthenticationError as e:
+    print("wrong-password", e.smtp_code)
+s.login("carol", "secret")
+refused = s.sendmail("carol@example.com", ["friend@nmap.scanme.org"], b"Subject: auth\r\n\r\nrelayed after AUTH\r\n")
+print("relayed", len(refused))
+s.quit()
+PY
+)
+check "smtplib: a wrong password gets 535" grep -q "wrong-password 535" <<<"$py"
+check "smtplib: AUTH PLAIN relays" grep -q "relayed 0" <<<"$py"
+check "the authenticated message reaches the sink" wait_sink $((before + 1))
+
+# --- nmap smtp-open-relay, closed config
+out=$(nmap -Pn -n -S $OUTSIDE -e lo -p $PORT --script +smtp-open-relay --script-args smtp-open-relay.domain=nmap.scanme.org 127.0.0.1 2>&1)
+check "nmap: closed config is not an open relay" grep -q "Server doesn't seem to be an open relay" <<<"$out"
+
+# --- every corpus attack over TCP: nothing reaches the sink
+before=$(sink_count)
+out=$("$BIN" replay --target 127.0.0.1:$PORT --source $OUTSIDE --config "$WORK/closed.toml" --timeout 5 corpus/attacks 2>&1)
+check "corpus attacks over TCP: the oracle finds no open relay" grep -qE "replay: [0-9]+ passed, 0 failed" <<<"$out"
+# A marker from the LAN, sent after the attacks: once it has arrived, the
+# queue has had its chance to deliver anything the attacks got accepted.
+swaks --server 127.0.0.1:$PORT --local-interface $LAN --from pc@lan.example --to marker@nmap.scanme.org >/dev/null 2>&1
+wait_sink $((before + 1))
+check "corpus attacks over TCP: nothing reached the sink but the marker" test "$(sink_count)" -eq $((before + 1))
+check "sessions were recorded as transcripts" test -n "$(ls "$WORK/spool/recorded" 2>/dev/null)"
+out=$("$BIN" replay --config "$WORK/closed.toml" "$WORK/spool/recorded" 2>&1)
+check "recorded sessions replay in audit mode" grep -qE "replay: [0-9]+ passed, 0 failed" <<<"$out"
+
+kill -TERM "$SERVE_PID"
+wait "$SERVE_PID"
+check "SIGTERM: serve exits 0" test $? -eq 0
+
+# --- nmap against an acknowledged open relay: the check can fail
+write_config "$WORK/open.toml" $'outside_lan = true\nacknowledge_open_relay = true'
+serve "$WORK/open.toml" "$WORK/spool-open"
+out=$(nmap -Pn -n -S $OUTSIDE -e lo -p $PORT --script +smtp-open-relay --script-args smtp-open-relay.domain=nmap.scanme.org 127.0.0.1 2>&1)
+check "nmap: acknowledged open relay is reported open" grep -q "Server is an open relay" <<<"$out"
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+
+# --- kill -9 under load: every 250 arrives exactly once at the sink, nothing else
+write_config "$WORK/load.toml" ""
+rm -rf "$WORK/sink"; start_sink
+serve "$WORK/load.toml" "$WORK/spool-load"
+python3 scripts/load.py --port "$PORT" --source "$LAN" --messages 400 --connections 8 --out "$WORK/acked.txt" &
+LOAD=$!
+wait_sink 20  # the load is under way
+kill -9 "$SERVE_PID"
+serve "$WORK/load.toml" "$WORK/spool-load"
+wait "$LOAD"
+acked=$(wc -l < "$WORK/acked.txt")
+# Deliveries deferred across the restart are retried (1 s, 2 s, ...): wait,
+# bounded, until the check holds.
+for _ in $(seq 1 120); do
+  missing=$(python3 scripts/load.py --check "$WORK/acked.txt" --sink "$WORK/sink")
+  grep -q "^ok" <<<"$missing" && break
+  sleep 0.5
+done
+echo "check: $missing"
+check "kill -9: every acknowledged message at the sink, intact; nothing unsent ($acked acked)" grep -q "^ok" <<<"$missing"
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+
+echo "conformance: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

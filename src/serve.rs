@@ -1,0 +1,321 @@
+//! `relayguard serve`: the relay node on real sockets and a real disk.
+//!
+//! The same `relayguard_node::Node` the simulation runs, with tokio TCP, the
+//! file-system spool, local delivery into Maildir folders and the `[routes]`
+//! table as resolver. With `--record DIR` every session is also written as a
+//! corpus transcript, so that a honeypot's visitors become replayable attacks.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use relayguard::maildir;
+use relayguard::spool::FsSpool;
+use relayguard_core::address::Domain;
+use relayguard_core::policy::Policy;
+use relayguard_core::record::Recorder;
+use relayguard_core::session::Message;
+use relayguard_node::{Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The configuration file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    listen: SocketAddr,
+    /// Spool folder: `queue/` for messages, `maildir/` for local delivery.
+    #[arg(long)]
+    spool: PathBuf,
+    /// Write every session as a transcript into this folder.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Seconds to let sessions finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 10)]
+    grace: u64,
+    /// Seconds before the first retry of a deferred delivery (doubles each time).
+    #[arg(long, default_value_t = 60)]
+    retry_base: u64,
+    /// Seconds a message may stay queued before it is bounced.
+    #[arg(long, default_value_t = 5 * 24 * 3600)]
+    max_queue_age: u64,
+    /// Connections served at once, in total and per client address.
+    #[arg(long, default_value_t = 100)]
+    max_connections: usize,
+    #[arg(long, default_value_t = 10)]
+    max_per_ip: usize,
+}
+
+/// Tokio TCP.
+struct TcpNet;
+
+impl Net for TcpNet {
+    type Stream = TcpStream;
+    type Listener = TcpListener;
+
+    async fn listen(&self, addr: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind(addr).await
+    }
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<(TcpStream, IpAddr)> {
+        loop {
+            match listener.accept().await {
+                Ok((s, peer)) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok((s, peer.ip().to_canonical()));
+                }
+                // A client that vanished between SYN and accept, or a
+                // momentary lack of descriptors: keep serving the others.
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect(addr).await
+    }
+}
+
+/// The spool on disk; the file work runs on tokio's blocking threads.
+struct DiskSpool {
+    spool: Arc<FsSpool>,
+    next: AtomicU64,
+    /// Unique per run: spool names must not repeat across restarts.
+    run: String,
+}
+
+impl Spool for DiskSpool {
+    async fn store(&self, entry: &Entry) -> Result<String, String> {
+        let id = format!("{}-{:06}", self.run, self.next.fetch_add(1, Ordering::Relaxed));
+        let (spool, entry, name) = (self.spool.clone(), entry.clone(), id.clone());
+        match tokio::task::spawn_blocking(move || spool.store(&name, &entry)).await {
+            Ok(Ok(())) => Ok(id),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn update(&self, id: &str, entry: &Entry) {
+        let (spool, entry, id) = (self.spool.clone(), entry.clone(), id.to_string());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update(&id, &entry)).await {
+            tracing::error!("spool update: {e}");
+        }
+    }
+
+    async fn remove(&self, id: &str) {
+        let (spool, id) = (self.spool.clone(), id.to_string());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.remove(&id)).await {
+            tracing::error!("spool remove: {e}");
+        }
+    }
+
+    async fn list(&self) -> Vec<(String, Entry)> {
+        let spool = self.spool.clone();
+        match tokio::task::spawn_blocking(move || spool.list()).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::error!("spool recovery: {e}");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// `[routes]`: a domain's own entry, else `*`.
+struct Routes(BTreeMap<String, SocketAddr>);
+
+impl Resolver for Routes {
+    async fn resolve(&self, domain: &Domain) -> Vec<SocketAddr> {
+        let key = domain.to_string();
+        self.0.get(&key).or_else(|| self.0.get("*")).copied().into_iter().collect()
+    }
+}
+
+struct Maildirs(PathBuf);
+
+impl Mailboxes for Maildirs {
+    async fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> Result<(), String> {
+        let (root, mailbox, name, body) =
+            (self.0.clone(), mailbox.to_string(), format!("{id}.{mailbox}"), message.body.clone());
+        tokio::task::spawn_blocking(move || maildir::deliver(&root, &mailbox, &name, &body))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Logs every queue event, and records sessions when asked.
+struct Log {
+    record: Option<PathBuf>,
+    config: PathBuf,
+    run: String,
+    next: RefCell<u64>,
+    open: RefCell<BTreeMap<u64, Recorder>>,
+}
+
+impl Tap for Log {
+    fn connected(&self, peer: IpAddr) -> u64 {
+        let mut n = self.next.borrow_mut();
+        *n += 1;
+        tracing::info!(conn = *n, %peer, "connected");
+        if self.record.is_some() {
+            let mut r = Recorder::new(peer, Some(self.config.clone()));
+            r.comment(&format!("recorded by relayguard serve, session {}-{}", self.run, *n));
+            r.source("relayguard serve --record");
+            self.open.borrow_mut().insert(*n, r);
+        }
+        *n
+    }
+
+    fn client_bytes(&self, conn: u64, bytes: &[u8]) {
+        if let Some(r) = self.open.borrow_mut().get_mut(&conn) {
+            r.client(bytes);
+        }
+    }
+
+    fn server_bytes(&self, conn: u64, bytes: &[u8]) {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            tracing::info!(conn, "reply {line}");
+        }
+        if let Some(r) = self.open.borrow_mut().get_mut(&conn) {
+            r.server(bytes);
+        }
+    }
+
+    fn handed_on(&self, conn: u64, message: &Message) {
+        for r in &message.recipients {
+            tracing::info!(conn, from = %message.from, to = %r.path, "accepted for {}", r.destination);
+        }
+    }
+
+    fn closed(&self, conn: u64) {
+        tracing::info!(conn, "closed");
+        let (Some(dir), Some(r)) = (&self.record, self.open.borrow_mut().remove(&conn)) else {
+            return;
+        };
+        let path = dir.join(format!("{}-{conn:06}.smtp", self.run));
+        if let Err(e) = std::fs::write(&path, r.finish().to_text()) {
+            tracing::error!("recording {}: {e}", path.display());
+        }
+    }
+
+    fn event(&self, what: &str) {
+        tracing::info!("queue: {what}");
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub fn main(args: Args) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let policy = match relayguard::corpus::load_config(&args.config).and_then(|c| Policy::new(c).map_err(|e| e.to_string())) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let spool = match FsSpool::open(&args.spool) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("relayguard serve: spool {}: {e}", args.spool.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = &args.record {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("relayguard serve: record {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    let routes = policy
+        .config()
+        .routes
+        .iter()
+        .filter_map(|(d, t)| Some((d.to_ascii_lowercase(), t.parse().ok()?)))
+        .collect();
+    // Names that stay unique across restarts; they name files, they decide nothing.
+    let run = format!(
+        "{:x}-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        std::process::id()
+    );
+    let mut node_config = NodeConfig::new(args.listen);
+    node_config.retry_base = Duration::from_secs(args.retry_base.max(1));
+    node_config.retry_max = node_config.retry_max.max(node_config.retry_base);
+    node_config.max_queue_age = Duration::from_secs(args.max_queue_age);
+    node_config.max_connections = args.max_connections;
+    node_config.max_per_ip = args.max_per_ip;
+    let tap = Log {
+        record: args.record.clone().map(|d| absolute(&d)),
+        config: absolute(&args.config),
+        run: run.clone(),
+        next: RefCell::new(0),
+        open: RefCell::new(BTreeMap::new()),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let grace = Duration::from_secs(args.grace);
+    let result = local.block_on(&rt, async move {
+        let node: Rc<Node<_, _, _, _, _>> = Node::new(
+            policy,
+            node_config,
+            TcpNet,
+            DiskSpool { spool, next: AtomicU64::new(0), run },
+            Routes(routes),
+            Maildirs(absolute(&args.spool)),
+            tap,
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tracing::info!(listen = %args.listen, "serving");
+        tokio::select! {
+            biased;
+            r = node.clone().run() => return r,
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: no new connections"),
+            _ = term.recv() => tracing::info!("SIGTERM: no new connections"),
+        }
+        // The listener is gone with the run future; sessions already open
+        // may finish. Delivery retries stay in the spool for the next start.
+        let deadline = tokio::time::Instant::now() + grace;
+        while node.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!(open = node.connections(), "stopped");
+        Ok::<(), io::Error>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod explain;
+mod lint;
 mod replay;
 
 #[derive(Parser)]
@@ -17,10 +19,16 @@ struct Cli {
 enum Command {
     /// Replay attack transcripts against the core and judge them.
     Replay(replay::Args),
+    /// Show each decision a session would make, with its reason.
+    Explain(explain::Args),
+    /// Report risky or odd settings in a configuration.
+    Lint(lint::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Replay(args) => replay::main(args),
+        Command::Explain(args) => explain::main(args),
+        Command::Lint(args) => lint::main(args),
     }
 }

@@ -86,3 +86,53 @@ fn audit_mode_judges_with_the_oracle_only() {
     ]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn explain_names_each_step_and_exits_by_the_outcome() {
+    let base = ["explain", "--config", "corpus/configs/default.toml"];
+    let args = |client: &'static str, to: &'static str| {
+        let mut a = base.to_vec();
+        a.extend(["--client", client, "--from", "s@probe.example", "--to", to]);
+        a
+    };
+    let (code, out, _) = relayguard(&args("203.0.113.7", "relaytest%nmap.scanme.org@example.com"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("REFUSED  550 5.7.1"), "{out}");
+    assert!(out.contains("sender-specified routing"), "{out}");
+    let (code, out, _) = relayguard(&args("192.168.1.9", "u@nmap.scanme.org"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("accepted -> remote u@nmap.scanme.org"), "{out}");
+    let (code, _, err) = relayguard(&[
+        "explain",
+        "--config",
+        "no-such.toml",
+        "--client",
+        "1.2.3.4",
+        "--from",
+        "<>",
+        "--to",
+        "a@b.example",
+    ]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn lint_exit_codes() {
+    let (code, out, _) = relayguard(&["lint", "corpus/configs/open-relay.toml"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("error: relay.outside_lan"), "{out}");
+    let (code, out, _) = relayguard(&["lint", "corpus/configs/default.toml"]);
+    assert_eq!(code, 0, "{out}");
+    let dir = std::env::temp_dir().join(format!("relayguard-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[lan\nnetworks = 3\n").unwrap();
+    let (code, _, err) = relayguard(&["lint", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    std::fs::write(&bad, "[lan]\nnetworks = [\"10.0.0.0/8\", \"10.1.*\"]\n").unwrap();
+    let (code, out, _) = relayguard(&["lint", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 2, column 27"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -400,10 +400,14 @@ fn parse_literal(d: &str) -> Result<IpAddr, AddressError> {
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
         .ok_or(AddressError::InvalidLiteral)?;
-    if inner.len() > 5 && inner[..5].eq_ignore_ascii_case("IPv6:") {
+    // Byte-wise: the inside may hold any UTF-8, and slicing a str at byte 5
+    // would panic in the middle of a character.
+    if inner.len() > 5 && inner.as_bytes()[..5].eq_ignore_ascii_case(b"IPv6:") {
+        // An IPv4-mapped IPv6 literal names the IPv4 address: one address,
+        // one canonical form (`[IPv6:::ffff:1.2.3.4]` is `[1.2.3.4]`).
         return inner[5..]
             .parse::<Ipv6Addr>()
-            .map(IpAddr::V6)
+            .map(|a| IpAddr::V6(a).to_canonical())
             .map_err(|_| AddressError::InvalidLiteral);
     }
     // std's parser refuses leading zeros and values over 255, which is what
@@ -505,6 +509,21 @@ mod tests {
         ] {
             assert_eq!(canonical_domain(d), Err(e), "{d}");
         }
+    }
+
+    #[test]
+    fn literals_with_non_ascii_do_not_panic() {
+        // "abcdé": byte 5 falls inside the é.
+        for d in ["[abcdé]", "[IPvé6:1]", "[ééé]", "[IPv6é::1]"] {
+            assert_eq!(canonical_domain(d), Err(AddressError::InvalidLiteral), "{d}");
+        }
+        assert_eq!(Mailbox::parse("u@[abcdé]"), Err(AddressError::InvalidLiteral));
+    }
+
+    #[test]
+    fn ipv4_mapped_literal_is_the_ipv4_literal() {
+        assert_eq!(dom("[IPv6:::ffff:198.51.100.25]"), dom("[198.51.100.25]"));
+        assert_eq!(dom("[IPv6:::FFFF:c633:6419]").to_string(), "[198.51.100.25]");
     }
 
     #[test]

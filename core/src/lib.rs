@@ -7,12 +7,15 @@
 //! and in the real server, and lets every run be replayed exactly.
 
 pub mod address;
+pub mod addrlist;
 pub mod buggify;
 pub mod client;
 pub mod command;
 pub mod config;
 pub mod data;
 pub mod drive;
+pub mod lint;
+pub mod netlist;
 pub mod oracle;
 pub mod policy;
 pub mod record;

@@ -550,6 +550,8 @@ fn norm_domain(d: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct ConfigView {
     local: Vec<String>,
+    /// `[domains].local` alone: what makes a sender local.
+    sender_local: Vec<String>,
     relay_to: Vec<String>,
     lan: Vec<NetRange>,
     require_auth: bool,
@@ -566,6 +568,7 @@ impl ConfigView {
         local.extend(c.own_addresses.iter().map(|a| format!("[{a}]")));
         let ack = c.relay.acknowledge_open_relay;
         ConfigView {
+            sender_local: c.domains.local.iter().map(|d| norm_domain(d)).collect(),
             local,
             relay_to: c.domains.relay_to.iter().map(|d| norm_domain(d)).collect(),
             lan: c.lan.networks.iter().filter_map(|n| NetRange::parse(n)).collect(),
@@ -673,7 +676,7 @@ impl ConfigView {
             return true;
         }
         if self.in_lan(client) && !self.require_auth {
-            let sender_local = Self::domain_of(sender).is_some_and(|d| self.is_local_domain(&d));
+            let sender_local = Self::domain_of(sender).is_some_and(|d| self.sender_local.contains(&d));
             return self.non_local_senders_in_lan || sender_local;
         }
         false

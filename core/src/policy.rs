@@ -1,17 +1,26 @@
 //! Relay decisions, compiled once from [`Config`].
 //!
+//! The rules are Mailtraq's relaying settings (local domains and aliases,
+//! the LAN, "relay for non-local senders" inside it, SMTP authentication,
+//! black and white lists, the checks on local senders and HELO names from
+//! outside), made safe the way Postfix is: sender-specified routing (`%`,
+//! `!`, `@` in a local part, quoted or not) is never honoured for an
+//! untrusted client, even at a local or backup-MX domain
+//! (`allow_untrusted_routing = no`, `resolve_dequoted_address = yes`).
+//!
 //! Every decision carries a [`Reason`] a person can read, and an accepted
 //! recipient carries its [`Destination`]: routing delivers what was decided
 //! here and never parses the address again.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
-use crate::address::{Domain, Mailbox, Path};
-use crate::config::{Config, ConfigError};
+use crate::address::{Domain, Mailbox, Path, RoutingKind, canonical_domain};
+use crate::addrlist::AddrList;
+use crate::buggify::Bug;
+use crate::config::{Allow, Config, ConfigError};
+use crate::netlist::NetList;
 use crate::reply::{Enhanced, Reply};
 
 /// What the session knows when it asks.
@@ -51,36 +60,75 @@ impl Destination {
     }
 }
 
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Local { mailbox } => write!(f, "local mailbox {mailbox}"),
+            Destination::RelayTo { mailbox } => write!(f, "relay to {mailbox} (backup MX)"),
+            Destination::Remote { mailbox } => write!(f, "remote {mailbox}"),
+        }
+    }
+}
+
 /// Why a decision went the way it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
+    Allowed,
+    /// Access control refuses the client (`access.allow`).
+    AccessDenied,
+    BlackListedClient,
+    BlackListedSender,
+    BlackListedRecipient,
+    /// A local domain as the sender, from outside the LAN, unauthenticated.
+    LocalSenderOutside,
+    /// A local name in HELO/EHLO from outside the LAN, unauthenticated.
+    LocalHeloOutside,
+    UnqualifiedSender,
     LocalMailbox,
     UnknownMailbox,
     RelayTo,
     TrustedLan,
     Authenticated(String),
+    /// An insecure setting trusts the client (`outside_lan`, `always_from`).
+    Insecure(&'static str),
     NotTrusted,
     Routed,
+    /// Routed, and rewritten for a trusted client by the percent hack or a bang path.
+    Rewritten(Box<Reason>),
     Unqualified,
     TooManyRecipients,
-    Allowed,
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Reason::Allowed => f.write_str("allowed"),
+            Reason::AccessDenied => f.write_str("access control (access.allow) does not admit this client"),
+            Reason::BlackListedClient => f.write_str("client address is on the black list"),
+            Reason::BlackListedSender => f.write_str("sender address is on the black list"),
+            Reason::BlackListedRecipient => f.write_str("recipient address is on the black list"),
+            Reason::LocalSenderOutside => f.write_str(
+                "sender claims a local domain from outside the LAN without authenticating (reject_local_sender_outside)",
+            ),
+            Reason::LocalHeloOutside => f.write_str(
+                "HELO names this server or a local domain from outside the LAN (reject_local_helo_outside)",
+            ),
+            Reason::UnqualifiedSender => f.write_str("sender address has no domain"),
             Reason::LocalMailbox => f.write_str("recipient is a local mailbox"),
             Reason::UnknownMailbox => f.write_str("local domain, but no such mailbox"),
             Reason::RelayTo => f.write_str("recipient domain is a relay_to (backup MX) domain"),
-            Reason::TrustedLan => f.write_str("client is in the LAN"),
+            Reason::TrustedLan => f.write_str("client is in the LAN, which may relay"),
             Reason::Authenticated(u) => write!(f, "client authenticated as {u}, who may relay"),
-            Reason::NotTrusted => f.write_str("foreign recipient and the client is not trusted to relay"),
-            Reason::Routed => {
-                f.write_str("sender-specified routing (%, ! or @ in the local part) from an untrusted client")
-            }
-            Reason::Unqualified => f.write_str("recipient has no domain"),
-            Reason::TooManyRecipients => f.write_str("too many recipients"),
-            Reason::Allowed => f.write_str("allowed"),
+            Reason::Insecure(what) => write!(f, "trusted by the insecure setting {what}"),
+            Reason::NotTrusted => f.write_str(
+                "foreign recipient, and the client is not trusted to relay (not in the LAN, not authenticated with the relay right)",
+            ),
+            Reason::Routed => f.write_str(
+                "sender-specified routing (%, ! or @ in the local part) from a client not trusted to relay",
+            ),
+            Reason::Rewritten(r) => write!(f, "routed address rewritten for a trusted client; then: {r}"),
+            Reason::Unqualified => f.write_str("recipient has no domain (only postmaster may)"),
+            Reason::TooManyRecipients => f.write_str("too many recipients (limits.max_recipients)"),
         }
     }
 }
@@ -101,15 +149,6 @@ pub enum Decision {
     Refuse(Refusal),
 }
 
-/// The compiled relay policy.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    config: Config,
-    local: BTreeSet<Domain>,
-    mailboxes: Option<BTreeSet<String>>,
-    lan: Vec<IpNet>,
-}
-
 fn refuse(code: u16, e: Enhanced, text: String, reason: Reason) -> Refusal {
     Refusal {
         reply: Reply::new(code, e, text),
@@ -117,53 +156,100 @@ fn refuse(code: u16, e: Enhanced, text: String, reason: Reason) -> Refusal {
     }
 }
 
+/// How many routing rewrites a trusted client's address may go through.
+const MAX_REWRITES: usize = 4;
+
+/// The compiled relay policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    config: Config,
+    /// Local domains (with the hostname and own literals), each mapped to
+    /// the primary domain, under which an alias's mailboxes are looked up
+    /// when they are not listed under the alias itself.
+    local: BTreeMap<Domain, Domain>,
+    primary: Domain,
+    /// `[domains].local` alone.
+    configured_local: std::collections::BTreeSet<Domain>,
+    relay_to: std::collections::BTreeSet<Domain>,
+    /// Local part → the canonical key of its mailbox; `None`: any local part.
+    mailboxes: Option<BTreeMap<String, String>>,
+    lan: NetList,
+    access: NetList,
+    black_nets: NetList,
+    white_nets: NetList,
+    black_addrs: AddrList,
+    white_addrs: AddrList,
+    always_from: AddrList,
+}
+
 impl Policy {
+    /// Validates and compiles a configuration.
     pub fn new(config: Config) -> Result<Policy, ConfigError> {
-        let err = |m: String| ConfigError {
+        config.validate().map_err(|inv| ConfigError {
             line: None,
             column: None,
-            message: m,
-        };
-        let mut local = BTreeSet::new();
-        for d in config
-            .domains
-            .local
-            .iter()
-            .chain(std::iter::once(&config.hostname))
-        {
-            local.insert(crate::address::canonical_domain(d).map_err(|e| err(format!("domain {d:?}: {e}")))?);
+            message: inv.message,
+        })?;
+        let dom = |d: &str| canonical_domain(d).expect("validated");
+        let hostname = dom(&config.hostname);
+        let primary = config.domains.local.first().map_or(hostname.clone(), |d| dom(d));
+        let mut local = BTreeMap::new();
+        for d in &config.domains.local {
+            local.insert(dom(d), primary.clone());
         }
+        local.entry(hostname).or_insert(primary.clone());
         for a in &config.own_addresses {
-            local.insert(Domain::Literal(*a));
+            local.entry(Domain::Literal(*a)).or_insert(primary.clone());
         }
-        let mailboxes = match &config.domains.mailboxes {
-            None => None,
-            Some(list) => Some(
-                list.iter()
-                    .map(|m| {
-                        Mailbox::parse(m)
-                            .map(|m| m.key())
-                            .map_err(|e| err(format!("mailbox {m:?}: {e}")))
+        // Mailtraq: the local domains are one Domain Name and its aliases,
+        // so a mailbox listed under any of them answers at all of them.
+        // Keyed by local part; the smallest listed key names the mailbox,
+        // whatever the order of the list.
+        let mailboxes = config.domains.mailboxes.as_ref().map(|list| {
+            let mut map = BTreeMap::new();
+            for m in list.iter().filter_map(|m| Mailbox::parse(m).ok()) {
+                let key = m.key();
+                map.entry(m.local_key())
+                    .and_modify(|k: &mut String| {
+                        if key < *k {
+                            *k = key.clone();
+                        }
                     })
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .or_insert(key);
+            }
+            map
+        });
+        let nets =
+            |entries: &[String]| NetList::parse(entries.iter().map(String::as_str)).expect("validated");
+        let split = |entries: &[String]| {
+            let (addrs, nets): (Vec<&String>, Vec<&String>) = entries.iter().partition(|e| e.contains('@'));
+            (
+                NetList::parse(nets.into_iter().map(String::as_str)).expect("validated"),
+                AddrList::new(addrs.into_iter().map(String::as_str)),
+            )
         };
-        let lan = config
-            .lan
-            .networks
-            .iter()
-            .map(|n| {
-                n.parse::<IpNet>()
-                    .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| err(format!("LAN entry {n:?} is not a network")))
-            })
-            .collect::<Result<_, _>>()?;
+        let (black_nets, black_addrs) = split(&config.lists.black);
+        let (white_nets, white_addrs) = split(&config.lists.white);
         Ok(Policy {
-            config,
+            relay_to: config.domains.relay_to.iter().map(|d| dom(d)).collect(),
+            configured_local: config.domains.local.iter().map(|d| dom(d)).collect(),
+            lan: nets(&config.lan.networks),
+            access: nets(&config.access.list),
+            always_from: AddrList::new(config.relay.always_from.iter().map(String::as_str)),
             local,
+            primary,
             mailboxes,
-            lan,
+            black_nets,
+            white_nets,
+            black_addrs,
+            white_addrs,
+            config,
         })
+    }
+
+    /// Parses, validates and compiles TOML; errors carry line and column.
+    pub fn from_toml(text: &str) -> Result<Policy, ConfigError> {
+        Policy::new(Config::from_toml(text)?)
     }
 
     pub fn config(&self) -> &Config {
@@ -186,19 +272,109 @@ impl Policy {
             .any(|u| u.name == user && u.password == password)
     }
 
-    fn in_lan(&self, ip: IpAddr) -> bool {
-        self.lan.iter().any(|n| n.contains(&ip))
+    pub fn is_local_domain(&self, d: &Domain) -> bool {
+        self.local.contains_key(d)
     }
 
-    pub fn connect(&self, _client: IpAddr) -> Result<(), Refusal> {
+    /// Inside the LAN, for the rules that depend on it. The injected bug
+    /// `lan-check-off` lets a local sender count as inside.
+    fn inside(&self, ctx: &Context) -> bool {
+        self.lan.contains(ctx.client)
+            || (self.config.bugs.has(Bug::LanCheckOff) && ctx.sender.is_some_and(|s| self.sender_is_local(s)))
+    }
+
+    /// A sender in one of the configured local domains. The hostname and
+    /// the address literals are not counted: Mailtraq's rule is about the
+    /// domains it serves, and probes use `user@[IP]` senders on purpose so
+    /// that the recipient checks are what they test.
+    fn sender_is_local(&self, sender: &Path) -> bool {
+        sender
+            .mailbox
+            .as_ref()
+            .and_then(|m| m.domain.as_ref())
+            .is_some_and(|d| self.configured_local.contains(d))
+    }
+
+    fn white_listed(&self, ip: IpAddr) -> bool {
+        self.white_nets.contains(ip)
+    }
+
+    pub fn connect(&self, client: IpAddr) -> Result<(), Refusal> {
+        let denied = |reason| {
+            refuse(
+                554,
+                Enhanced(5, 7, 1),
+                format!("Access denied for {client}"),
+                reason,
+            )
+        };
+        let admitted = match self.config.access.allow {
+            Allow::Any => true,
+            Allow::Lan => self.lan.contains(client),
+            Allow::List => self.access.contains(client),
+        };
+        if !admitted {
+            return Err(denied(Reason::AccessDenied));
+        }
+        // The white list beats the black list, and grants nothing else.
+        if self.black_nets.contains(client) && !self.white_listed(client) {
+            return Err(denied(Reason::BlackListedClient));
+        }
         Ok(())
     }
 
-    pub fn helo(&self, _ctx: &Context, _name: &str) -> Result<(), Refusal> {
+    pub fn helo(&self, ctx: &Context, name: &str) -> Result<(), Refusal> {
+        if !self.config.lists.reject_local_helo_outside || ctx.user.is_some() || self.inside(ctx) {
+            return Ok(());
+        }
+        let named = canonical_domain(name).is_ok_and(|d| self.is_local_domain(&d));
+        if named {
+            return Err(refuse(
+                550,
+                Enhanced(5, 7, 1),
+                format!("<{name}>: Helo command rejected: you are not me"),
+                Reason::LocalHeloOutside,
+            ));
+        }
         Ok(())
     }
 
-    pub fn mail(&self, _ctx: &Context, _from: &Path) -> Result<(), Refusal> {
+    pub fn mail(&self, ctx: &Context, from: &Path) -> Result<(), Refusal> {
+        let Some(m) = &from.mailbox else {
+            return Ok(());
+        };
+        if m.domain.is_none() {
+            return Err(refuse(
+                501,
+                Enhanced(5, 1, 7),
+                format!("<{m}>: Sender address must be fully qualified"),
+                Reason::UnqualifiedSender,
+            ));
+        }
+        let key = m.key();
+        if self.black_addrs.matches(&key) && !self.white_addrs.matches(&key) {
+            return Err(refuse(
+                550,
+                Enhanced(5, 7, 1),
+                format!("<{m}>: Sender address rejected: black-listed"),
+                Reason::BlackListedSender,
+            ));
+        }
+        if self.config.lists.reject_local_sender_outside
+            && ctx.user.is_none()
+            && self.sender_is_local(from)
+            && !self.inside(&Context {
+                sender: Some(from),
+                ..*ctx
+            })
+        {
+            return Err(refuse(
+                550,
+                Enhanced(5, 7, 1),
+                format!("<{m}>: Sender address rejected: local sender from outside; authenticate first"),
+                Reason::LocalSenderOutside,
+            ));
+        }
         Ok(())
     }
 
@@ -209,8 +385,20 @@ impl Policy {
                 return Some(Reason::Authenticated(u.to_string()));
             }
         }
-        if self.in_lan(ctx.client) && !self.config.relay.require_auth {
+        let relay = &self.config.relay;
+        if self.inside(ctx)
+            && !relay.require_auth
+            && (relay.non_local_senders_in_lan || ctx.sender.is_some_and(|s| self.sender_is_local(s)))
+        {
             return Some(Reason::TrustedLan);
+        }
+        // Only loadable with acknowledge_open_relay (Config::validate).
+        if relay.outside_lan {
+            return Some(Reason::Insecure("relay.outside_lan"));
+        }
+        let sender = ctx.sender.and_then(|s| s.mailbox.as_ref()).map(Mailbox::key);
+        if sender.is_some_and(|s| self.always_from.matches(&s)) {
+            return Some(Reason::Insecure("relay.always_from"));
         }
         None
     }
@@ -232,19 +420,82 @@ impl Policy {
                 Reason::Unqualified,
             ));
         };
-        let trust = self.trust(ctx);
-        if m.is_routed() && trust.is_none() {
+        let key = m.key();
+        if self.black_addrs.matches(&key) && !self.white_addrs.matches(&key) {
             return Decision::Refuse(refuse(
                 550,
                 Enhanced(5, 7, 1),
-                format!("<{m}>: Relay access denied"),
-                Reason::Routed,
+                format!("<{m}>: Recipient address rejected: black-listed"),
+                Reason::BlackListedRecipient,
             ));
+        }
+        self.decide(m, self.trust(ctx), 0)
+    }
+
+    fn relay_denied(&self, m: &Mailbox, reason: Reason) -> Decision {
+        let hint = if self.has_users() {
+            "; authenticate first"
+        } else {
+            ""
+        };
+        Decision::Refuse(refuse(
+            550,
+            Enhanced(5, 7, 1),
+            format!("<{m}>: Relay access denied{hint}"),
+            reason,
+        ))
+    }
+
+    fn decide(&self, m: &Mailbox, trust: Option<Reason>, depth: usize) -> Decision {
+        if let Some(routing) = m.routing() {
+            let bug = self.config.bugs.has(Bug::TrustRouted);
+            if trust.is_none() && !bug {
+                return self.relay_denied(m, Reason::Routed);
+            }
+            let relay = &self.config.relay;
+            let rewrite = bug
+                || match routing.kind {
+                    RoutingKind::Percent => relay.percent_hack,
+                    RoutingKind::Bang => relay.bang_path,
+                    RoutingKind::At => false,
+                };
+            // Only what sits at a local domain is ours to rewrite; a routed
+            // address at a foreign domain is the next hop's business.
+            let at_local = m.domain.as_ref().is_some_and(|d| self.is_local_domain(d));
+            if rewrite && at_local && depth < MAX_REWRITES {
+                let local = if routing
+                    .local
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                {
+                    routing.local.clone()
+                } else {
+                    format!("\"{}\"", routing.local.replace('\\', "\\\\").replace('"', "\\\""))
+                };
+                return match Mailbox::from_parts(&local, Some(&routing.domain)) {
+                    Ok(target) => {
+                        let trust = trust.or(Some(Reason::Routed));
+                        match self.decide(&target, trust, depth + 1) {
+                            Decision::Accept { destination, reason } => Decision::Accept {
+                                destination,
+                                reason: Reason::Rewritten(Box::new(reason)),
+                            },
+                            refused => refused,
+                        }
+                    }
+                    Err(e) => Decision::Refuse(refuse(
+                        501,
+                        Enhanced(5, 1, 3),
+                        format!("<{m}>: Bad routed address: {e}"),
+                        Reason::Routed,
+                    )),
+                };
+            }
         }
         match &m.domain {
             None if m.local_key() == "postmaster" => Decision::Accept {
                 destination: Destination::Local {
-                    mailbox: format!("postmaster@{}", self.config.hostname.to_ascii_lowercase()),
+                    mailbox: format!("postmaster@{}", self.primary),
                 },
                 reason: Reason::LocalMailbox,
             },
@@ -254,33 +505,40 @@ impl Policy {
                 format!("<{m}>: Recipient address must be fully qualified"),
                 Reason::Unqualified,
             )),
-            Some(d) if self.local.contains(d) => {
-                let key = m.key();
-                if self.mailboxes.as_ref().is_none_or(|s| s.contains(&key)) {
-                    Decision::Accept {
-                        destination: Destination::Local { mailbox: key },
+            Some(d) if self.is_local_domain(d) => {
+                let local = m.local_key();
+                let found = match &self.mailboxes {
+                    None => Some(format!("{local}@{}", self.local[d])),
+                    Some(map) => match map.get(&local) {
+                        Some(key) => Some(key.clone()),
+                        // RFC 5321 §4.5.1: every domain has a postmaster.
+                        None if local == "postmaster" => Some(format!("postmaster@{}", self.primary)),
+                        None => None,
+                    },
+                };
+                match found {
+                    Some(mailbox) => Decision::Accept {
+                        destination: Destination::Local { mailbox },
                         reason: Reason::LocalMailbox,
-                    }
-                } else {
-                    Decision::Refuse(refuse(
+                    },
+                    None => Decision::Refuse(refuse(
                         550,
                         Enhanced(5, 1, 1),
                         format!("<{m}>: Recipient address rejected: User unknown"),
                         Reason::UnknownMailbox,
-                    ))
+                    )),
                 }
             }
+            Some(d) if self.relay_to.contains(d) => Decision::Accept {
+                destination: Destination::RelayTo { mailbox: m.clone() },
+                reason: Reason::RelayTo,
+            },
             Some(_) => match trust {
                 Some(reason) => Decision::Accept {
                     destination: Destination::Remote { mailbox: m.clone() },
                     reason,
                 },
-                None => Decision::Refuse(refuse(
-                    550,
-                    Enhanced(5, 7, 1),
-                    format!("<{m}>: Relay access denied"),
-                    Reason::NotTrusted,
-                )),
+                None => self.relay_denied(m, Reason::NotTrusted),
             },
         }
     }

@@ -1,0 +1,231 @@
+//! Findings about a configuration that loads but may not do what its owner
+//! thinks: open-relay settings, LANs wider than a LAN should be, domains
+//! listed twice, plain-text passwords. `relayguard lint` prints them.
+
+use std::fmt;
+
+use crate::address::{Mailbox, canonical_domain};
+use crate::config::{Allow, Config};
+use crate::netlist::NetList;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    /// The configuration key it is about.
+    pub key: &'static str,
+    /// One line: what and why.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.severity, self.key, self.message)
+    }
+}
+
+/// Every finding, errors first.
+pub fn lint(c: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut add = |severity, key, message: String| {
+        out.push(Finding {
+            severity,
+            key,
+            message,
+        })
+    };
+    let lan = NetList::parse(c.lan.networks.iter().map(String::as_str)).unwrap_or_default();
+    if c.relay.outside_lan {
+        add(
+            Severity::Error,
+            "relay.outside_lan",
+            "relays for any client anywhere: this is an open relay".into(),
+        );
+    }
+    if !c.relay.always_from.is_empty() {
+        add(
+            Severity::Error,
+            "relay.always_from",
+            "trusts sender addresses, which anyone can forge: spammers will use them".into(),
+        );
+    }
+    if lan.covers_everybody() {
+        add(
+            Severity::Error,
+            "lan.networks",
+            "the LAN covers every address: everybody may relay".into(),
+        );
+    }
+    if c.access.allow == Allow::Lan && lan.is_empty() {
+        add(
+            Severity::Error,
+            "access.allow",
+            "\"lan\" with an empty LAN admits no client at all".into(),
+        );
+    }
+    if c.relay.acknowledge_open_relay {
+        add(
+            Severity::Warning,
+            "relay.acknowledge_open_relay",
+            "insecure settings are allowed to load; keep this for tests".into(),
+        );
+    }
+    if let Some(p) = lan.widest_v4_prefix().filter(|&p| p < 16) {
+        add(
+            Severity::Warning,
+            "lan.networks",
+            format!("a LAN range as wide as a /{p}: every host in it may relay; is it really yours?"),
+        );
+    }
+    let local: Vec<String> = c
+        .domains
+        .local
+        .iter()
+        .filter_map(|d| canonical_domain(d).ok())
+        .map(|d| d.to_string())
+        .collect();
+    for r in &c.domains.relay_to {
+        if let Ok(d) = canonical_domain(r) {
+            if local.contains(&d.to_string()) {
+                add(
+                    Severity::Warning,
+                    "domains.relay_to",
+                    format!("{r} is also a local domain; mail for it is delivered here, never relayed"),
+                );
+            }
+        }
+    }
+    if let Some(boxes) = &c.domains.mailboxes {
+        let domains: Vec<String> = boxes
+            .iter()
+            .filter_map(|m| Mailbox::parse(m).ok())
+            .filter_map(|m| m.domain.map(|d| d.to_string()))
+            .collect();
+        for d in &local {
+            if !domains.contains(d) {
+                add(
+                    Severity::Info,
+                    "domains.mailboxes",
+                    format!(
+                        "no mailbox is listed under {d}; it answers with the mailboxes of the other local domains"
+                    ),
+                );
+            }
+        }
+        for (m, d) in boxes.iter().zip(&domains) {
+            if !local.contains(d) {
+                add(
+                    Severity::Warning,
+                    "domains.mailboxes",
+                    format!("{m} is not in a local domain; it can never be reached"),
+                );
+            }
+        }
+        if boxes.is_empty() {
+            add(
+                Severity::Warning,
+                "domains.mailboxes",
+                "an empty list refuses every local recipient".into(),
+            );
+        }
+    }
+    if c.domains.local.is_empty() && c.domains.relay_to.is_empty() {
+        add(
+            Severity::Info,
+            "domains.local",
+            "no local domain: only the host name and postmaster receive mail".into(),
+        );
+    }
+    if !c.auth.users.is_empty() {
+        add(
+            Severity::Warning,
+            "auth.users",
+            "passwords are stored in plain text, and AUTH is offered without TLS: use this only on trusted networks".into(),
+        );
+    }
+    if c.relay.require_auth && !c.auth.users.iter().any(|u| u.relay) {
+        add(
+            Severity::Warning,
+            "relay.require_auth",
+            "no user has the relay right: nobody can send mail out".into(),
+        );
+    }
+    if !c.lists.reject_local_sender_outside {
+        add(
+            Severity::Warning,
+            "lists.reject_local_sender_outside",
+            "outsiders may claim your own domains as sender".into(),
+        );
+    }
+    if c.relay.percent_hack || c.relay.bang_path {
+        add(
+            Severity::Info,
+            "relay.percent_hack",
+            "routed addresses are rewritten for trusted clients only; untrusted ones are always refused"
+                .into(),
+        );
+    }
+    if c.own_addresses.is_empty() {
+        add(
+            Severity::Info,
+            "own_addresses",
+            "mail to user@[this server's IP] is treated as foreign until the addresses are listed".into(),
+        );
+    }
+    out.sort_by_key(|f| f.severity);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings(toml: &str) -> Vec<Finding> {
+        lint(&Config::from_toml(toml).unwrap())
+    }
+
+    #[test]
+    fn open_relay_settings_are_errors() {
+        let f = findings("[relay]\noutside_lan = true\nacknowledge_open_relay = true\n");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[0].key, "relay.outside_lan");
+    }
+
+    #[test]
+    fn wide_lan_and_overlaps_are_warnings() {
+        let f = findings(
+            "[domains]\nlocal = [\"example.com\"]\nrelay_to = [\"EXAMPLE.com\"]\n[lan]\nnetworks = [\"10.0.0.0/8\"]\n",
+        );
+        assert!(
+            f.iter()
+                .any(|x| x.key == "lan.networks" && x.severity == Severity::Warning),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| x.key == "domains.relay_to"), "{f:?}");
+        assert!(!f.iter().any(|x| x.severity == Severity::Error), "{f:?}");
+    }
+
+    #[test]
+    fn a_safe_config_has_no_errors_or_warnings() {
+        let f = findings(
+            "hostname = \"mail.example.com\"\nown_addresses = [\"198.51.100.25\"]\n[domains]\nlocal = [\"example.com\"]\nmailboxes = [\"alice@example.com\"]\n[lan]\nnetworks = [\"192.168.1.0/24\"]\n",
+        );
+        assert!(f.iter().all(|x| x.severity == Severity::Info), "{f:?}");
+    }
+}

@@ -32,7 +32,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 cargo fuzz build -s "$SAN" "$TARGET" >&2
 
-WORK=fuzz/corpus/$TARGET
+WORK=${FUZZ_WORK:-fuzz/corpus/$TARGET}
 ART=fuzz/artifacts/$TARGET
 mkdir -p "$WORK" "$ART" "corpus/fuzz/$TARGET"
 LOG=$(mktemp -t "fuzz-$TARGET.XXXX.log")

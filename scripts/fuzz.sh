@@ -9,7 +9,9 @@
 # corpus/fuzz/TARGET (kept; `scripts/fuzz-campaign.sh` minimizes into it).
 # A crash is minimized (cargo fuzz tmin); a session/session_script crash is
 # written as corpus/regressions/fuzz-TARGET-HASH.smtp (+ .toml) and the raw
-# input kept as corpus/fuzz/TARGET/crash-HASH. Prints a summary line:
+# input kept as corpus/fuzz/TARGET/crash-HASH. FUZZ_WORK and FUZZ_SEEDS
+# override the scratch and seed folders (fresh runs for timing a bite).
+# Prints a summary line:
 #   SUMMARY target=.. seconds=.. execs=.. execs_per_sec=.. corpus=.. cov=.. ft=.. crashes=.. first_crash_s=..
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +41,7 @@ LOG=$(mktemp -t "fuzz-$TARGET.XXXX.log")
 
 start=$(date +%s.%N)
 set +e
-cargo fuzz run -s "$SAN" "$TARGET" "$WORK" "corpus/fuzz/$TARGET" -- \
+cargo fuzz run -s "$SAN" "$TARGET" "$WORK" "${FUZZ_SEEDS:-corpus/fuzz/$TARGET}" -- \
     -max_total_time="$SECONDS_" -print_final_stats=1 -max_len=4096 "${EXTRA[@]}" 2>"$LOG" >&2
 rc=$?
 set -e

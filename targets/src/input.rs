@@ -5,6 +5,8 @@
 //! a session input is a fixed header followed by raw bytes, and all-zero
 //! header bytes mean a configuration close to `corpus/configs/default.toml`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -46,7 +48,7 @@ pub const USERS: [(&str, &str, bool); 3] = [
 ];
 
 /// A configuration drawn from the option space.
-#[derive(Arbitrary, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FuzzConfig {
     /// LAN entries; entry 0 (`192.168.1.0/24`) is on unless its bit is set.
     pub lan: [bool; 6],
@@ -166,12 +168,27 @@ impl FuzzConfig {
         c
     }
 
-    /// The configuration with `bugs`, compiled; `None` if the policy refuses it.
-    pub fn build(&self, bugs: Bugs) -> Option<(Config, Arc<Policy>)> {
-        let mut c = self.config();
-        c.bugs = bugs;
-        let policy = Policy::new(c.clone()).ok()?;
-        Some((c, Arc::new(policy)))
+    /// The configuration with `bugs`, compiled; `None` if the policy refuses
+    /// it. Compiled policies are cached per thread (the fuzzers run one
+    /// configuration many times), so this is cheap after the first call.
+    pub fn build(&self, bugs: Bugs) -> Option<Arc<Policy>> {
+        thread_local! {
+            static CACHE: RefCell<HashMap<(FuzzConfig, Bugs), Option<Arc<Policy>>>> = RefCell::new(HashMap::new());
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() > 4096 {
+                cache.clear();
+            }
+            cache
+                .entry((*self, bugs))
+                .or_insert_with(|| {
+                    let mut c = self.config();
+                    c.bugs = bugs;
+                    Policy::new(c).ok().map(Arc::new)
+                })
+                .clone()
+        })
     }
 
     /// The configuration as TOML, for regression transcripts.

@@ -219,17 +219,16 @@ pub fn address(data: &[u8]) {
 /// Runs one session over chunks and checks memory and the oracle.
 /// Returns the verdict; panics on a violation.
 fn drive(
-    config: &Config,
     policy: Arc<Policy>,
     peer: IpAddr,
     auth: Option<&str>,
     chunks: &[&[u8]],
 ) -> Verdict {
+    let bound = MAX_PIPELINED + policy.config().limits.max_message_size + 2 * command::MAX_LINE;
     let mut d = Driver::new(policy, peer);
     if let Some(user) = auth {
         d.authenticate(user);
     }
-    let bound = MAX_PIPELINED + config.limits.max_message_size + 2 * command::MAX_LINE;
     for c in chunks {
         d.feed(c);
         let held = d.session.buffered();
@@ -266,11 +265,11 @@ pub fn session_with(data: &[u8], bugs: Bugs) {
     let Some(input) = SessionInput::decode(data) else {
         return;
     };
-    let Some((config, policy)) = input.config.build(bugs) else {
+    let Some(policy) = input.config.build(bugs) else {
         return;
     };
     let chunks = input.chunks();
-    let verdict = drive(&config, policy, input.peer(), input.auth(), &chunks);
+    let verdict = drive(policy, input.peer(), input.auth(), &chunks);
     check(&verdict, &|| {
         regress::transcript_text(&input.config, input.peer(), input.auth(), &chunks, "session")
     });
@@ -286,12 +285,12 @@ pub fn session_script_with(data: &[u8], bugs: Bugs) {
     let Ok(script) = Script::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let Some((config, policy)) = script.config.build(bugs) else {
+    let Some(policy) = script.config.build(bugs) else {
         return;
     };
-    let chunks = script.chunks(&script.render(&config));
+    let chunks = script.chunks(&script.render(policy.config()));
     let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-    let verdict = drive(&config, policy, script.peer(), script.auth(), &chunks);
+    let verdict = drive(policy, script.peer(), script.auth(), &chunks);
     check(&verdict, &|| {
         regress::transcript_text(
             &script.config,
@@ -317,11 +316,12 @@ pub fn policy_with(data: &[u8], bugs: Bugs) {
     let Ok(input) = input::PolicyInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let Some((config, policy)) = input.config.build(bugs) else {
+    let Some(policy) = input.config.build(bugs) else {
         return;
     };
-    let sender_text = input.sender.render(&config);
-    let rcpt_text = input.rcpt.render(&config);
+    let config = policy.config();
+    let sender_text = input.sender.render(config);
+    let rcpt_text = input.rcpt.render(config);
     let Ok(sender) = address::parse_path(&format!("<{sender_text}>")) else {
         return;
     };
@@ -338,8 +338,8 @@ pub fn policy_with(data: &[u8], bugs: Bugs) {
         accepted: input.accepted as usize,
     };
     if let Decision::Accept { destination, reason } = policy.rcpt(&ctx, &rcpt) {
-        let foreign = oracle::is_foreign(&config, &rcpt_text);
-        let trusted = oracle::is_trusted(&config, peer, user, &sender_text);
+        let foreign = oracle::is_foreign(config, &rcpt_text);
+        let trusted = oracle::is_trusted(config, peer, user, &sender_text);
         assert!(
             !foreign || trusted,
             "policy accepted foreign <{rcpt_text}> from untrusted {peer} (user {user:?}, sender <{sender_text}>): \

@@ -38,6 +38,7 @@ WORK=${FUZZ_WORK:-fuzz/corpus/$TARGET}
 ART=fuzz/artifacts/$TARGET
 mkdir -p "$WORK" "$ART" "corpus/fuzz/$TARGET"
 LOG=$(mktemp -t "fuzz-$TARGET.XXXX.log")
+before=$(ls "$ART" | sort)
 
 start=$(date +%s.%N)
 set +e
@@ -55,7 +56,8 @@ last=$(grep -E '^#[0-9]+' "$LOG" | tail -1 || true)
 cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
 ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
 corp=$(ls "$WORK" | wc -l)
-crashes=$(ls "$ART" | grep -cE '^(crash|leak|timeout|oom)-' || true)
+# Artifacts of this run only.
+crashes=$(comm -13 <(echo "$before") <(ls "$ART" | sort) | grep -cE '^(crash|leak|timeout|oom)-' || true)
 first=""
 if [[ $rc -ne 0 ]] && grep -qE 'ERROR: libFuzzer|panicked' "$LOG"; then
     first=$elapsed

@@ -47,6 +47,9 @@ pub const USERS: [(&str, &str, bool); 3] = [
     ("Carol", "x", false),
 ];
 
+/// Compiled policies by configuration and bugs (`None`: refused).
+type PolicyCache = HashMap<(FuzzConfig, Bugs), Option<Arc<Policy>>>;
+
 /// A configuration drawn from the option space.
 #[derive(Arbitrary, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FuzzConfig {
@@ -173,7 +176,7 @@ impl FuzzConfig {
     /// configuration many times), so this is cheap after the first call.
     pub fn build(&self, bugs: Bugs) -> Option<Arc<Policy>> {
         thread_local! {
-            static CACHE: RefCell<HashMap<(FuzzConfig, Bugs), Option<Arc<Policy>>>> = RefCell::new(HashMap::new());
+            static CACHE: RefCell<PolicyCache> = RefCell::new(HashMap::new());
         }
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();

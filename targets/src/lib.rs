@@ -218,12 +218,7 @@ pub fn address(data: &[u8]) {
 
 /// Runs one session over chunks and checks memory and the oracle.
 /// Returns the verdict; panics on a violation.
-fn drive(
-    policy: Arc<Policy>,
-    peer: IpAddr,
-    auth: Option<&str>,
-    chunks: &[&[u8]],
-) -> Verdict {
+fn drive(policy: Arc<Policy>, peer: IpAddr, auth: Option<&str>, chunks: &[&[u8]]) -> Verdict {
     let bound = MAX_PIPELINED + policy.config().limits.max_message_size + 2 * command::MAX_LINE;
     let mut d = Driver::new(policy, peer);
     if let Some(user) = auth {
@@ -487,7 +482,12 @@ pub fn config(data: &[u8]) {
     if let Ok(c) = Config::from_toml(text) {
         let _ = Policy::new(c);
     }
-    let _ = relayguard_core::config::line_col(text, data.len() / 2);
+    // line_col takes byte offsets of the parser's spans: char boundaries.
+    let mid = (0..=text.len() / 2)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let _ = relayguard_core::config::line_col(text, mid);
 }
 
 /// The transcript parser never panics, and what parses round-trips.

@@ -28,7 +28,8 @@ impl Case {
             peer: Some(self.peer),
             config: Some(PathBuf::from(config_file)),
             auth: self.auth.map(str::to_string),
-            expect: None,
+            // A finding is an attack on the property: the relay must stay closed.
+            expect: Some(relayguard_core::transcript::Expect::Closed),
             source: Some(format!("fuzz/{origin}")),
             steps: self
                 .chunks

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod explain;
 mod lint;
 mod replay;
+mod sim;
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
@@ -23,6 +24,8 @@ enum Command {
     Explain(explain::Args),
     /// Report risky or odd settings in a configuration.
     Lint(lint::Args),
+    /// Run the deterministic network simulation campaign.
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +33,6 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::main(args),
         Command::Explain(args) => explain::main(args),
         Command::Lint(args) => lint::main(args),
+        Command::Sim(args) => sim::main(args),
     }
 }

@@ -1,0 +1,118 @@
+//! The simulation's own proof: a fixed campaign passes and touches every
+//! actor and fault, one seed gives one trace, and every injected bug makes
+//! the same campaign fail.
+
+use std::collections::BTreeSet;
+
+use relayguard_core::buggify::{Bug, Bugs};
+use relayguard_sim::{Fault, Report, Role, campaign, run, swarm};
+
+/// The fixed campaign of `cargo test`.
+const SEEDS: std::ops::Range<u64> = 0..30;
+
+fn seeds() -> Vec<u64> {
+    SEEDS.collect()
+}
+
+fn failing(reports: &[Report]) -> Vec<(u64, String)> {
+    reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| (r.seed, r.violations[0].clone()))
+        .collect()
+}
+
+#[test]
+fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
+    let mut roles = BTreeSet::new();
+    let mut faults = BTreeSet::new();
+    for s in SEEDS {
+        let w = swarm(s, Bugs::NONE);
+        for a in &w.actors {
+            roles.insert(a.role);
+        }
+        for (_, f) in &w.faults {
+            faults.insert(match f {
+                Fault::Partition(_) => "partition",
+                Fault::Repair(_) => "repair",
+                Fault::Hold(_) => "hold",
+                Fault::Release(_) => "release",
+                Fault::Latency(..) => "latency",
+                Fault::Crash { queued: false, .. } => "crash while storing",
+                Fault::Crash { queued: true, .. } => "crash while queued",
+                Fault::ExchangerFails(..) => "exchanger fails",
+            });
+        }
+    }
+    let all_roles = [
+        Role::Lan,
+        Role::RemoteUser,
+        Role::Outsider,
+        Role::CorpusSpammer,
+        Role::Spammer,
+        Role::Flooder,
+        Role::Slow,
+    ];
+    for r in &all_roles {
+        assert!(roles.contains(r), "no {r:?} in the fixed seeds");
+    }
+    assert_eq!(faults.len(), 8, "fault kinds touched: {faults:?}");
+
+    let reports = campaign(&seeds(), Bugs::NONE, 2, |_| {});
+    let sessions: u64 = reports.iter().map(|r| r.stats.sessions).sum();
+    let deliveries: u64 = reports.iter().map(|r| r.stats.deliveries).sum();
+    let refused: u64 = reports.iter().map(|r| r.stats.relay_refused).sum();
+    assert!(
+        sessions > 200 && deliveries > 50 && refused > 100,
+        "{sessions} {deliveries} {refused}"
+    );
+    assert_eq!(failing(&reports), vec![]);
+}
+
+#[test]
+fn one_seed_gives_one_trace() {
+    let a = run(3, Bugs::NONE, true);
+    let b = run(3, Bugs::NONE, true);
+    assert!(a.trace.len() > 50, "{}", a.trace.len());
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.hash, b.hash);
+    let c = run(4, Bugs::NONE, false);
+    assert_ne!(a.hash, c.hash);
+}
+
+fn caught(bug: Bug) -> Vec<(u64, String)> {
+    let reports = campaign(&seeds(), Bugs::NONE.with(bug), 2, |_| {});
+    let f = failing(&reports);
+    eprintln!("{bug}: {} of {} seeds fail: {f:#?}", f.len(), reports.len());
+    f
+}
+
+#[test]
+fn the_campaign_catches_lf_ends_data() {
+    let f = caught(Bug::LfEndsData);
+    assert!(f.iter().any(|(_, v)| v.contains("smuggled message")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_ack_before_store() {
+    let f = caught(Bug::AckBeforeStore);
+    assert!(f.iter().any(|(_, v)| v.starts_with("loss:")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_forget_spool_on_restart() {
+    let f = caught(Bug::ForgetSpoolOnRestart);
+    assert!(f.iter().any(|(_, v)| v.starts_with("loss:")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_trust_routed() {
+    let f = caught(Bug::TrustRouted);
+    assert!(f.iter().any(|(_, v)| v.contains("open relay")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_lan_check_off() {
+    let f = caught(Bug::LanCheckOff);
+    assert!(f.iter().any(|(_, v)| v.contains("open relay")), "{f:#?}");
+}

@@ -1,0 +1,55 @@
+//! `relayguard sim` as a user runs it.
+
+use std::process::Command;
+
+fn relayguard(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_small_campaign_passes_and_reports_json() {
+    let (code, out) = relayguard(&["sim", "--seeds", "4", "--jobs", "2", "--shard", "1/2", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(v["seeds"], 2);
+    assert!(v["sessions"].as_u64().unwrap() > 10, "{out}");
+    assert_eq!(v["failing"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_buggy_seed_fails_names_its_reproduction_and_writes_the_session() {
+    let dir = std::env::temp_dir().join(format!("relayguard-sim-cli-{}", std::process::id()));
+    let (code, out) = relayguard(&[
+        "sim",
+        "--seed",
+        "1",
+        "--buggify",
+        "lf-ends-data",
+        "--regressions",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("reproduce: relayguard sim --seed 1 --buggify lf-ends-data"),
+        "{out}"
+    );
+    assert!(out.contains("trace hash"), "{out}");
+    let written = dir.join("sim-seed-1-lf-ends-data.smtp");
+    let text = std::fs::read_to_string(&written).expect("the offending session is written");
+    assert!(text.contains("@expect closed"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unknown_bug_is_a_usage_error() {
+    let (code, _) = relayguard(&["sim", "--seeds", "1", "--buggify", "nope"]);
+    assert_eq!(code, 2);
+}

@@ -533,11 +533,12 @@ fn norm_domain(d: &str) -> String {
     let d = d.strip_suffix('.').unwrap_or(d);
     if d.starts_with('[') {
         let inner = d.trim_start_matches('[').trim_end_matches(']');
-        let inner = inner
-            .strip_prefix("IPv6:")
-            .or_else(|| inner.strip_prefix("ipv6:"))
-            .unwrap_or(inner);
+        let inner = match inner.get(..5) {
+            Some(p) if p.eq_ignore_ascii_case("IPv6:") => &inner[5..],
+            _ => inner,
+        };
         return match inner.parse::<IpAddr>() {
+            // An IPv4-mapped IPv6 literal names the IPv4 address, as in the core.
             Ok(ip) => format!("[{}]", ip.to_canonical()),
             Err(_) => d.to_ascii_lowercase(),
         };

@@ -140,7 +140,12 @@ struct Routes(BTreeMap<String, SocketAddr>);
 impl Resolver for Routes {
     async fn resolve(&self, domain: &Domain) -> Vec<SocketAddr> {
         let key = domain.to_string();
-        self.0.get(&key).or_else(|| self.0.get("*")).copied().into_iter().collect()
+        self.0
+            .get(&key)
+            .or_else(|| self.0.get("*"))
+            .copied()
+            .into_iter()
+            .collect()
     }
 }
 
@@ -148,8 +153,12 @@ struct Maildirs(PathBuf);
 
 impl Mailboxes for Maildirs {
     async fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> Result<(), String> {
-        let (root, mailbox, name, body) =
-            (self.0.clone(), mailbox.to_string(), format!("{id}.{mailbox}"), message.body.clone());
+        let (root, mailbox, name, body) = (
+            self.0.clone(),
+            mailbox.to_string(),
+            format!("{id}.{mailbox}"),
+            message.body.clone(),
+        );
         tokio::task::spawn_blocking(move || maildir::deliver(&root, &mailbox, &name, &body))
             .await
             .map_err(|e| e.to_string())?
@@ -174,7 +183,10 @@ impl Tap for Log {
         tracing::info!(conn = *n, %peer, "connected");
         if self.record.is_some() {
             let mut r = Recorder::new(peer, Some(self.config.clone()));
-            r.comment(&format!("recorded by relayguard serve, session {}-{}", self.run, *n));
+            r.comment(&format!(
+                "recorded by relayguard serve, session {}-{}",
+                self.run, *n
+            ));
             r.source("relayguard serve --record");
             self.open.borrow_mut().insert(*n, r);
         }
@@ -230,7 +242,9 @@ pub fn main(args: Args) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let policy = match relayguard::corpus::load_config(&args.config).and_then(|c| Policy::new(c).map_err(|e| e.to_string())) {
+    let policy = match relayguard::corpus::load_config(&args.config)
+        .and_then(|c| Policy::new(c).map_err(|e| e.to_string()))
+    {
         Ok(p) => Arc::new(p),
         Err(e) => {
             eprintln!("relayguard serve: {e}");
@@ -259,7 +273,9 @@ pub fn main(args: Args) -> ExitCode {
     // Names that stay unique across restarts; they name files, they decide nothing.
     let run = format!(
         "{:x}-{}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         std::process::id()
     );
     let mut node_config = NodeConfig::new(args.listen);
@@ -289,7 +305,11 @@ pub fn main(args: Args) -> ExitCode {
             policy,
             node_config,
             TcpNet,
-            DiskSpool { spool, next: AtomicU64::new(0), run },
+            DiskSpool {
+                spool,
+                next: AtomicU64::new(0),
+                run,
+            },
             Routes(routes),
             Maildirs(absolute(&args.spool)),
             tap,

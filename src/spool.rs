@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use relayguard_core::address::{Mailbox, parse_path};
-use relayguard_node::Entry;
 use relayguard_core::policy::Destination;
 use relayguard_core::session::{Message, Recipient};
+use relayguard_node::Entry;
 
 const MAGIC: &str = "relayguard-spool 1";
 
@@ -60,7 +60,11 @@ impl FsSpool {
 
     fn write_tmp(&self, id: &str, entry: &Entry) -> io::Result<PathBuf> {
         let tmp = self.tmp.join(id);
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(&encode_entry(entry))?;
         f.sync_all()?;
         Ok(tmp)
@@ -137,9 +141,19 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry, String> {
     let mut pending = Vec::new();
     for i in words.next().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
         let i: usize = i.parse().map_err(|_| format!("bad pending index {i:?}"))?;
-        pending.push(message.recipients.get(i).ok_or("pending index out of range")?.clone());
+        pending.push(
+            message
+                .recipients
+                .get(i)
+                .ok_or("pending index out of range")?
+                .clone(),
+        );
     }
-    Ok(Entry { message, pending, attempts })
+    Ok(Entry {
+        message,
+        pending,
+        attempts,
+    })
 }
 
 /// The envelope as text lines, a blank line, then the body. Recipient

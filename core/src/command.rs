@@ -472,7 +472,7 @@ fn check_domain_shape(d: &str) -> Result<(), AddressError> {
             && d.len() > 2
             && !d[1..d.len() - 1]
                 .bytes()
-                .any(|b| matches!(b, b'[' | b']' | b'\\'))
+                .any(|b| matches!(b, b'[' | b']' | b'\\' | b'"' | b'<' | b'>'))
         {
             Ok(())
         } else {

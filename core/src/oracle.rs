@@ -669,10 +669,12 @@ impl ConfigView {
         if self.outside_lan {
             return true;
         }
-        let sender_l = sender
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_ascii_lowercase();
+        // The sender as the always_from patterns see it: canonical domain
+        // (case, trailing dot, IDNA), local part folded.
+        let sender_l = match Self::split(sender) {
+            (local, Some(d)) => format!("{}@{d}", local.to_ascii_lowercase()),
+            (local, None) => local.to_ascii_lowercase(),
+        };
         if !sender_l.is_empty() && self.always_from.iter().any(|p| wildcard(p, &sender_l)) {
             return true;
         }

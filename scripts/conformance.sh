@@ -74,7 +74,7 @@ serve() { # $1 config, $2 spool; runs in the background, sets SERVE_PID
     --record "$2/recorded" 2>>"$WORK/serve.log" &
   SERVE_PID=$!
   pids+=("$SERVE_PID")
-  wait_port 127.0.0.1 "$PORT"
+  wait_port 127.0.0.1 "$PORT" || { echo "serve did not start:"; tail -5 "$WORK/serve.log"; }
 }
 
 sink_count() { find "$WORK/sink" -type f | wc -l; }
@@ -162,6 +162,7 @@ python3 scripts/load.py --port "$PORT" --source "$LAN" --messages 400 --connecti
 LOAD=$!
 wait_sink 20  # the load is under way
 kill -9 "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null  # reaped: its port is free again
 serve "$WORK/load.toml" "$WORK/spool-load"
 wait "$LOAD"
 acked=$(wc -l < "$WORK/acked.txt")

@@ -31,7 +31,7 @@ run() { # $1 label, $2 port
   python3 -c "import sys; n, a, b = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]); print(f'{sys.argv[4]:<28} {n} messages in {b-a:6.2f} s = {n/(b-a):8.0f} msg/s')" "$N" "$t0" "$t1" "$1"
 }
 
-"$BIN" serve --config "$WORK/bench.toml" --listen 127.0.0.1:2725 --spool "$WORK/spool" 2>/dev/null &
+"$BIN" serve --config "$WORK/bench.toml" --listen 127.0.0.1:2725 --spool "$WORK/spool" --max-per-ip 200 --max-connections 200 2>/dev/null &
 pids+=($!)
 wait_port 2725
 run "relayguard serve (durable)" 2725

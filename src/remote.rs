@@ -13,6 +13,7 @@ use std::time::Duration;
 use relayguard_core::config::Config;
 use relayguard_core::oracle::Oracle;
 use relayguard_core::replay::Outcome;
+use relayguard_core::reply::whole_reply_len;
 use relayguard_core::transcript::{Step, Transcript};
 use socket2::{Domain, Socket, Type};
 
@@ -41,7 +42,7 @@ impl Reader {
     /// quiet past the timeout.
     fn reply(&mut self) -> Option<Vec<u8>> {
         loop {
-            if let Some(end) = whole_reply(&self.buf) {
+            if let Some(end) = whole_reply_len(&self.buf) {
                 return Some(self.buf.drain(..end).collect());
             }
             if self.closed {
@@ -52,19 +53,6 @@ impl Reader {
                 Ok(0) | Err(_) => self.closed = true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
-        }
-    }
-}
-
-/// The length of the first complete reply in `buf`.
-fn whole_reply(buf: &[u8]) -> Option<usize> {
-    let mut pos = 0;
-    loop {
-        let nl = buf[pos..].iter().position(|&b| b == b'\n')?;
-        let line = &buf[pos..pos + nl + 1];
-        pos += nl + 1;
-        if line.get(3) != Some(&b'-') {
-            return Some(pos);
         }
     }
 }

@@ -219,22 +219,6 @@ fn find_special(b: &[u8]) -> usize {
     i
 }
 
-/// True if `body` holds a bare CR, a bare LF or a NUL: what must never be
-/// handed on. Used by the oracle and the client as an independent check.
-pub fn has_bare_cr_lf_or_nul(body: &[u8]) -> bool {
-    let mut prev_cr = false;
-    for (i, &b) in body.iter().enumerate() {
-        match b {
-            b'\n' if !prev_cr => return true,
-            b'\r' if body.get(i + 1) != Some(&b'\n') => return true,
-            0 => return true,
-            _ => {}
-        }
-        prev_cr = b == b'\r';
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,15 +310,5 @@ mod tests {
         }
         // Octets next to the specials in value are not specials.
         assert_eq!(find_special(b"\x01\x0b\x0c\x0e\x09\xff\x8d\x8axx"), 10);
-    }
-
-    #[test]
-    fn taint_check_agrees() {
-        assert!(!has_bare_cr_lf_or_nul(b"a\r\nb\r\n"));
-        assert!(has_bare_cr_lf_or_nul(b"a\nb"));
-        assert!(has_bare_cr_lf_or_nul(b"a\rb"));
-        assert!(has_bare_cr_lf_or_nul(b"a\r"));
-        assert!(has_bare_cr_lf_or_nul(b"a\0"));
-        assert!(has_bare_cr_lf_or_nul(b"\r\r\n"));
     }
 }

@@ -139,19 +139,10 @@ struct Replies {
 impl Replies {
     /// The end offset and text of the reply at `from`, if complete.
     fn reply_at(sent: &[u8], from: usize) -> Option<(usize, String)> {
-        let mut pos = from;
-        let mut lines = Vec::new();
-        loop {
-            let nl = memchr::memchr(b'\n', &sent[pos..])?;
-            let line = &sent[pos..pos + nl + 1];
-            pos += nl + 1;
-            let text = line.strip_suffix(b"\n").unwrap_or(line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            lines.push(String::from_utf8_lossy(text).into_owned());
-            if text.get(3) != Some(&b'-') {
-                return Some((pos, lines.join("\r\n")));
-            }
-        }
+        let len = crate::reply::whole_reply_len(&sent[from..])?;
+        let text = String::from_utf8_lossy(&sent[from..from + len]);
+        let lines: Vec<&str> = text.lines().collect();
+        Some((from + len, lines.join("\r\n")))
     }
 
     fn peek(&mut self, sent: &[u8]) -> Option<String> {

@@ -66,22 +66,7 @@ impl Reply {
         let n = self.lines.len().max(1);
         for i in 0..n {
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");
-            let start = out.len();
-            out.extend_from_slice(itoa3(self.code).as_slice());
-            out.push(if i + 1 < n { b'-' } else { b' ' });
-            if let Some(e) = self.enhanced {
-                out.extend_from_slice(e.to_string().as_bytes());
-                if !text.is_empty() {
-                    out.push(b' ');
-                }
-            }
-            for &b in text.as_bytes() {
-                if out.len() - start >= MAX_REPLY_LINE - 2 {
-                    break;
-                }
-                out.push(if b < 0x20 || b == 0x7f { b'?' } else { b });
-            }
-            out.extend_from_slice(b"\r\n");
+            write_line(out, self.code, i + 1 < n, self.enhanced, text);
         }
     }
 
@@ -105,6 +90,40 @@ impl fmt::Display for Reply {
     }
 }
 
+/// Writes one reply line: the code, `-` if more lines follow, the enhanced
+/// code, and the text cleaned of control characters and cut so that the
+/// line with its CRLF stays within 512 octets. Allocates nothing: the
+/// session writes every reply through it.
+pub fn write_line(out: &mut Vec<u8>, code: u16, more: bool, enhanced: Option<Enhanced>, text: &str) {
+    let start = out.len();
+    out.extend_from_slice(itoa3(code).as_slice());
+    out.push(if more { b'-' } else { b' ' });
+    if let Some(Enhanced(class, subject, detail)) = enhanced {
+        push_num(out, class.into());
+        out.push(b'.');
+        push_num(out, subject);
+        out.push(b'.');
+        push_num(out, detail);
+        if !text.is_empty() {
+            out.push(b' ');
+        }
+    }
+    for &b in text.as_bytes() {
+        if out.len() - start >= MAX_REPLY_LINE - 2 {
+            break;
+        }
+        out.push(if b < 0x20 || b == 0x7f { b'?' } else { b });
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_num(out: &mut Vec<u8>, n: u16) {
+    if n >= 10 {
+        push_num(out, n / 10);
+    }
+    out.push(b'0' + (n % 10) as u8);
+}
+
 fn itoa3(code: u16) -> [u8; 3] {
     let c = code.min(999);
     [
@@ -112,6 +131,20 @@ fn itoa3(code: u16) -> [u8; 3] {
         b'0' + (c / 10 % 10) as u8,
         b'0' + (c % 10) as u8,
     ]
+}
+
+/// The length of the first whole reply in `buf` (its last line is the one
+/// without `-` after the code), or `None` if it has not all arrived.
+pub fn whole_reply_len(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let nl = memchr::memchr(b'\n', &buf[pos..])?;
+        let line = &buf[pos..pos + nl + 1];
+        pos += nl + 1;
+        if line.get(3) != Some(&b'-') {
+            return Some(pos);
+        }
+    }
 }
 
 /// Why a reply line is not well formed.

@@ -363,27 +363,10 @@ impl Session {
         }
     }
 
-    /// Writes a one-line reply straight into the output, cleaned of
-    /// control characters and cut to 512 octets like
-    /// [`crate::reply::Reply::write_to`].
+    /// Writes a one-line reply straight into the output, without building
+    /// a `Reply` (see [`crate::reply::write_line`]).
     fn reply(&mut self, code: u16, e: Enhanced, text: &str) {
-        let buf = self.send_buf();
-        let start = buf.len();
-        push_num(buf, code as u32);
-        buf.push(b' ');
-        push_num(buf, e.0 as u32);
-        buf.push(b'.');
-        push_num(buf, e.1 as u32);
-        buf.push(b'.');
-        push_num(buf, e.2 as u32);
-        buf.push(b' ');
-        for &b in text.as_bytes() {
-            if buf.len() - start >= crate::reply::MAX_REPLY_LINE - 2 {
-                break;
-            }
-            buf.push(if b < 0x20 || b == 0x7f { b'?' } else { b });
-        }
-        buf.extend_from_slice(b"\r\n");
+        crate::reply::write_line(self.send_buf(), code, false, Some(e), text);
     }
 
     /// An error reply; counts towards `max_errors`, which ends the session.
@@ -728,13 +711,6 @@ impl Session {
             "Error: authentication credentials invalid",
         )
     }
-}
-
-fn push_num(buf: &mut Vec<u8>, n: u32) {
-    if n >= 10 {
-        push_num(buf, n / 10);
-    }
-    buf.push(b'0' + (n % 10) as u8);
 }
 
 /// Base64 of a SASL response; `=` is the empty response (RFC 4954).

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard_core::address::{Domain, Path, canonical_domain};
+use relayguard_core::address::{Domain, Path};
 use relayguard_core::buggify::Bug;
 use relayguard_core::client::{self, Client, Job, MessageResult, Outcome, RcptResult};
 use relayguard_core::policy::{Destination, Policy};
@@ -165,7 +165,6 @@ pub struct Node<N, S, R, M, T> {
     mailboxes: M,
     tap: T,
     clock: Clock,
-    local: Vec<Domain>,
     connections: Cell<usize>,
     per_ip: RefCell<BTreeMap<IpAddr, usize>>,
 }
@@ -207,15 +206,6 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         mailboxes: M,
         tap: T,
     ) -> Rc<Self> {
-        let c = policy.config();
-        let mut local: Vec<Domain> = c
-            .domains
-            .local
-            .iter()
-            .chain(std::iter::once(&c.hostname))
-            .filter_map(|d| canonical_domain(d).ok())
-            .collect();
-        local.extend(c.own_addresses.iter().map(|a| Domain::Literal(*a)));
         Rc::new(Node {
             policy,
             config,
@@ -225,7 +215,6 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             mailboxes,
             tap,
             clock: Clock::start(),
-            local,
             connections: Cell::new(0),
             per_ip: RefCell::new(BTreeMap::new()),
         })
@@ -357,7 +346,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     }
 
     fn is_local(&self, d: &Domain) -> bool {
-        self.local.contains(d)
+        self.policy.is_local_domain(d)
     }
 
     /// Serves one queued entry until every recipient is delivered or bounced.

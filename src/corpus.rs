@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use relayguard_core::buggify::Bugs;
-use relayguard_core::config::Config;
-use relayguard_core::policy::Policy;
-use relayguard_core::replay::{self, Mode, Outcome};
-use relayguard_core::transcript::{self, Transcript};
+use relayguard_core::Config;
+use relayguard_core::Policy;
+use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::replay::{self, Mode, Outcome};
+use relayguard_core::check::transcript::{self, Transcript};
 
 /// Every `.smtp` file under the paths, sorted, so that runs are comparable.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -80,9 +80,9 @@ impl Replayer {
         if let Some(p) = self.cache.get(path) {
             return Ok(p.clone());
         }
-        let mut config = load_config(path)?;
-        config.bugs = self.bugs;
-        let policy = Arc::new(Policy::new(config).map_err(|e| format!("{}: {e}", path.display()))?);
+        let config = load_config(path)?;
+        let policy =
+            Arc::new(Policy::with_bugs(config, self.bugs).map_err(|e| format!("{}: {e}", path.display()))?);
         self.cache.insert(path.to_path_buf(), policy.clone());
         Ok(policy)
     }

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use relayguard_core::address::parse_path;
-use relayguard_core::policy::{Context, Decision, Policy, Refusal};
+use relayguard_core::parse_path;
+use relayguard_core::{Context, Decision, Policy, Refusal};
 
 #[derive(clap::Args)]
 pub struct Args {

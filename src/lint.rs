@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use relayguard_core::config::Config;
-use relayguard_core::lint::{Severity, lint};
+use relayguard_core::Config;
+use relayguard_core::{Severity, lint};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -10,11 +10,11 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use relayguard_core::config::Config;
-use relayguard_core::oracle::Oracle;
-use relayguard_core::replay::Outcome;
-use relayguard_core::reply::whole_reply_len;
-use relayguard_core::transcript::{Step, Transcript};
+use relayguard_core::Config;
+use relayguard_core::check::oracle::Oracle;
+use relayguard_core::check::replay::Outcome;
+use relayguard_core::check::transcript::{Step, Transcript};
+use relayguard_core::whole_reply_len;
 use socket2::{Domain, Socket, Type};
 
 /// Connects from `source` (any local address if `None`) to `target`.

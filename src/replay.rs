@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relayguard::corpus::{Replayer, collect};
-use relayguard_core::buggify::Bugs;
-use relayguard_core::replay::Outcome;
+use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::replay::Outcome;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use relayguard::maildir;
 use relayguard::spool::FsSpool;
-use relayguard_core::address::Domain;
-use relayguard_core::policy::Policy;
-use relayguard_core::record::Recorder;
-use relayguard_core::session::Message;
+use relayguard_core::Domain;
+use relayguard_core::Message;
+use relayguard_core::Policy;
+use relayguard_core::check::record::Recorder;
 use relayguard_node::{Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use relayguard_core::buggify::{Bug, Bugs};
+use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_sim::{Report, Stats, campaign, config_toml, run, swarm};
 
 #[derive(clap::Args)]
@@ -161,10 +161,9 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     t.comments
         .insert(1, "replies left out: the oracle judges the session".to_string());
     t.steps
-        .retain(|s| matches!(s, relayguard_core::transcript::Step::Send { .. }));
+        .retain(|s| matches!(s, relayguard_core::check::transcript::Step::Send { .. }));
     t.source = Some(format!("relayguard sim seed {}", r.seed));
-    let mut c = swarm(r.seed, Bugs::NONE).config;
-    c.bugs = Bugs::NONE;
+    let c = swarm(r.seed, Bugs::NONE).config;
     let res = std::fs::create_dir_all(&args.regressions)
         .and_then(|_| std::fs::write(&config, config_toml(&c)))
         .and_then(|_| std::fs::write(args.regressions.join(format!("{name}.smtp")), t.to_text()));

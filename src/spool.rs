@@ -12,9 +12,9 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use relayguard_core::address::{Mailbox, parse_path};
-use relayguard_core::policy::Destination;
-use relayguard_core::session::{Message, Recipient};
+use relayguard_core::Destination;
+use relayguard_core::{Mailbox, parse_path};
+use relayguard_core::{Message, Recipient};
 use relayguard_node::Entry;
 
 const MAGIC: &str = "relayguard-spool 1";

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use relayguard::corpus::{Replayer, collect};
-use relayguard_core::buggify::{Bug, Bugs};
+use relayguard_core::check::buggify::{Bug, Bugs};
 
 fn corpus() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");

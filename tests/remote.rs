@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relayguard::corpus::{collect, load_config, load_transcript};
-use relayguard_core::policy::Policy;
-use relayguard_core::session::{Output, Peer, Session};
+use relayguard_core::Policy;
+use relayguard_core::{Output, Peer, Session};
 
 /// Serves `connections` sessions one after another, then stops.
 fn serve(policy: Arc<Policy>, connections: usize) -> SocketAddr {

@@ -6,9 +6,9 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use relayguard_core::address::parse_path;
-use relayguard_core::config::Config;
-use relayguard_core::policy::{Context, Policy};
+use relayguard_core::Config;
+use relayguard_core::parse_path;
+use relayguard_core::{Context, Policy};
 
 fn policy() -> Policy {
     let mut c = Config {

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use relayguard_core::config::Config;
-use relayguard_core::policy::Policy;
-use relayguard_core::session::{Output, Peer, Session};
+use relayguard_core::Config;
+use relayguard_core::Policy;
+use relayguard_core::{Output, Peer, Session};
 
 /// What a busy relay sees: a transaction's commands, with the lenient and
 /// parameter-carrying forms real clients send.
@@ -32,7 +32,7 @@ fn parse_relayguard(line: &[u8]) -> bool {
     let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
     let text = &line[..end];
     let text = text.strip_suffix(b"\r").unwrap_or(text);
-    relayguard_core::command::parse(text).is_ok()
+    relayguard_core::parse_command(text).is_ok()
 }
 
 fn parse_smtp_proto(line: &[u8]) -> bool {

@@ -28,7 +28,7 @@ fn main() {
             } else {
                 let l = black_box(line);
                 let l = l.strip_suffix(b"\r\n").unwrap_or(l);
-                relayguard_core::command::parse(l).is_ok()
+                relayguard_core::parse_command(l).is_ok()
             };
             ok += good as u32;
         }

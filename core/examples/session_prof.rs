@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use relayguard_core::config::Config;
-use relayguard_core::policy::Policy;
-use relayguard_core::session::{Output, Peer, Session};
+use relayguard_core::Config;
+use relayguard_core::Policy;
+use relayguard_core::{Output, Peer, Session};
 
 const CONFIG: &str = r#"
 hostname = "mail.example.com"

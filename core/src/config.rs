@@ -20,9 +20,6 @@ pub struct Config {
     pub lists: Lists,
     pub limits: Limits,
     pub routes: BTreeMap<String, String>,
-    /// Injected bugs, for proving the checkers; never read from TOML.
-    #[serde(skip)]
-    pub bugs: crate::buggify::Bugs,
 }
 
 impl Default for Config {
@@ -38,7 +35,6 @@ impl Default for Config {
             lists: Lists::default(),
             limits: Limits::default(),
             routes: BTreeMap::new(),
-            bugs: crate::buggify::Bugs::NONE,
         }
     }
 }

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use crate::address::{Domain, Mailbox, Path, RoutingKind, canonical_domain};
 use crate::addrlist::AddrList;
-use crate::buggify::Bug;
+use crate::check::{Bug, Bugs};
 use crate::config::{Allow, Config, ConfigError};
 use crate::netlist::NetList;
 use crate::reply::{Enhanced, Reply};
@@ -180,11 +180,20 @@ pub struct Policy {
     black_addrs: AddrList,
     white_addrs: AddrList,
     always_from: AddrList,
+    /// Injected bugs switched on in this policy and the sessions that use
+    /// it; kept out of [`Config`], which is only what a user can write.
+    bugs: Bugs,
 }
 
 impl Policy {
     /// Validates and compiles a configuration.
     pub fn new(config: Config) -> Result<Policy, ConfigError> {
+        Policy::with_bugs(config, Bugs::NONE)
+    }
+
+    /// As [`Policy::new`], with injected bugs switched on, for proving that
+    /// the checkers catch them.
+    pub fn with_bugs(config: Config, bugs: Bugs) -> Result<Policy, ConfigError> {
         config.validate().map_err(|inv| ConfigError {
             line: None,
             column: None,
@@ -244,12 +253,18 @@ impl Policy {
             black_addrs,
             white_addrs,
             config,
+            bugs,
         })
     }
 
     /// Parses, validates and compiles TOML; errors carry line and column.
     pub fn from_toml(text: &str) -> Result<Policy, ConfigError> {
         Policy::new(Config::from_toml(text)?)
+    }
+
+    /// The injected bugs switched on (none outside tests and `--buggify`).
+    pub fn bugs(&self) -> Bugs {
+        self.bugs
     }
 
     pub fn config(&self) -> &Config {
@@ -280,7 +295,7 @@ impl Policy {
     /// `lan-check-off` lets a local sender count as inside.
     fn inside(&self, ctx: &Context) -> bool {
         self.lan.contains(ctx.client)
-            || (self.config.bugs.has(Bug::LanCheckOff) && ctx.sender.is_some_and(|s| self.sender_is_local(s)))
+            || (self.bugs.has(Bug::LanCheckOff) && ctx.sender.is_some_and(|s| self.sender_is_local(s)))
     }
 
     /// A sender in one of the configured local domains. The hostname and
@@ -448,7 +463,7 @@ impl Policy {
 
     fn decide(&self, m: &Mailbox, trust: Option<Reason>, depth: usize) -> Decision {
         if let Some(routing) = m.routing() {
-            let bug = self.config.bugs.has(Bug::TrustRouted);
+            let bug = self.bugs.has(Bug::TrustRouted);
             if trust.is_none() && !bug {
                 return self.relay_denied(m, Reason::Routed);
             }

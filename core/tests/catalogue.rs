@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use relayguard_core::address::parse_path;
-use relayguard_core::command::{Command, parse};
-use relayguard_core::policy::{Context, Decision, Policy};
+use relayguard_core::parse_path;
+use relayguard_core::{Command, parse_command};
+use relayguard_core::{Context, Decision, Policy};
 
 const CONFIG: &str = r#"
 hostname = "mail.example.com"
@@ -32,7 +32,7 @@ enum Want {
 fn decide(client: &str, from: &str, rcpt: &str) -> Want {
     let policy = Policy::from_toml(CONFIG).unwrap();
     let line = format!("RCPT TO:{rcpt}");
-    let to = match parse(line.as_bytes()) {
+    let to = match parse_command(line.as_bytes()) {
         Ok(Command::Rcpt { to }) => match to.to_path() {
             Ok(p) => p,
             Err(_) => return Want::Syntax,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use relayguard_core::Config;
+use relayguard_core::Policy;
 use relayguard_core::client::{self, Client, Job, MessageResult, RcptResult};
-use relayguard_core::config::Config;
-use relayguard_core::policy::Policy;
-use relayguard_core::session::{self, Message, Peer, Session};
+use relayguard_core::{Message, Output, Peer, Session};
 
 const CONFIG: &str = r#"
 hostname = "mail.example.com"
@@ -36,12 +36,12 @@ fn talk(job: Job, peer: &str, mtu: usize) -> (client::Outcome, Vec<Message>) {
     for _ in 0..100_000 {
         while let Some(o) = server.poll_output() {
             match o {
-                session::Output::Send(b) => to_client.extend_from_slice(&b),
-                session::Output::Message(m) => {
+                Output::Send(b) => to_client.extend_from_slice(&b),
+                Output::Message(m) => {
                     messages.push(*m);
                     server.message_stored(now, Ok("id".into()));
                 }
-                session::Output::Close => {}
+                Output::Close => {}
             }
         }
         while let Some(o) = client.poll_output() {

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use relayguard_core::buggify::{Bug, Bugs};
-use relayguard_core::config::Config;
-use relayguard_core::drive::run_checked;
-use relayguard_core::oracle::ViolationKind;
-use relayguard_core::policy::Policy;
+use relayguard_core::Config;
+use relayguard_core::Policy;
+use relayguard_core::check::buggify::{Bug, Bugs};
+use relayguard_core::check::drive::run_checked;
+use relayguard_core::check::oracle::ViolationKind;
 
 const CONFIG: &str = r#"
 hostname = "mail.example.com"
@@ -23,9 +23,8 @@ networks = ["192.168.1.0/24"]
 "#;
 
 fn policy(bugs: Bugs) -> Arc<Policy> {
-    let mut c = Config::from_toml(CONFIG).unwrap();
-    c.bugs = bugs;
-    Arc::new(Policy::new(c).unwrap())
+    let c = Config::from_toml(CONFIG).unwrap();
+    Arc::new(Policy::with_bugs(c, bugs).unwrap())
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
-use relayguard_core::address::parse_path;
-use relayguard_core::buggify::{Bug, Bugs};
-use relayguard_core::config::{Config, User};
-use relayguard_core::policy::{Context, Decision, Destination, Policy};
+use relayguard_core::check::buggify::{Bug, Bugs};
+use relayguard_core::parse_path;
+use relayguard_core::{Config, User};
+use relayguard_core::{Context, Decision, Destination, Policy};
 
 #[derive(Clone, Debug)]
 struct Options {
@@ -168,7 +168,7 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-fn config(o: &Options, bugs: Bugs) -> Config {
+fn config(o: &Options) -> Config {
     let lists = |mut v: Vec<&str>| {
         if o.reversed {
             v.reverse();
@@ -209,7 +209,6 @@ fn config(o: &Options, bugs: Bugs) -> Config {
     if o.reversed {
         c.auth.users.reverse();
     }
-    c.bugs = bugs;
     c
 }
 
@@ -247,7 +246,7 @@ fn model(c: &Case) -> Option<bool> {
 }
 
 fn check(c: &Case, bugs: Bugs) -> Result<(), String> {
-    let policy = Policy::new(config(&c.options, bugs)).map_err(|e| e.to_string())?;
+    let policy = Policy::with_bugs(config(&c.options), bugs).map_err(|e| e.to_string())?;
     let client: IpAddr = if c.in_lan { "10.1.7.7" } else { "203.0.113.7" }.parse().unwrap();
     let sender = parse_path(match c.sender {
         Sender::Null => "<>",

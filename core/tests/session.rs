@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use relayguard_core::drive::{Driver, Run, run};
-use relayguard_core::policy::Policy;
-use relayguard_core::reply::check_line;
+use relayguard_core::Policy;
+use relayguard_core::check::drive::{Driver, Run, run};
+use relayguard_core::check_line;
 
 const CONFIG: &str = r#"
 hostname = "mail.example.com"
@@ -27,7 +27,7 @@ max_recipients = 3
 "#;
 
 fn policy() -> Arc<Policy> {
-    Arc::new(Policy::new(relayguard_core::config::Config::from_toml(CONFIG).unwrap()).unwrap())
+    Arc::new(Policy::new(relayguard_core::Config::from_toml(CONFIG).unwrap()).unwrap())
 }
 
 const LAN: &str = "192.168.1.10";
@@ -268,7 +268,7 @@ fn pipelining_after_end_of_data_waits_for_the_store() {
 
 #[test]
 fn message_stored_error_gives_451_and_no_250() {
-    use relayguard_core::session::{Output, Peer, Session};
+    use relayguard_core::{Output, Peer, Session};
     use std::time::Duration;
     let mut s = Session::new(policy(), Peer { ip: ip(LAN) }, Duration::ZERO);
     s.handle_input(
@@ -285,7 +285,10 @@ fn message_stored_error_gives_451_and_no_250() {
     assert!(saw_message);
     // Nothing is said until the store answers.
     assert_eq!(s.poll_output(), None);
-    s.message_stored(Duration::ZERO, Err("disk full".into()));
+    s.message_stored(
+        Duration::ZERO,
+        Err(relayguard_core::NotStored("disk full".into())),
+    );
     let Some(Output::Send(b)) = s.poll_output() else {
         panic!()
     };
@@ -460,7 +463,7 @@ proptest! {
         let mut d = Driver::new(policy(), ip(if lan { LAN } else { OUTSIDE }));
         for c in &chunks {
             d.feed(c);
-            prop_assert!(d.session.buffered() <= 4096 + 2 * relayguard_core::command::MAX_LINE + relayguard_core::session::MAX_PIPELINED);
+            prop_assert!(d.session.buffered() <= 4096 + 2 * relayguard_core::MAX_LINE + relayguard_core::MAX_PIPELINED);
         }
         // (c) whatever came in, every reply line is well formed.
         for line in d.run.sent.split_inclusive(|&b| b == b'\n') {

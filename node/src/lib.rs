@@ -18,11 +18,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard_core::address::{Domain, Path};
-use relayguard_core::buggify::Bug;
+use relayguard_core::check::buggify::Bug;
 use relayguard_core::client::{self, Client, Job, MessageResult, Outcome, RcptResult};
-use relayguard_core::policy::{Destination, Policy};
-use relayguard_core::session::{Message, Output, Peer, Recipient, Session};
+use relayguard_core::{Destination, Policy};
+use relayguard_core::{Domain, Path};
+use relayguard_core::{Message, Output, Peer, Recipient, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -221,7 +221,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     }
 
     fn bug(&self, bug: Bug) -> bool {
-        self.policy.config().bugs.has(bug)
+        self.policy.bugs().has(bug)
     }
 
     pub fn tap(&self) -> &T {
@@ -317,7 +317,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                             tokio::task::spawn_local(self.clone().deliver(id.clone(), entry));
                         }
                         if !early {
-                            s.message_stored(self.clock.now(), stored);
+                            s.message_stored(self.clock.now(), stored.map_err(relayguard_core::NotStored));
                         }
                         queue.extend(std::iter::from_fn(|| s.poll_output()));
                     }

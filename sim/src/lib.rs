@@ -12,15 +12,15 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use relayguard_core::address::Domain;
-use relayguard_core::buggify::Bugs;
+use relayguard_core::Domain;
+use relayguard_core::Policy;
+use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::oracle::{self, Oracle};
+use relayguard_core::check::record::Recorder;
+use relayguard_core::check::transcript::{self, Step, Transcript};
 use relayguard_core::client::{Client, Job, MessageResult, RcptResult};
-use relayguard_core::config::{Config, User};
-use relayguard_core::oracle::{self, Oracle};
-use relayguard_core::policy::Policy;
-use relayguard_core::record::Recorder;
-use relayguard_core::session::{Message, Output, Peer, Session};
-use relayguard_core::transcript::{self, Step, Transcript};
+use relayguard_core::{Config, User};
+use relayguard_core::{Message, Output, Peer, Session};
 use relayguard_node::{Clock, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -93,6 +93,8 @@ pub struct Swarm {
     pub exchangers: BTreeMap<String, IpAddr>,
     pub actors: Vec<Actor>,
     pub faults: Vec<(Duration, Fault)>,
+    /// Injected bugs switched on in the relay under test.
+    pub bugs: Bugs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -227,7 +229,6 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
     }
     config.limits.command_timeout_secs = 20 + r.below(20);
     config.limits.data_timeout_secs = 30;
-    config.bugs = bugs;
 
     let mut exchangers = BTreeMap::new();
     for (i, d) in FOREIGN.iter().chain(std::iter::once(&BACKUP)).enumerate() {
@@ -438,6 +439,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
         exchangers,
         actors,
         faults,
+        bugs,
     }
 }
 
@@ -1221,7 +1223,8 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(15))
         .build();
-    let policy = Arc::new(Policy::new(swarm.config.clone()).expect("swarm configs are valid"));
+    let policy =
+        Arc::new(Policy::with_bugs(swarm.config.clone(), swarm.bugs).expect("swarm configs are valid"));
     {
         let world = world.clone();
         let exchangers = swarm.exchangers.clone();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use relayguard_core::buggify::{Bug, Bugs};
+use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_sim::{Fault, Report, Role, campaign, run, swarm};
 
 /// The fixed campaign of `cargo test`.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine;
-use relayguard_core::buggify::Bugs;
-use relayguard_core::config::{Config, User};
-use relayguard_core::policy::Policy;
+use relayguard_core::Policy;
+use relayguard_core::check::buggify::Bugs;
+use relayguard_core::{Config, User};
 
 /// Client addresses: inside and outside each LAN shape, the server itself.
 pub const PEERS: [&str; 10] = [
@@ -185,11 +185,7 @@ impl FuzzConfig {
             }
             cache
                 .entry((*self, bugs))
-                .or_insert_with(|| {
-                    let mut c = self.config();
-                    c.bugs = bugs;
-                    Policy::new(c).ok().map(Arc::new)
-                })
+                .or_insert_with(|| Policy::with_bugs(self.config(), bugs).ok().map(Arc::new))
                 .clone()
         })
     }

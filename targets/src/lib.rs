@@ -18,16 +18,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use arbitrary::{Arbitrary, Unstructured};
-use relayguard_core::address::{self, Mailbox};
-use relayguard_core::buggify::{Bug, Bugs};
+use relayguard_core::Config;
+use relayguard_core::check::buggify::{Bug, Bugs};
+use relayguard_core::check::drive::Driver;
+use relayguard_core::check::oracle::{self, Verdict};
+use relayguard_core::check::transcript;
 use relayguard_core::client::{self, Client, Job};
-use relayguard_core::command;
-use relayguard_core::config::Config;
-use relayguard_core::drive::Driver;
-use relayguard_core::oracle::{self, Verdict};
-use relayguard_core::policy::{Context, Decision, Policy};
-use relayguard_core::session::{MAX_PIPELINED, Now};
-use relayguard_core::transcript;
+use relayguard_core::{Context, Decision, Policy};
+use relayguard_core::{MAX_LINE, Mailbox, canonical_domain, parse_command, parse_path};
+use relayguard_core::{MAX_PIPELINED, Now};
 
 pub use input::{FuzzConfig, Script, SessionInput};
 
@@ -79,11 +78,11 @@ pub fn bugs() -> Bugs {
 
 /// The parser never panics; what parses re-serializes and parses the same.
 pub fn command(data: &[u8]) {
-    let Ok(cmd) = command::parse(data) else {
+    let Ok(cmd) = parse_command(data) else {
         return;
     };
     let text = cmd.to_string();
-    let again = command::parse(text.as_bytes());
+    let again = parse_command(text.as_bytes());
     assert_eq!(again, Ok(cmd), "{text:?} does not parse back to what it shows");
 }
 
@@ -100,7 +99,7 @@ fn address_config() -> &'static (Config, Arc<Policy>) {
         let config = Config {
             hostname: "mail.example.com".into(),
             own_addresses: vec![OWN_LITERAL.parse().unwrap()],
-            domains: relayguard_core::config::Domains {
+            domains: relayguard_core::Domains {
                 local: vec!["example.com".into(), "bücher.example".into()],
                 ..Default::default()
             },
@@ -114,7 +113,7 @@ fn address_config() -> &'static (Config, Arc<Policy>) {
 const OUTSIDE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 7));
 
 fn untrusted_decision(policy: &Policy, rcpt: &str) -> Option<Decision> {
-    let path = address::parse_path(rcpt).ok()?;
+    let path = parse_path(rcpt).ok()?;
     let ctx = Context {
         client: OUTSIDE,
         helo: None,
@@ -137,10 +136,10 @@ pub fn address(data: &[u8]) {
     };
 
     // Idempotence of each layer.
-    if let Ok(d) = address::canonical_domain(text) {
+    if let Ok(d) = canonical_domain(text) {
         let shown = d.to_string();
         assert_eq!(
-            address::canonical_domain(&shown),
+            canonical_domain(&shown),
             Ok(d.clone()),
             "domain {text:?} -> {shown:?}"
         );
@@ -152,13 +151,9 @@ pub fn address(data: &[u8]) {
         assert_eq!(m.is_routed(), m.routing().is_some(), "routing of {text:?}");
     }
     for written in [text.to_string(), format!("<{text}>")] {
-        if let Ok(p) = address::parse_path(&written) {
+        if let Ok(p) = parse_path(&written) {
             let shown = p.to_string();
-            assert_eq!(
-                address::parse_path(&shown),
-                Ok(p.clone()),
-                "path {written:?} -> {shown:?}"
-            );
+            assert_eq!(parse_path(&shown), Ok(p.clone()), "path {written:?} -> {shown:?}");
         }
     }
 
@@ -187,11 +182,11 @@ pub fn address(data: &[u8]) {
 
     // ... and a foreign one stays foreign: the input as a domain, if it is
     // a domain and not one of ours.
-    if let Ok(d) = address::canonical_domain(text) {
+    if let Ok(d) = canonical_domain(text) {
         let ours = LOCAL_DOMAINS
             .iter()
-            .map(|l| address::canonical_domain(l).unwrap())
-            .chain([address::canonical_domain(&format!("[{OWN_LITERAL}]")).unwrap()])
+            .map(|l| canonical_domain(l).unwrap())
+            .chain([canonical_domain(&format!("[{OWN_LITERAL}]")).unwrap()])
             .any(|l| l == d);
         let rcpt = format!("<alice@{text}>");
         if let Some(decision) = untrusted_decision(policy, &rcpt) {
@@ -219,7 +214,7 @@ pub fn address(data: &[u8]) {
 /// Runs one session over chunks and checks memory and the oracle.
 /// Returns the verdict; panics on a violation.
 fn drive(policy: Arc<Policy>, peer: IpAddr, auth: Option<&str>, chunks: &[&[u8]]) -> Verdict {
-    let bound = MAX_PIPELINED + policy.config().limits.max_message_size + 2 * command::MAX_LINE;
+    let bound = MAX_PIPELINED + policy.config().limits.max_message_size + 2 * MAX_LINE;
     let mut d = Driver::new(policy, peer);
     if let Some(user) = auth {
         d.authenticate(user);
@@ -317,10 +312,10 @@ pub fn policy_with(data: &[u8], bugs: Bugs) {
     let config = policy.config();
     let sender_text = input.sender.render(config);
     let rcpt_text = input.rcpt.render(config);
-    let Ok(sender) = address::parse_path(&format!("<{sender_text}>")) else {
+    let Ok(sender) = parse_path(&format!("<{sender_text}>")) else {
         return;
     };
-    let Ok(rcpt) = address::parse_path(&format!("<{rcpt_text}>")) else {
+    let Ok(rcpt) = parse_path(&format!("<{rcpt_text}>")) else {
         return;
     };
     let peer = input.peer.ip();
@@ -487,7 +482,7 @@ pub fn config(data: &[u8]) {
         .rev()
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0);
-    let _ = relayguard_core::config::line_col(text, mid);
+    let _ = relayguard_core::line_col(text, mid);
 }
 
 /// The transcript parser never panics, and what parses round-trips.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use relayguard_core::transcript::{Step, Transcript};
+use relayguard_core::check::transcript::{Step, Transcript};
 
 use crate::input::FuzzConfig;
 
@@ -29,7 +29,7 @@ impl Case {
             config: Some(PathBuf::from(config_file)),
             auth: self.auth.map(str::to_string),
             // A finding is an attack on the property: the relay must stay closed.
-            expect: Some(relayguard_core::transcript::Expect::Closed),
+            expect: Some(relayguard_core::check::transcript::Expect::Closed),
             source: Some(format!("fuzz/{origin}")),
             steps: self
                 .chunks

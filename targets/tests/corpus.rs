@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
-use relayguard_core::buggify::{Bug, Bugs};
-use relayguard_core::config::Config;
-use relayguard_core::policy::Policy;
-use relayguard_core::replay::{self, Mode};
-use relayguard_core::transcript;
+use relayguard_core::Config;
+use relayguard_core::Policy;
+use relayguard_core::check::buggify::{Bug, Bugs};
+use relayguard_core::check::replay::{self, Mode};
+use relayguard_core::check::transcript;
 use relayguard_fuzz_targets::input::{
     Addr, BodyPiece, DomainKind, DomainSpec, LocalSpec, ScriptStep, Smuggle, Trailing,
 };
@@ -148,7 +148,7 @@ fn script_bytes_run(script: &Script, bugs: Bugs) -> bool {
     // Run through the same path as the target, from the script value.
     let policy = script.config.build(bugs).unwrap();
     let chunks = script.chunks(&script.render(policy.config()));
-    let mut d = relayguard_core::drive::Driver::new(policy, script.peer());
+    let mut d = relayguard_core::check::drive::Driver::new(policy, script.peer());
     for c in &chunks {
         d.feed(c);
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use relayguard_core::transcript::{self, Step};
+use relayguard_core::check::transcript::{self, Step};
 use relayguard_fuzz_targets::SessionInput;
 use relayguard_fuzz_targets::input::peer_index;
 

@@ -6,9 +6,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::oracle::{Oracle, Verdict};
+use super::oracle::{Oracle, Verdict};
+use crate::Now;
 use crate::policy::Policy;
-use crate::session::{Message, Now, Output, Peer, Session};
+use crate::session::{Message, Output, Peer, Session};
 
 /// What one session produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -55,7 +55,7 @@ impl fmt::Display for Bug {
 
 /// A set of switched-on bugs; empty by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Bugs(u8);
+pub struct Bugs(u32);
 
 impl Bugs {
     pub const NONE: Bugs = Bugs(0);

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use crate::drive::Driver;
-use crate::oracle::{Stats, Violation};
+use super::drive::Driver;
+use super::oracle::{Stats, Violation};
+use super::transcript::{Expect, Step, Transcript, matches};
 use crate::policy::Policy;
-use crate::transcript::{Expect, Step, Transcript, matches};
 
 /// How a reply expectation went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]

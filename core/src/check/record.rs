@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::transcript::{Step, Transcript};
+use super::transcript::{Step, Transcript};
 
 #[derive(Debug)]
 pub struct Recorder {
@@ -110,10 +110,10 @@ fn is_plain_line(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::replay::{Mode, replay};
+    use crate::check::transcript::parse;
     use crate::config::Config;
     use crate::policy::Policy;
-    use crate::replay::{Mode, replay};
-    use crate::transcript::parse;
     use std::sync::Arc;
 
     #[test]
@@ -126,7 +126,7 @@ mod tests {
             .unwrap(),
         );
         let peer: IpAddr = "203.0.113.9".parse().unwrap();
-        let mut d = crate::drive::Driver::new(policy.clone(), peer);
+        let mut d = crate::check::drive::Driver::new(policy.clone(), peer);
         let mut rec = Recorder::new(peer, None);
         rec.server(&d.run.sent);
         let chunks: [&[u8]; 4] = [

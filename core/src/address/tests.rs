@@ -1,0 +1,178 @@
+use super::*;
+
+fn dom(s: &str) -> Domain {
+    canonical_domain(s).unwrap()
+}
+
+#[test]
+fn domains_canonicalize() {
+    assert_eq!(dom("EXAMPLE.com."), Domain::Name("example.com".into()));
+    assert_eq!(
+        dom("Bücher.example"),
+        Domain::Name("xn--bcher-kva.example".into())
+    );
+    assert_eq!(
+        dom("XN--BCHER-KVA.example"),
+        Domain::Name("xn--bcher-kva.example".into())
+    );
+    assert_eq!(
+        dom("[198.51.100.25]"),
+        Domain::Literal("198.51.100.25".parse().unwrap())
+    );
+    assert_eq!(
+        dom("[IPv6:2001:db8::1]"),
+        Domain::Literal("2001:db8::1".parse().unwrap())
+    );
+    assert_eq!(
+        dom("[ipv6:2001:DB8::1]"),
+        Domain::Literal("2001:db8::1".parse().unwrap())
+    );
+}
+
+#[test]
+fn bad_domains_are_refused() {
+    for (d, e) in [
+        ("example..com", AddressError::BadDomain),
+        ("example.com..", AddressError::BadDomain),
+        (".", AddressError::EmptyDomain),
+        ("[321.1.2.3]", AddressError::InvalidLiteral),
+        ("[1.2.3]", AddressError::InvalidLiteral),
+        ("[IPv6:zz::1]", AddressError::InvalidLiteral),
+        ("1.2.3", AddressError::NumericDomain),
+        ("1.2.3.4", AddressError::NumericDomain),
+        ("host:25", AddressError::BadDomain),
+        ("-a.example", AddressError::BadDomain),
+    ] {
+        assert_eq!(canonical_domain(d), Err(e), "{d}");
+    }
+}
+
+#[test]
+fn literals_with_non_ascii_do_not_panic() {
+    // "abcdé": byte 5 falls inside the é.
+    for d in ["[abcdé]", "[IPvé6:1]", "[ééé]", "[IPv6é::1]"] {
+        assert_eq!(canonical_domain(d), Err(AddressError::InvalidLiteral), "{d}");
+    }
+    assert_eq!(Mailbox::parse("u@[abcdé]"), Err(AddressError::InvalidLiteral));
+}
+
+#[test]
+fn ipv4_mapped_literal_is_the_ipv4_literal() {
+    assert_eq!(dom("[IPv6:::ffff:198.51.100.25]"), dom("[198.51.100.25]"));
+    assert_eq!(dom("[IPv6:::FFFF:c633:6419]").to_string(), "[198.51.100.25]");
+}
+
+#[test]
+fn canonical_form_is_idempotent() {
+    for d in [
+        "ExAmple.COM.",
+        "bücher.example",
+        "[IPv6:2001:DB8::1]",
+        "a_b.example",
+    ] {
+        let once = dom(d).to_string();
+        assert_eq!(dom(&once).to_string(), once);
+    }
+}
+
+#[test]
+fn routing_is_found_in_every_form() {
+    let cases = [
+        (
+            "relaytest%nmap.scanme.org",
+            RoutingKind::Percent,
+            "relaytest",
+            "nmap.scanme.org",
+        ),
+        (
+            "\"relaytest%nmap.scanme.org\"",
+            RoutingKind::Percent,
+            "relaytest",
+            "nmap.scanme.org",
+        ),
+        (
+            "\"relaytest@nmap.scanme.org\"",
+            RoutingKind::At,
+            "relaytest",
+            "nmap.scanme.org",
+        ),
+        (
+            "nmap.scanme.org!relaytest",
+            RoutingKind::Bang,
+            "relaytest",
+            "nmap.scanme.org",
+        ),
+        ("a%b%c", RoutingKind::Percent, "a%b", "c"),
+        ("a!b!c", RoutingKind::Bang, "b!c", "a"),
+    ];
+    for (local, kind, l, d) in cases {
+        let m = Mailbox::from_parts(local, Some("example.com")).unwrap();
+        assert!(m.is_routed(), "{local}");
+        let r = m.routing().unwrap();
+        assert_eq!(
+            (r.kind, r.local.as_str(), r.domain.as_str()),
+            (kind, l, d),
+            "{local}"
+        );
+    }
+    assert!(!Mailbox::parse("alice@example.com").unwrap().is_routed());
+}
+
+#[test]
+fn double_and_trailing_at_are_refused() {
+    assert_eq!(
+        Mailbox::parse("u@f.example@example.com"),
+        Err(AddressError::BadDomain)
+    );
+    assert_eq!(Mailbox::parse("u@"), Err(AddressError::TrailingAt));
+    assert_eq!(Mailbox::parse("@example.com"), Err(AddressError::EmptyLocalPart));
+    assert_eq!(
+        Mailbox::parse("\"\"@example.com"),
+        Err(AddressError::EmptyLocalPart)
+    );
+    assert_eq!(
+        Mailbox::parse("a..b@example.com"),
+        Err(AddressError::BadLocalPart)
+    );
+    assert_eq!(Mailbox::parse(".a@example.com"), Err(AddressError::BadLocalPart));
+    assert_eq!(Mailbox::parse("a.@example.com"), Err(AddressError::BadLocalPart));
+    assert_eq!(
+        Mailbox::parse("\"abc@example.com"),
+        Err(AddressError::UnterminatedQuote)
+    );
+}
+
+#[test]
+fn quoted_local_parts_are_dequoted() {
+    let m = Mailbox::parse("\"john \\\"x\\\" doe\"@example.com").unwrap();
+    assert!(m.quoted);
+    assert_eq!(m.dequoted, "john \"x\" doe");
+    assert_eq!(m.to_string(), "\"john \\\"x\\\" doe\"@example.com");
+}
+
+#[test]
+fn paths_with_routes() {
+    let p = parse_path("<@[198.51.100.25],@mail.example.com:relaytest@nmap.scanme.org>").unwrap();
+    assert_eq!(p.route.len(), 2);
+    let m = p.mailbox.as_ref().unwrap();
+    assert_eq!(m.domain, Some(Domain::Name("nmap.scanme.org".into())));
+    assert_eq!(parse_path("<>").unwrap(), Path::NULL);
+    assert_eq!(parse_path("<@a.example>"), Err(AddressError::BadRoute));
+    assert_eq!(parse_path("<@a.example:>"), Err(AddressError::BadRoute));
+    assert_eq!(parse_path("<@:u@example.com>"), Err(AddressError::BadRoute));
+    assert_eq!(parse_path("u@example.com"), Err(AddressError::MissingBracket));
+    let unq = parse_path("<postmaster>").unwrap();
+    assert_eq!(unq.mailbox.unwrap().domain, None);
+}
+
+#[test]
+fn display_round_trips() {
+    for s in [
+        "<>",
+        "<alice@example.com>",
+        "<@a.example,@b.example:u@c.example>",
+        "<\"a b\"@[1.2.3.4]>",
+    ] {
+        assert_eq!(parse_path(s).unwrap().to_string(), s);
+    }
+}

@@ -1,0 +1,234 @@
+use super::*;
+
+fn p(s: &str) -> Result<Command<'_>, ParseError> {
+    parse(s.as_bytes())
+}
+
+#[test]
+fn verbs_are_case_insensitive() {
+    assert_eq!(p("ehlo client.example"), Ok(Command::Ehlo("client.example")));
+    assert_eq!(p("HeLo client.example"), Ok(Command::Helo("client.example")));
+    assert_eq!(p("data"), Ok(Command::Data));
+    assert_eq!(p("QUIT"), Ok(Command::Quit));
+    assert_eq!(p("starttls"), Ok(Command::Starttls));
+    assert_eq!(p("noop anything"), Ok(Command::Noop));
+    assert_eq!(p("HELP"), Ok(Command::Help("")));
+}
+
+#[test]
+fn unknown_and_malformed_commands() {
+    assert_eq!(p("XYZZ"), Err(ParseError::UnknownCommand));
+    assert_eq!(p(""), Err(ParseError::UnknownCommand));
+    assert_eq!(p("MAILFROM:<a@b.example>"), Err(ParseError::UnknownCommand));
+    assert_eq!(
+        p("EHLO"),
+        Err(ParseError::Syntax("HELO/EHLO needs a domain or address literal"))
+    );
+    assert_eq!(p("DATA now"), Err(ParseError::Syntax("no arguments allowed")));
+    assert_eq!(
+        parse(b"MAIL FROM:<a\0@b.example>"),
+        Err(ParseError::BadCharacters)
+    );
+    assert_eq!(parse(b"EHLO \xff"), Err(ParseError::BadCharacters));
+}
+
+#[test]
+fn mail_from_with_parameters() {
+    let c = p("MAIL FROM:<alice@example.com> SIZE=1000 BODY=8BITMIME SMTPUTF8 AUTH=<>").unwrap();
+    let Command::Mail { from, params } = c else {
+        panic!()
+    };
+    assert_eq!(
+        from,
+        PathArg::Mailbox {
+            route: "",
+            local: "alice",
+            domain: Some("example.com")
+        }
+    );
+    assert_eq!(params.size, Some(1000));
+    assert_eq!(params.body, Some(Body::EightBitMime));
+    assert!(params.smtputf8);
+    assert_eq!(params.auth, Some("<>"));
+}
+
+#[test]
+fn lenient_forms_real_clients_send() {
+    let want = PathArg::Mailbox {
+        route: "",
+        local: "a",
+        domain: Some("b.example"),
+    };
+    for s in [
+        "MAIL FROM: <a@b.example>",
+        "mail from:<a@b.example>",
+        "MAIL FROM:a@b.example",
+    ] {
+        let Ok(Command::Mail { from, .. }) = p(s) else {
+            panic!("{s}")
+        };
+        assert_eq!(from, want, "{s}");
+    }
+    assert_eq!(p("RCPT TO: <a@b.example>"), Ok(Command::Rcpt { to: want }));
+}
+
+#[test]
+fn parameter_errors() {
+    assert_eq!(
+        p("MAIL FROM:<a@b.example> FOO=1"),
+        Err(ParseError::UnknownParameter)
+    );
+    assert_eq!(
+        p("MAIL FROM:<a@b.example> BODY=BINARYMIME"),
+        Err(ParseError::UnknownParameter)
+    );
+    assert_eq!(
+        p("RCPT TO:<a@b.example> NOTIFY=NEVER"),
+        Err(ParseError::UnknownParameter)
+    );
+    assert!(matches!(
+        p("MAIL FROM:<a@b.example> SIZE=x"),
+        Err(ParseError::Syntax(_))
+    ));
+    assert!(matches!(
+        p("MAIL FROM:<a@b.example> SIZE=1 SIZE=2"),
+        Err(ParseError::Syntax(_))
+    ));
+}
+
+#[test]
+fn null_path_only_for_mail() {
+    assert!(matches!(
+        p("MAIL FROM:<>"),
+        Ok(Command::Mail {
+            from: PathArg::Null,
+            ..
+        })
+    ));
+    assert_eq!(p("RCPT TO:<>"), Err(ParseError::Address(AddressError::Empty)));
+}
+
+#[test]
+fn paths_keep_what_the_policy_must_see() {
+    let Ok(Command::Rcpt { to }) = p("RCPT TO:<@[198.51.100.25]:relaytest@nmap.scanme.org>") else {
+        panic!()
+    };
+    assert_eq!(
+        to,
+        PathArg::Mailbox {
+            route: "@[198.51.100.25]",
+            local: "relaytest",
+            domain: Some("nmap.scanme.org")
+        }
+    );
+    let Ok(Command::Rcpt { to }) = p("RCPT TO:<\"relaytest@nmap.scanme.org\"@[198.51.100.25]>") else {
+        panic!()
+    };
+    assert_eq!(
+        to,
+        PathArg::Mailbox {
+            route: "",
+            local: "\"relaytest@nmap.scanme.org\"",
+            domain: Some("[198.51.100.25]")
+        }
+    );
+    assert_eq!(
+        p("RCPT TO:<\"a>b\"@example.com>"),
+        Ok(Command::Rcpt {
+            to: PathArg::Mailbox {
+                route: "",
+                local: "\"a>b\"",
+                domain: Some("example.com")
+            }
+        })
+    );
+    assert_eq!(
+        p("RCPT TO:<postmaster>"),
+        Ok(Command::Rcpt {
+            to: PathArg::Mailbox {
+                route: "",
+                local: "postmaster",
+                domain: None
+            }
+        })
+    );
+}
+
+#[test]
+fn address_syntax_errors() {
+    for (s, e) in [
+        (
+            "RCPT TO:<u@nmap.scanme.org@[198.51.100.25]>",
+            AddressError::BadDomain,
+        ),
+        ("RCPT TO:<u@>", AddressError::TrailingAt),
+        ("RCPT TO:<u@host:25>", AddressError::BadDomain),
+        ("RCPT TO:<u@example.com", AddressError::MissingBracket),
+        ("RCPT TO:<@a.example>", AddressError::BadRoute),
+        ("RCPT TO:<u v@example.com>", AddressError::BadLocalPart),
+    ] {
+        assert_eq!(p(s), Err(ParseError::Address(e)), "{s}");
+    }
+}
+
+proptest::proptest! {
+    /// The one-pass path reader accepts only what the general parser
+    /// accepts, and reads it the same way.
+    #[test]
+    fn plain_path_agrees_with_the_general_parser(s in "<[a-z.@%!\"\\[\\]<>: -]{0,24}>?[ A-Z=]{0,6}") {
+        if let Some((fast, rest)) = plain_path(&s) {
+            let (inner, slow_rest) = split_path(&s).unwrap();
+            proptest::prop_assert_eq!(rest, slow_rest);
+            proptest::prop_assert_eq!(Ok(fast), parse_path_arg(inner, true));
+        }
+    }
+}
+
+#[test]
+fn word_scan_agrees_with_the_table() {
+    for b in 0..=255u8 {
+        for pos in 0..17 {
+            let mut line = vec![b'a'; 17];
+            line[pos] = b;
+            assert_eq!(
+                line_classes(&line),
+                classes(&line) & (CTRL | HIGH),
+                "byte {b:#x} at {pos}"
+            );
+        }
+    }
+}
+
+#[test]
+fn auth_forms() {
+    assert_eq!(
+        p("AUTH PLAIN"),
+        Ok(Command::Auth {
+            mechanism: "PLAIN",
+            initial: None
+        })
+    );
+    assert_eq!(
+        p("AUTH PLAIN AGNhcm9s"),
+        Ok(Command::Auth {
+            mechanism: "PLAIN",
+            initial: Some("AGNhcm9s")
+        })
+    );
+    assert!(matches!(p("AUTH"), Err(ParseError::Syntax(_))));
+}
+
+#[test]
+fn display_reparses_to_the_same_command() {
+    for s in [
+        "mail from: <a@b.example> size=10 body=7bit",
+        "RCPT TO:<@x.example,@y.example:\"q r\"@[IPv6:::1]>",
+        "ehlo [127.0.0.1]",
+        "AUTH LOGIN",
+        "help mail",
+    ] {
+        let c = p(s).unwrap();
+        let text = c.to_string();
+        assert_eq!(p(&text), Ok(c), "{s} -> {text}");
+    }
+}

@@ -48,7 +48,8 @@ fn refused(step: &str, what: &str, r: &Refusal) {
 
 /// Exit 0: every recipient accepted; 1: a step refuses; 2: usage or config error.
 pub fn main(args: Args) -> ExitCode {
-    let policy = match relayguard::corpus::load_config(&args.config)
+    let policy = match relayguard_corpus::load_config(&args.config)
+        .map_err(|e| e.to_string())
         .and_then(|c| Policy::new(c).map_err(|e| e.to_string()))
     {
         Ok(p) => p,

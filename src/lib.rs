@@ -1,7 +1,6 @@
 //! The `relayguard` command's library half: what the subcommands share with
 //! the whole-system tests (finding and loading transcripts and configs).
 
-pub mod corpus;
 pub mod maildir;
 pub mod remote;
 pub mod spool;

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use relayguard::corpus::{Replayer, collect};
 use relayguard_core::check::buggify::Bugs;
 use relayguard_core::check::replay::Outcome;
+use relayguard_corpus::{Replayer, collect};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,7 +69,7 @@ pub fn main(args: Args) -> ExitCode {
     let rows: Vec<Row> = files
         .into_iter()
         .map(|path| {
-            let outcome = replayer.run(&path);
+            let outcome = replayer.run(&path).map_err(|e| e.to_string());
             Row { path, outcome }
         })
         .collect();
@@ -96,7 +96,7 @@ fn remote(args: &Args, files: Vec<PathBuf>, target: std::net::SocketAddr) -> Exi
         .config
         .as_ref()
         .expect("clap requires --config with --target");
-    let config = match relayguard::corpus::load_config(config_path) {
+    let config = match relayguard_corpus::load_config(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("relayguard replay: {e}");
@@ -107,7 +107,8 @@ fn remote(args: &Args, files: Vec<PathBuf>, target: std::net::SocketAddr) -> Exi
     let rows: Vec<Row> = files
         .into_iter()
         .map(|path| {
-            let outcome = relayguard::corpus::load_transcript(&path)
+            let outcome = relayguard_corpus::load_transcript(&path)
+                .map_err(|e| e.to_string())
                 .and_then(|t| relayguard::remote::replay(&t, &config, target, args.source, timeout));
             Row { path, outcome }
         })

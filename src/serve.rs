@@ -242,7 +242,8 @@ pub fn main(args: Args) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let policy = match relayguard::corpus::load_config(&args.config)
+    let policy = match relayguard_corpus::load_config(&args.config)
+        .map_err(|e| e.to_string())
         .and_then(|c| Policy::new(c).map_err(|e| e.to_string()))
     {
         Ok(p) => Arc::new(p),

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use relayguard::corpus::{Replayer, collect};
 use relayguard_core::check::buggify::{Bug, Bugs};
+use relayguard_corpus::{Replayer, collect};
 
 fn corpus() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -25,7 +25,7 @@ fn failures(bugs: Bugs) -> Vec<(String, String)> {
         .filter_map(|p| match r.run(p) {
             Ok(o) if o.passed() => None,
             Ok(o) => Some((name(p), o.first_failure().unwrap_or_default())),
-            Err(e) => Some((name(p), e)),
+            Err(e) => Some((name(p), e.to_string())),
         })
         .collect()
 }

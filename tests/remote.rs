@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard::corpus::{collect, load_config, load_transcript};
 use relayguard_core::Policy;
 use relayguard_core::{Output, Peer, Session};
+use relayguard_corpus::{collect, load_config, load_transcript};
 
 /// Serves `connections` sessions one after another, then stops.
 fn serve(policy: Arc<Policy>, connections: usize) -> SocketAddr {

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub hostname: String,
@@ -39,7 +39,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Domains {
     pub local: Vec<String>,
@@ -48,13 +48,13 @@ pub struct Domains {
     pub relay_to: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lan {
     pub networks: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Allow {
     #[default]
@@ -63,14 +63,14 @@ pub enum Allow {
     List,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Access {
     pub allow: Allow,
     pub list: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Relay {
     pub require_auth: bool,
@@ -96,13 +96,13 @@ impl Default for Relay {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
     pub users: Vec<User>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub name: String,
@@ -111,7 +111,7 @@ pub struct User {
     pub relay: bool,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lists {
     pub black: Vec<String>,
@@ -131,7 +131,7 @@ impl Default for Lists {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     pub max_recipients: usize,
@@ -318,6 +318,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The configuration as TOML that [`Config::parse_toml`] reads back to
+    /// an equal value: for configurations that the simulation and the
+    /// fuzzers generate and write next to their findings.
+    pub fn to_toml(&self) -> String {
+        // Every field is a string, a number, a bool, a list or a string-keyed
+        // table, all of which TOML can say: this cannot fail.
+        toml::to_string(self).expect("a Config is always expressible in TOML")
     }
 
     /// Parses TOML text without the checks of [`Config::validate`].

@@ -1,0 +1,127 @@
+//! `Config::to_toml` is the one writer of configurations (the simulation and
+//! the fuzzers write theirs next to their findings): whatever the values,
+//! reading its output back gives the same configuration.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+use relayguard_core::{Access, Allow, Auth, Config, Domains, Lan, Limits, Lists, Relay, User};
+
+/// Any text, including quotes, backslashes, newlines and non-ASCII.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9.@%!*\\[\\]:-]{0,20}",
+        any::<String>().prop_map(|s| s.chars().take(12).collect()),
+        Just("\"quoted@local\"\\\n\t".to_string()),
+    ]
+}
+
+fn texts() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(text(), 0..4)
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    let head = (
+        text(),
+        prop::collection::vec(any::<IpAddr>(), 0..3),
+        (texts(), prop::option::of(texts()), texts()),
+        texts(),
+        (
+            prop_oneof![Just(Allow::Any), Just(Allow::Lan), Just(Allow::List)],
+            texts(),
+        ),
+    );
+    let relay = (any::<[bool; 6]>(), texts());
+    let tail = (
+        prop::collection::vec((text(), text(), any::<bool>()), 0..3),
+        (texts(), texts(), any::<bool>(), any::<bool>()),
+        // TOML integers are i64: larger values are not configurations.
+        prop::array::uniform5(0..=i64::MAX as u64),
+        prop::collection::btree_map(text(), text(), 0..3),
+    );
+    (head, relay, tail).prop_map(|(h, r, t)| {
+        let (hostname, own_addresses, (local, mailboxes, relay_to), networks, (allow, list)) = h;
+        let (
+            [
+                require_auth,
+                non_local_senders_in_lan,
+                outside_lan,
+                percent_hack,
+                bang_path,
+                ack,
+            ],
+            always_from,
+        ) = r;
+        let (users, (black, white, rlso, rlho), n, routes) = t;
+        Config {
+            hostname,
+            own_addresses,
+            domains: Domains {
+                local,
+                mailboxes,
+                relay_to,
+            },
+            lan: Lan { networks },
+            access: Access { allow, list },
+            relay: Relay {
+                require_auth,
+                non_local_senders_in_lan,
+                outside_lan,
+                always_from,
+                percent_hack,
+                bang_path,
+                acknowledge_open_relay: ack,
+            },
+            auth: Auth {
+                users: users
+                    .into_iter()
+                    .map(|(name, password, relay)| User {
+                        name,
+                        password,
+                        relay,
+                    })
+                    .collect(),
+            },
+            lists: Lists {
+                black,
+                white,
+                reject_local_sender_outside: rlso,
+                reject_local_helo_outside: rlho,
+            },
+            limits: Limits {
+                max_recipients: n[0] as usize,
+                max_message_size: n[1] as usize,
+                max_errors: n[2] as usize,
+                command_timeout_secs: n[3],
+                data_timeout_secs: n[4],
+            },
+            routes: routes.into_iter().collect::<BTreeMap<_, _>>(),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn to_toml_reads_back_to_the_same_config(c in config()) {
+        let text = c.to_toml();
+        let back = Config::parse_toml(&text);
+        prop_assert_eq!(back.as_ref().ok(), Some(&c), "{}\n{:?}", text, back);
+    }
+}
+
+#[test]
+fn every_corpus_config_survives_the_round_trip_and_still_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let c = Config::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let back = Config::from_toml(&c.to_toml()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(back, c, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 8, "{n} configs");
+}

@@ -38,20 +38,48 @@ impl fmt::Display for Domain {
 /// 501 5.1.7 (sender) with this text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddressError {
+    /// No address at all: nothing after `FROM:`/`TO:`, `<>` where a mailbox
+    /// is required (RCPT), or an empty string.
     Empty,
+    /// A path that opens with `<` but has no `>` outside quotes, or (for
+    /// [`parse_path`]) one not enclosed in `<>` at all.
     MissingBracket,
+    /// Characters after the address. Not produced at present: what follows
+    /// the path of MAIL or RCPT is read as ESMTP parameters.
     TrailingGarbage,
+    /// A source route that is not `@domain[,@domain]:` before the mailbox:
+    /// no colon, a hop without `@`, or a hop that is not a valid domain.
     BadRoute,
+    /// Nothing before the `@`, or an empty quoted string `""`.
     EmptyLocalPart,
+    /// A local part that is neither a dot-string (atoms of RFC 5321 atext
+    /// separated by single dots) nor a valid quoted string, or a quoted
+    /// string followed by something other than `@`.
     BadLocalPart,
+    /// A local part longer than [`MAX_LOCAL`] octets.
     LocalPartTooLong,
+    /// A quoted local part without its closing quote.
     UnterminatedQuote,
+    /// A domain that is empty once its one trailing dot is dropped
+    /// (`user@.`).
     EmptyDomain,
+    /// A domain with a character no domain name holds, an empty label, a
+    /// label over 63 octets or with a leading or trailing `-`, or a second
+    /// unquoted `@` (`u@relay@target`).
     BadDomain,
+    /// A domain longer than [`MAX_DOMAIN`] octets.
     DomainTooLong,
+    /// The address ends in `@` (`user@`).
     TrailingAt,
+    /// A `[...]` literal that is not a dotted-quad IPv4 address (no leading
+    /// zeros, no octet over 255) or `IPv6:` and an IPv6 address.
     InvalidLiteral,
+    /// The last label is all digits (`user@1.2.3.4`): an IP address without
+    /// brackets is not taken for the literal, as Postfix's
+    /// `resolve_numeric_domain = no`.
     NumericDomain,
+    /// A non-ASCII domain (or an `xn--` label) that IDNA refuses, or whose
+    /// A-label form is empty or longer than [`MAX_DOMAIN`].
     Idna,
 }
 
@@ -88,7 +116,10 @@ pub struct Mailbox {
     /// The local part with quotes and quoted-pairs removed. This is what
     /// routing detection looks at (Postfix's `resolve_dequoted_address`).
     pub dequoted: String,
+    /// The local part was written as a quoted string (`"..."`).
     pub quoted: bool,
+    /// `None` for an unqualified address (`<postmaster>`); the policy takes
+    /// one as a recipient for postmaster only, and never as a sender.
     pub domain: Option<Domain>,
 }
 
@@ -97,16 +128,22 @@ pub struct Mailbox {
 /// for routing, RFC 5321 §3.6.1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Path {
+    /// The source route (`@a,@b:`), first hop first, canonical; empty
+    /// without one.
     pub route: Vec<Domain>,
+    /// `None` for the null path `<>`.
     pub mailbox: Option<Mailbox>,
 }
 
 impl Path {
+    /// The null path `<>`: the reverse-path of bounces, to which no bounce
+    /// is ever sent (RFC 5321 §4.5.5).
     pub const NULL: Path = Path {
         route: Vec::new(),
         mailbox: None,
     };
 
+    /// Whether this is the null path `<>`.
     pub fn is_null(&self) -> bool {
         self.mailbox.is_none()
     }
@@ -152,6 +189,7 @@ pub enum RoutingKind {
 /// Sender-specified routing found in a local part, and where it points.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Routing {
+    /// Which form of routing it is.
     pub kind: RoutingKind,
     /// The local part of the address it routes to.
     pub local: String,
@@ -188,6 +226,8 @@ impl Mailbox {
         routing_of(&self.dequoted)
     }
 
+    /// Whether the dequoted local part holds `%`, `!` or `@`: the cheap
+    /// test, true exactly when [`Mailbox::routing`] is `Some`.
     pub fn is_routed(&self) -> bool {
         self.dequoted.bytes().any(|b| matches!(b, b'%' | b'!' | b'@'))
     }

@@ -21,12 +21,14 @@ use crate::reply::{LineError, MAX_REPLY_LINE, Reply, ReplyReader};
 /// One message to deliver, and how to introduce ourselves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
+    /// The name for EHLO (and HELO, if EHLO is refused).
     pub helo: String,
     /// AUTH PLAIN user and password. When set, the message is never sent
     /// unauthenticated: a server that does not offer AUTH PLAIN fails the job.
     pub auth: Option<(String, String)>,
     /// The reverse path inside `<>`; empty for the null sender.
     pub mail_from: String,
+    /// The forward-paths inside `<>`, in order; one RCPT each.
     pub rcpt_to: Vec<String>,
     /// The message as CRLF lines, not dot-stuffed. A lone CR or LF is sent as
     /// CRLF (see [`data_bytes`]), and a missing final CRLF is added.
@@ -35,6 +37,7 @@ pub struct Job {
     pub timeout: Duration,
 }
 
+/// What the driver must do, from [`Client::poll_output`], in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Bytes to write to the server, in order.
@@ -43,12 +46,15 @@ pub enum Output {
     Done(Outcome),
 }
 
+/// How a job went: each recipient, the message, and the exchange that led
+/// there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The server's first reply, if one came.
     pub greeting: Option<Reply>,
     /// Every recipient of the job, in job order.
     pub recipients: Vec<(String, RcptResult)>,
+    /// What became of the message.
     pub message: MessageResult,
     /// Each command sent (CRLF included; the DATA body as one entry) with its
     /// reply, in order. A command left unanswered (timeout, close, protocol
@@ -59,7 +65,9 @@ pub struct Outcome {
 /// The server's answer to one RCPT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RcptResult {
+    /// A 2xx: the server took the recipient.
     Accepted(Reply),
+    /// A 4xx: refused for now; worth trying again later.
     Transient(Reply),
     /// A 5xx, or any reply that is neither 2xx nor 4xx: a recipient is only
     /// counted as accepted on a 2xx, and only retried on a 4xx.
@@ -95,7 +103,10 @@ pub enum Failure {
     HelloRefused(Reply),
     /// The job has credentials but the server does not offer AUTH PLAIN.
     AuthNotOffered,
+    /// AUTH PLAIN got a reply other than 2xx.
     AuthRefused(Reply),
+    /// MAIL FROM got a reply other than 2xx. Pipelined, it is reported once
+    /// every RCPT reply is in, so that those reach the transcript too.
     MailRefused(Reply),
     /// Every recipient was refused (see [`Outcome::recipients`]).
     NoRecipientAccepted,
@@ -103,7 +114,9 @@ pub enum Failure {
     /// is cut at [`MAX_REPLY_LINE`] octets, so that the failure does not depend
     /// on how the bytes were split.
     Protocol {
+        /// The line as received, its LF included if it had one.
         line: Vec<u8>,
+        /// What is wrong with it.
         error: LineError,
     },
     /// No reply within [`Job::timeout`].
@@ -118,10 +131,14 @@ pub enum Failure {
 /// The service extensions of an EHLO reply that the client acts on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extensions {
+    /// `PIPELINING` (RFC 2920): MAIL and every RCPT go out in one write.
     pub pipelining: bool,
     /// The SIZE limit; `Some(0)` when SIZE is offered without one.
     pub size: Option<u64>,
+    /// `8BITMIME` (RFC 6152): a body with non-ASCII octets is declared
+    /// `BODY=8BITMIME`.
     pub eight_bit_mime: bool,
+    /// `SMTPUTF8` (RFC 6531): declared at MAIL when an address is not ASCII.
     pub smtputf8: bool,
     /// AUTH mechanisms, upper case, in the server's order.
     pub auth: Vec<String>,
@@ -173,6 +190,8 @@ enum Step {
     Quit,
 }
 
+/// The client side of one SMTP connection: delivers one [`Job`], then
+/// reports its [`Outcome`].
 #[derive(Debug)]
 pub struct Client {
     job: Job,
@@ -268,6 +287,10 @@ impl Client {
         }
     }
 
+    /// The next thing for the driver to do, `None` when there is nothing
+    /// for now. Call it until `None` after [`Client::new`] (a job it cannot
+    /// send is done at once) and after every `handle_*` call; carry the
+    /// outputs out in order. [`Output::Done`] comes exactly once, last.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
@@ -287,6 +310,8 @@ impl Client {
         }
     }
 
+    /// Whether [`Output::Done`] has been queued; input is ignored from then
+    /// on.
     pub fn is_done(&self) -> bool {
         self.done
     }

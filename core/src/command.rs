@@ -101,33 +101,56 @@ fn line_classes(line: &[u8]) -> u8 {
 /// A parsed command line, borrowing from the line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
+    /// `HELO name`: one word, checked for shape only; its value is compared
+    /// (the local-HELO check), never trusted.
     Helo(&'a str),
+    /// `EHLO name`: as HELO, and asks for the ESMTP extensions.
     Ehlo(&'a str),
+    /// `MAIL FROM:<path> [parameters]`.
     Mail {
+        /// The reverse-path; `<>` is allowed.
         from: PathArg<'a>,
+        /// The ESMTP parameters after the path.
         params: MailParams<'a>,
     },
+    /// `RCPT TO:<path>`. No RCPT parameter is offered (no DSN), so any is
+    /// refused.
     Rcpt {
+        /// The forward-path; never `<>`.
         to: PathArg<'a>,
     },
+    /// `DATA`, without arguments.
     Data,
+    /// `RSET`, without arguments.
     Rset,
+    /// `NOOP`; an argument is allowed and ignored (RFC 5321 §4.1.1.9).
     Noop,
+    /// `QUIT`, without arguments.
     Quit,
+    /// `VRFY` and its argument, as written; the argument is required.
     Vrfy(&'a str),
+    /// `EXPN` and its argument, as written; the argument is required.
     Expn(&'a str),
+    /// `HELP` and its argument, empty when there is none.
     Help(&'a str),
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
     Auth {
+        /// The SASL mechanism as written, in any case.
         mechanism: &'a str,
+        /// The initial response, base64 as written (`=` for an empty one).
         initial: Option<&'a str>,
     },
+    /// `STARTTLS`, without arguments.
     Starttls,
 }
 
 /// A path as written: `<>` or `<[@route:]local@domain>`, syntax checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathArg<'a> {
+    /// `<>`, the null path: MAIL accepts it, RCPT does not.
     Null,
+    /// A mailbox, with its source route if it was written with one; each
+    /// part as written.
     Mailbox {
         /// `@a,@b` without the colon; empty when there is no route.
         route: &'a str,
@@ -170,18 +193,26 @@ impl PathArg<'_> {
     }
 }
 
+/// The `BODY=` parameter of MAIL FROM (RFC 6152).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Body {
+    /// `BODY=7BIT`.
     #[default]
     SevenBit,
+    /// `BODY=8BITMIME`.
     EightBitMime,
 }
 
 /// The ESMTP parameters of MAIL FROM that we offer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MailParams<'a> {
+    /// `SIZE=` (RFC 1870): the size the client declares, in octets; a value
+    /// too large for `u64` reads as `u64::MAX`.
     pub size: Option<u64>,
+    /// `BODY=` (RFC 6152), if given.
     pub body: Option<Body>,
+    /// `SMTPUTF8` (RFC 6531) was given: addresses of this transaction may
+    /// be non-ASCII.
     pub smtputf8: bool,
     /// `AUTH=` (RFC 4954), xtext as written.
     pub auth: Option<&'a str>,

@@ -7,18 +7,43 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// The relay's configuration, as written in TOML. The default (an empty
+/// file) is closed: no local domain but the host name, no LAN, no users,
+/// relaying for nobody.
+///
+/// Serde checks only shape; [`Config::from_toml`] and [`Policy::new`]
+/// also run [`Config::validate`], which refuses the settings that make an
+/// open relay unless `relay.acknowledge_open_relay` says they are meant.
+///
+/// [`Policy::new`]: crate::Policy::new
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// This server's name, for the greeting and the EHLO reply. A local
+    /// domain for recipients and the HELO check, not for the local-sender
+    /// rules. Default `localhost`.
     pub hostname: String,
+    /// This server's addresses: `user@[IP]` at one of them is local for
+    /// recipients, as the hostname is. Without them an address literal of
+    /// this server counts as foreign.
     pub own_addresses: Vec<IpAddr>,
+    /// The domains mail is received for.
     pub domains: Domains,
+    /// The clients inside, which may relay.
     pub lan: Lan,
+    /// Which clients may connect at all.
     pub access: Access,
+    /// Who may relay, and the settings that would make an open relay.
     pub relay: Relay,
+    /// SMTP AUTH users.
     pub auth: Auth,
+    /// Black and white lists, and the checks on local names from outside.
     pub lists: Lists,
+    /// Per-session limits.
     pub limits: Limits,
+    /// The next hop for outgoing mail: recipient domain (`"*"` for every
+    /// other) to `"IP:port"`. Used by the real server's delivery; the
+    /// policy never reads it.
     pub routes: BTreeMap<String, String>,
 }
 
@@ -39,46 +64,85 @@ impl Default for Config {
     }
 }
 
+/// `[domains]`: where mail is delivered here, and where it is sent on.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Domains {
+    /// The domains this server is the final destination for, from anyone
+    /// (Mailtraq's Domain Name and its aliases). They share one mailbox
+    /// namespace, filed under the first. A sender in one of them is a
+    /// "local sender".
     pub local: Vec<String>,
     /// Known recipients; `None` means any local part of a local domain.
     pub mailboxes: Option<Vec<String>>,
+    /// Domains this server is a backup MX for: mail to them is accepted
+    /// from anyone and sent on.
     pub relay_to: Vec<String>,
 }
 
+/// `[lan]`: the clients inside. They may relay (as [`Relay`] allows), and
+/// the checks on local names from outside do not apply to them.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lan {
+    /// CIDR (v4 or v6), single addresses, wildcard octets (`192.168.*.*`)
+    /// or octet ranges (`10.2.3.10-20`).
     pub networks: Vec<String>,
 }
 
+/// `access.allow`: which clients may connect. One refused hears `554 5.7.1`
+/// as its greeting, and only QUIT is served.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Allow {
+    /// Every client (the default); the black list still applies.
     #[default]
     Any,
+    /// Only clients in `lan.networks`.
     Lan,
+    /// Only clients in `access.list`.
     List,
 }
 
+/// `[access]`: who may talk to the server at all, before any question of
+/// relaying.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Access {
+    /// Which clients are admitted.
     pub allow: Allow,
+    /// The networks admitted by `allow = "list"`, in the forms of
+    /// `lan.networks`.
     pub list: Vec<String>,
 }
 
+/// `[relay]`: who may send mail to foreign domains through this server.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Relay {
+    /// The LAN must authenticate too: being inside no longer lets a client
+    /// relay; authenticating as a user with the relay right does.
     pub require_auth: bool,
+    /// Mailtraq's "relay for non-local senders": a LAN client may relay
+    /// with any sender. Off, only with a sender in a local domain. Default
+    /// on.
     pub non_local_senders_in_lan: bool,
+    /// Relay for every client, anywhere: an open relay. Refused unless
+    /// `acknowledge_open_relay`.
     pub outside_lan: bool,
+    /// Sender patterns (as in the lists) trusted to relay from anywhere.
+    /// Anyone can forge a sender, so this is an open relay too; refused
+    /// unless `acknowledge_open_relay`.
     pub always_from: Vec<String>,
+    /// For a trusted client, rewrite `user%domain@local` to `user@domain`
+    /// and decide again (the percent hack). An untrusted client's routed
+    /// address is refused whatever this says.
     pub percent_hack: bool,
+    /// The same for UUCP bang paths, `domain!user@local`.
     pub bang_path: bool,
+    /// Lets a configuration load that makes an open relay: `outside_lan`,
+    /// `always_from`, or a LAN or access list that covers every address.
+    /// For tests; `relayguard lint` flags it.
     pub acknowledge_open_relay: bool,
 }
 
@@ -96,27 +160,49 @@ impl Default for Relay {
     }
 }
 
+/// `[auth]`: SMTP AUTH (PLAIN and LOGIN, RFC 4954).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
+    /// The accounts. AUTH is offered in the EHLO reply only when there is
+    /// at least one.
     pub users: Vec<User>,
 }
 
+/// One `[[auth.users]]` account.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct User {
+    /// The user name; not empty, and unique.
     pub name: String,
+    /// In plain text, compared as is. AUTH is offered without TLS, so the
+    /// password crosses the wire readable: for trusted networks only.
     pub password: String,
+    /// Once authenticated, this user may relay from anywhere. Without it,
+    /// authenticating only lifts the checks on local names from outside.
     #[serde(default)]
     pub relay: bool,
 }
 
+/// `[lists]`: black and white lists, and Mailtraq's checks on clients
+/// outside the LAN that claim a local name.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lists {
+    /// Networks (as in `lan.networks`) and address patterns (`user@domain`,
+    /// `*@domain`, `*` wildcards), told apart by the `@`. A listed client
+    /// is refused at connect (`554 5.7.1`), a listed sender or recipient
+    /// at MAIL or RCPT (`550 5.7.1`).
     pub black: Vec<String>,
+    /// Entries in the same forms that the black list does not apply to.
+    /// They grant nothing else: a white-listed client may not relay.
     pub white: Vec<String>,
+    /// Refuse a sender in a local domain from a client outside the LAN
+    /// that has not authenticated (`550 5.7.1`). Default on.
     pub reject_local_sender_outside: bool,
+    /// Refuse a HELO/EHLO that names this server or a local domain from a
+    /// client outside the LAN that has not authenticated (`550 5.7.1`).
+    /// Default on.
     pub reject_local_helo_outside: bool,
 }
 
@@ -131,13 +217,27 @@ impl Default for Lists {
     }
 }
 
+/// `[limits]`: what one session may take. Each must be at least 1.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
+    /// Recipients accepted per transaction; one more RCPT hears
+    /// `452 4.5.3`. Default 100.
     pub max_recipients: usize,
+    /// The largest message, in octets of the unstuffed body. Announced as
+    /// `SIZE`; a larger `SIZE=` at MAIL or a larger body after DATA hears
+    /// `552 5.3.4`. Default 10 MiB.
     pub max_message_size: usize,
+    /// Error replies a session may get: the command after the last one
+    /// hears `421 4.7.0` and the session closes, as Postfix's
+    /// `smtpd_hard_error_limit`. Default 20, so that nmap's 16 probes can
+    /// finish.
     pub max_errors: usize,
+    /// Seconds without input while a command is awaited before the session
+    /// answers `421 4.4.2` and closes. Default 300, RFC 5321's five
+    /// minutes (§4.5.3.2.7).
     pub command_timeout_secs: u64,
+    /// The same while a message is being received. Default 600.
     pub data_timeout_secs: u64,
 }
 
@@ -156,8 +256,11 @@ impl Default for Limits {
 /// A configuration error, with the place in the file where there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The line of the problem, from 1, when it can be placed.
     pub line: Option<usize>,
+    /// The column, from 1, in characters, when it can be placed.
     pub column: Option<usize>,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -177,7 +280,10 @@ impl std::error::Error for ConfigError {}
 /// look for in the file to say where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invalid {
+    /// What is wrong, naming the key.
     pub message: String,
+    /// The offending entry in quotes, or the key: its first place outside
+    /// a comment is where the error is shown.
     pub near: String,
 }
 

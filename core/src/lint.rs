@@ -8,10 +8,16 @@ use crate::address::{Mailbox, canonical_domain};
 use crate::config::{Allow, Config};
 use crate::netlist::NetList;
 
+/// How much a [`Finding`] matters; sorts most severe first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// An open relay, or a server that admits no client at all;
+    /// `relayguard lint` exits 1.
     Error,
+    /// Not an open relay, but a risk or likely not what was meant: a wide
+    /// LAN, plain-text passwords, a mailbox that cannot be reached.
     Warning,
+    /// A consequence of the settings worth knowing.
     Info,
 }
 
@@ -25,8 +31,10 @@ impl fmt::Display for Severity {
     }
 }
 
+/// One thing [`lint`] found in a configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
+    /// How much it matters.
     pub severity: Severity,
     /// The configuration key it is about.
     pub key: &'static str,

@@ -26,10 +26,13 @@ use crate::reply::{Enhanced, Reply};
 /// What the session knows when it asks.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
+    /// The client's address.
     pub client: IpAddr,
+    /// The HELO/EHLO argument, once one was accepted.
     pub helo: Option<&'a str>,
     /// The authenticated user, if any.
     pub user: Option<&'a str>,
+    /// The reverse-path of the current transaction, once MAIL was accepted.
     pub sender: Option<&'a Path>,
     /// Recipients accepted so far in this transaction.
     pub accepted: usize,
@@ -39,14 +42,26 @@ pub struct Context<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Destination {
     /// A local mailbox, by its canonical key `local@domain`.
-    Local { mailbox: String },
+    Local {
+        /// The key: local part folded to lower case, and the local domain
+        /// the mailbox is filed under, which may not be the one written
+        /// (all local domains share one namespace).
+        mailbox: String,
+    },
     /// A `relay_to` domain (backup MX): accepted from anyone, sent on.
-    RelayTo { mailbox: Mailbox },
+    RelayTo {
+        /// The recipient, canonical.
+        mailbox: Mailbox,
+    },
     /// A foreign domain, relayed for a trusted client.
-    Remote { mailbox: Mailbox },
+    Remote {
+        /// The recipient, canonical (after any rewrite of a routed address).
+        mailbox: Mailbox,
+    },
 }
 
 impl Destination {
+    /// Whether the mail is delivered here rather than sent on.
     pub fn is_local(&self) -> bool {
         matches!(self, Destination::Local { .. })
     }
@@ -73,29 +88,57 @@ impl fmt::Display for Destination {
 /// Why a decision went the way it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
+    /// A plain "allowed". The policy does not give it at present: connect,
+    /// HELO and MAIL pass with `Ok(())`, and every accepted RCPT names why.
     Allowed,
     /// Access control refuses the client (`access.allow`).
     AccessDenied,
+    /// The client's address is on the black list and not on the white
+    /// list: `554 5.7.1` at connect.
     BlackListedClient,
+    /// The sender matches the black list and not the white list:
+    /// `550 5.7.1` at MAIL.
     BlackListedSender,
+    /// The recipient matches the black list and not the white list:
+    /// `550 5.7.1` at RCPT.
     BlackListedRecipient,
     /// A local domain as the sender, from outside the LAN, unauthenticated.
     LocalSenderOutside,
     /// A local name in HELO/EHLO from outside the LAN, unauthenticated.
     LocalHeloOutside,
+    /// A sender without a domain (`<user>`): `501 5.1.7`.
     UnqualifiedSender,
+    /// Accepted: a mailbox of a local domain, or postmaster.
     LocalMailbox,
+    /// A local domain, but `domains.mailboxes` lists no such local part:
+    /// `550 5.1.1`.
     UnknownMailbox,
+    /// Accepted: a `relay_to` (backup MX) domain, from anyone.
     RelayTo,
+    /// Trusted to relay: the client is in the LAN, `relay.require_auth` is
+    /// off, and `non_local_senders_in_lan` or a local sender allows it.
     TrustedLan,
+    /// Trusted to relay: the client authenticated as this user, who has the
+    /// relay right.
     Authenticated(String),
     /// An insecure setting trusts the client (`outside_lan`, `always_from`).
     Insecure(&'static str),
+    /// A foreign domain, and the client is not trusted to relay:
+    /// `550 5.7.1 Relay access denied`.
     NotTrusted,
+    /// Sender-specified routing (`%`, `!` or `@` in the local part): refused
+    /// from a client not trusted to relay (`550 5.7.1`), even at a local
+    /// domain, or when the rewritten address is malformed (`501 5.1.3`).
+    /// Under the injected bug `trust-routed` it is also what trusts an
+    /// untrusted client's rewritten address.
     Routed,
     /// Routed, and rewritten for a trusted client by the percent hack or a bang path.
     Rewritten(Box<Reason>),
+    /// A recipient without a domain other than postmaster, or `<>` as a
+    /// recipient: `501 5.1.3`.
     Unqualified,
+    /// `limits.max_recipients` already accepted in this transaction:
+    /// `452 4.5.3`, and the client may send the rest in another one.
     TooManyRecipients,
 }
 
@@ -136,16 +179,23 @@ impl fmt::Display for Reason {
 /// A refusal: the reply to send, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// What the session sends.
     pub reply: Reply,
+    /// Why, for the log and `relayguard explain`.
     pub reason: Reason,
 }
 
+/// The policy's answer to one RCPT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
+    /// The recipient is accepted (`250 2.1.5`).
     Accept {
+        /// Where it goes.
         destination: Destination,
+        /// Why it was accepted.
         reason: Reason,
     },
+    /// The recipient is refused with this reply.
     Refuse(Refusal),
 }
 
@@ -267,18 +317,23 @@ impl Policy {
         self.bugs
     }
 
+    /// The configuration it was compiled from.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// This server's name as configured, for the greeting and EHLO reply.
     pub fn hostname(&self) -> &str {
         &self.config.hostname
     }
 
+    /// Whether any AUTH user is configured: only then is AUTH offered.
     pub fn has_users(&self) -> bool {
         !self.config.auth.users.is_empty()
     }
 
+    /// Whether `user` and `password` are those of a configured user,
+    /// compared exactly.
     pub fn check_password(&self, user: &str, password: &str) -> bool {
         self.config
             .auth
@@ -287,6 +342,9 @@ impl Policy {
             .any(|u| u.name == user && u.password == password)
     }
 
+    /// Whether mail to `d` is delivered here: a local domain, the hostname
+    /// or one of `own_addresses` as a literal. `d` must be canonical
+    /// ([`canonical_domain`]).
     pub fn is_local_domain(&self, d: &Domain) -> bool {
         self.local.contains_key(d)
     }
@@ -314,6 +372,8 @@ impl Policy {
         self.white_nets.contains(ip)
     }
 
+    /// Whether the client may talk at all: `access.allow`, then the black
+    /// list (unless white-listed). A refusal is sent as the greeting.
     pub fn connect(&self, client: IpAddr) -> Result<(), Refusal> {
         let denied = |reason| {
             refuse(
@@ -338,6 +398,9 @@ impl Policy {
         Ok(())
     }
 
+    /// Checks the HELO/EHLO argument: a client outside the LAN that has not
+    /// authenticated may not call itself this server or a local domain
+    /// (`lists.reject_local_helo_outside`).
     pub fn helo(&self, ctx: &Context, name: &str) -> Result<(), Refusal> {
         if !self.config.lists.reject_local_helo_outside || ctx.user.is_some() || self.inside(ctx) {
             return Ok(());
@@ -354,6 +417,10 @@ impl Policy {
         Ok(())
     }
 
+    /// Checks the reverse-path. `<>` always passes (bounces must get
+    /// through); a sender without a domain, a black-listed one, or one in
+    /// a local domain from outside the LAN without authentication
+    /// (`lists.reject_local_sender_outside`) is refused.
     pub fn mail(&self, ctx: &Context, from: &Path) -> Result<(), Refusal> {
         let Some(m) = &from.mailbox else {
             return Ok(());
@@ -418,6 +485,12 @@ impl Policy {
         None
     }
 
+    /// Decides one recipient: the recipient limit, the black list, then
+    /// where it goes. Sender-specified routing is refused for a client not
+    /// trusted to relay, even at a local or `relay_to` domain; for a
+    /// trusted one, `%` and `!` at a local domain are rewritten if
+    /// `percent_hack` or `bang_path` say so, at most four times. A foreign
+    /// domain is accepted only for a client [`Policy::trust`] trusts.
     pub fn rcpt(&self, ctx: &Context, to: &Path) -> Decision {
         if ctx.accepted >= self.config.limits.max_recipients {
             return Decision::Refuse(refuse(

@@ -23,8 +23,13 @@ impl fmt::Display for Enhanced {
 /// One reply: a code, an optional enhanced code, and one or more text lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
+    /// The three-digit reply code (RFC 5321 §4.2).
     pub code: u16,
+    /// Written at the start of every line. `None` for the greeting and the
+    /// HELO/EHLO replies, and for a read reply whose first line has none.
     pub enhanced: Option<Enhanced>,
+    /// The text of each line, without code, separator, enhanced code or
+    /// CRLF. An empty list is written as one line without text.
     pub lines: Vec<String>,
 }
 
@@ -48,14 +53,17 @@ impl Reply {
         }
     }
 
+    /// 2xx or 3xx: done, or go on (`354`, `334`).
     pub fn is_positive(&self) -> bool {
         (200..400).contains(&self.code)
     }
 
+    /// 4xx: refused for now; the same command may succeed later.
     pub fn is_transient(&self) -> bool {
         (400..500).contains(&self.code)
     }
 
+    /// 5xx: refused; repeating the command will not help.
     pub fn is_permanent(&self) -> bool {
         self.code >= 500
     }
@@ -70,6 +78,7 @@ impl Reply {
         }
     }
 
+    /// The wire form, as [`Reply::write_to`] writes it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(64);
         self.write_to(&mut v);
@@ -150,12 +159,27 @@ pub fn whole_reply_len(buf: &[u8]) -> Option<usize> {
 /// Why a reply line is not well formed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LineError {
+    /// A line longer than [`MAX_REPLY_LINE`] octets with its CRLF, or a
+    /// reply longer than [`ReplyReader::LIMIT`]. The number is the length
+    /// seen, which may be only where reading stopped.
     TooLong(usize),
+    /// Ended by a bare LF, not CRLF.
     NoCrlf,
+    /// Does not start with three digits, the first of them 2 to 5.
     BadCode,
+    /// The code is followed by something other than a space, `-` or the
+    /// end of the line.
     BadSeparator,
+    /// A control character other than TAB (DEL and a bare CR included)
+    /// after the code.
     ControlCharacter,
-    CodeChanged { first: u16, then: u16 },
+    /// A line of a multi-line reply has another code than the first line.
+    CodeChanged {
+        /// The code of the first line.
+        first: u16,
+        /// The code of the line that differs.
+        then: u16,
+    },
 }
 
 impl fmt::Display for LineError {
@@ -215,10 +239,13 @@ impl ReplyReader {
     /// The most octets a reply may take before the reader gives up on it.
     pub const LIMIT: usize = 64 * 1024;
 
+    /// A reader with nothing buffered.
     pub fn new() -> ReplyReader {
         ReplyReader::default()
     }
 
+    /// Appends bytes from the server, in any split; nothing is read until
+    /// [`ReplyReader::next_reply`].
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }

@@ -31,6 +31,8 @@ use crate::reply::Enhanced;
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// The client's address, as the driver's socket reports it: every access
+    /// and relay rule is about it.
     pub ip: IpAddr,
 }
 
@@ -39,22 +41,31 @@ pub struct Peer {
 pub struct Recipient {
     /// As the client wrote it, canonicalized.
     pub path: Path,
+    /// Where the policy decided it goes; delivery follows this and never
+    /// reads the address again.
     pub destination: Destination,
 }
 
 /// A message the client finished sending, for the driver to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The client's address.
     pub client: IpAddr,
+    /// The HELO/EHLO argument, as written.
     pub helo: String,
+    /// The authenticated user, if any.
     pub user: Option<String>,
+    /// The reverse-path, canonical; [`Path::NULL`] for a bounce.
     pub from: Path,
+    /// Every accepted recipient, in RCPT order; never empty, since DATA
+    /// needs one.
     pub recipients: Vec<Recipient>,
     /// Unstuffed, CRLF lines, without the final `.` line. Never holds a bare
     /// CR, a bare LF or a NUL.
     pub body: Vec<u8>,
 }
 
+/// What the driver must do, from [`Session::poll_output`], in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Bytes for the client. Consecutive replies are joined into one.
@@ -132,6 +143,10 @@ const HELO_FIRST: &str = "Error: send HELO/EHLO first";
 pub const MAX_PIPELINED: usize = 256 * 1024;
 
 impl Session {
+    /// A session for a connection just accepted, at `now`. The greeting is
+    /// queued at once: `220` if [`Policy::connect`] admits the client,
+    /// otherwise its refusal (`554 5.7.1`), after which only QUIT is served
+    /// (RFC 5321 §3.1). Either way the command timeout starts.
     pub fn new(policy: Arc<Policy>, peer: Peer, now: Now) -> Session {
         let mut s = Session {
             policy,
@@ -169,14 +184,19 @@ impl Session {
         self.user = Some(user.to_string());
     }
 
+    /// The client this session serves.
     pub fn peer(&self) -> Peer {
         self.peer
     }
 
+    /// The authenticated user (by AUTH or [`Session::set_authenticated`]),
+    /// if any.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
 
+    /// Whether the session is over: [`Output::Close`] has been queued, and
+    /// input is ignored from now on.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }
@@ -191,6 +211,10 @@ impl Session {
         self.input.len() + body
     }
 
+    /// The next thing for the driver to do, `None` when there is nothing
+    /// for now. Call it until `None` after [`Session::new`] and after every
+    /// `handle_*` and [`Session::message_stored`] call, and carry the outputs
+    /// out in order, so that the replies before a `Close` reach the client.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
@@ -200,6 +224,13 @@ impl Session {
         self.deadline
     }
 
+    /// Tells the session that the time is `now`. At or after the deadline
+    /// of [`Session::poll_timeout`] it answers `421 4.4.2` and closes;
+    /// before it, nothing happens, so an early wake-up is harmless.
+    ///
+    /// The deadline is `limits.command_timeout_secs` after the last input
+    /// or stored message (`data_timeout_secs` during DATA); there is none
+    /// while a message waits to be stored.
     pub fn handle_timeout(&mut self, now: Now) {
         if self.deadline.is_some_and(|d| now >= d) {
             self.reply(421, Enhanced(4, 4, 2), "Error: timeout exceeded");
@@ -208,6 +239,15 @@ impl Session {
     }
 
     /// The driver stored (or failed to store) the message last handed out.
+    ///
+    /// Only now does the client hear about it: `Ok(id)` sends
+    /// `250 2.0.0 Ok: queued as ID`, `Err` sends `451 4.3.0` and the client
+    /// may try again. That the final `250` waits for this call is how "no
+    /// loss" is built: call it only once the message is durable. Until then
+    /// the session reads no further input; what the client pipelined is
+    /// held and processed here (more than [`MAX_PIPELINED`] octets of it
+    /// end the session with `554 5.5.0`). A call with no message waiting is
+    /// ignored.
     pub fn message_stored(&mut self, now: Now, result: StoreResult) {
         if !matches!(self.state, State::AwaitStore) {
             return;
@@ -226,6 +266,18 @@ impl Session {
         self.after_input(now);
     }
 
+    /// Feeds bytes from the client, as they arrived, at `now`.
+    ///
+    /// Any split of the byte stream gives the same outputs, with one
+    /// exception on purpose: bytes that follow a `DATA` command answered
+    /// `354` in the same call (or in input held while a message was being
+    /// stored) were sent before the client could have seen the `354`, which
+    /// a conforming client never does (RFC 2920 §3.1). The `354` is taken
+    /// back, the session answers `554 5.5.0` and closes, as Postfix's
+    /// `smtpd_forbid_unauth_pipelining` does.
+    ///
+    /// Input after the session closed is ignored. Drain
+    /// [`Session::poll_output`] afterwards.
     pub fn handle_input(&mut self, now: Now, bytes: &[u8]) {
         if matches!(self.state, State::Closed) || bytes.is_empty() {
             return;

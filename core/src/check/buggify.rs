@@ -9,6 +9,9 @@
 
 use std::fmt;
 
+/// One injected bug: a deliberate flaw in the shipped code, off unless it
+/// is in the [`Bugs`] of the running [`Policy`](crate::Policy), which the
+/// node asks too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bug {
     /// The policy trusts routed addresses (`u%foreign@local`) from anyone.
@@ -24,6 +27,7 @@ pub enum Bug {
 }
 
 impl Bug {
+    /// Every bug, in declaration order.
     pub const ALL: [Bug; 5] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
@@ -32,6 +36,8 @@ impl Bug {
         Bug::ForgetSpoolOnRestart,
     ];
 
+    /// The name that switches it on (`--buggify NAME`,
+    /// `RELAYGUARD_BUGGIFY`).
     pub fn name(self) -> &'static str {
         match self {
             Bug::TrustRouted => "trust-routed",
@@ -42,6 +48,7 @@ impl Bug {
         }
     }
 
+    /// The bug with this [`Bug::name`], if any.
     pub fn from_name(name: &str) -> Option<Bug> {
         Bug::ALL.into_iter().find(|b| b.name() == name)
     }
@@ -58,12 +65,15 @@ impl fmt::Display for Bug {
 pub struct Bugs(u32);
 
 impl Bugs {
+    /// No bug: what a real server runs with.
     pub const NONE: Bugs = Bugs(0);
 
+    /// This set, with `bug` switched on as well.
     pub fn with(self, bug: Bug) -> Bugs {
         Bugs(self.0 | 1 << bug as u8)
     }
 
+    /// Whether `bug` is switched on.
     pub fn has(self, bug: Bug) -> bool {
         self.0 & (1 << bug as u8) != 0
     }

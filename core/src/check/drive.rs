@@ -18,19 +18,27 @@ pub struct Run {
     pub sent: Vec<u8>,
     /// Every message handed out for storage.
     pub messages: Vec<Message>,
+    /// The session asked for the connection to be closed.
     pub closed: bool,
 }
 
 /// Drives one session over in-memory input, with the wire oracle watching.
 pub struct Driver {
+    /// The session being driven.
     pub session: Session,
+    /// What it produced so far.
     pub run: Run,
+    /// The wire oracle, fed every byte both ways and every message handed
+    /// on.
     pub oracle: Oracle,
     stored: u64,
     now: Now,
 }
 
 impl Driver {
+    /// Opens a session for a client at `ip`, at time zero, and collects its
+    /// greeting. Time stands still but for [`Driver::expire`]; every message
+    /// is stored at once, with the ids `M1`, `M2`, ….
     pub fn new(policy: Arc<Policy>, ip: IpAddr) -> Driver {
         let now = Now::ZERO;
         let oracle = Oracle::new(policy.config(), ip);

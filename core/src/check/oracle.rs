@@ -6,8 +6,8 @@
 //! client sent, the bytes the server answered, and the messages the server
 //! handed on. It pairs commands with replies itself and judges each accepted
 //! recipient with its own reading of the configuration, written apart from
-//! [`crate::policy`] on purpose: a checker that called the policy would agree
-//! with the policy's bugs. Replay, the simulation, the fuzzers and the real
+//! the [`Policy`](crate::Policy) on purpose: a checker that called the policy
+//! would agree with the policy's bugs. Replay, the simulation, the fuzzers and the real
 //! server all feed it the same way.
 
 use std::collections::VecDeque;
@@ -56,10 +56,14 @@ impl fmt::Display for ViolationKind {
 /// One broken rule, with the command it happened at and why it counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// Which rule.
     pub kind: ViolationKind,
     /// The client command (or reply line) it happened at.
     pub command: String,
+    /// The recipient concerned, for an open relay or an unaccepted
+    /// recipient.
     pub recipient: Option<String>,
+    /// Why it counts, in a sentence for the report.
     pub why: String,
 }
 
@@ -76,7 +80,9 @@ impl fmt::Display for Violation {
 /// What the session did, for the replay's `@expect` and the summaries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// RCPT commands answered 2xx.
     pub rcpt_accepted: usize,
+    /// RCPT commands answered otherwise.
     pub rcpt_refused: usize,
     /// Accepted recipients that were foreign (allowed for trusted clients).
     pub relayed: usize,
@@ -90,9 +96,13 @@ pub struct Stats {
     pub messages_refused: usize,
 }
 
+/// The oracle's judgement of one session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
+    /// Every broken rule, in the order found; empty when the session kept
+    /// the property.
     pub violations: Vec<Violation>,
+    /// What the session did, counted from the wire.
     pub stats: Stats,
 }
 
@@ -147,6 +157,8 @@ pub struct Oracle {
 }
 
 impl Oracle {
+    /// An oracle for a session of `config` with the client at `peer`,
+    /// expecting the server's greeting first.
     pub fn new(config: &Config, peer: IpAddr) -> Oracle {
         let mut pending = VecDeque::new();
         pending.push_back(Pending::Greeting);
@@ -175,11 +187,18 @@ impl Oracle {
         self.user = Some(user.to_string());
     }
 
+    /// Bytes the client sent, in order, in any split. After DATA or AUTH the
+    /// oracle reads no further client bytes until the reply is in, as the
+    /// server does, and after `221`, `421` or a refused greeting none at
+    /// all.
     pub fn client_bytes(&mut self, bytes: &[u8]) {
         self.client.extend_from_slice(bytes);
         self.pump();
     }
 
+    /// Bytes the server sent, in order, in any split. Each line is checked
+    /// as it completes ([`ViolationKind::MalformedReply`]); each whole reply
+    /// is paired with the oldest client line still unanswered.
     pub fn server_bytes(&mut self, bytes: &[u8]) {
         // Check every line as it completes, before the reader may refuse it.
         for &b in bytes {
@@ -200,6 +219,9 @@ impl Oracle {
         self.pump();
     }
 
+    /// A message the server handed out for storage. A bare CR, bare LF or
+    /// NUL is reported at once; [`Oracle::finish`] matches it against what
+    /// the client sent.
     pub fn handed_on(&mut self, message: &Message) {
         if has_bare(&message.body) {
             self.violate(
@@ -217,10 +239,16 @@ impl Oracle {
         &self.violations
     }
 
+    /// The counts so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }
 
+    /// Ends the watch and gives the verdict. Each handed-on message, in
+    /// order, must be byte for byte a body the client ended with
+    /// CRLF.CRLF and the server did not refuse
+    /// ([`ViolationKind::SmuggledMessage`]), and go only to recipients
+    /// accepted for that body ([`ViolationKind::UnacceptedRecipient`]).
     pub fn finish(mut self) -> Verdict {
         self.pump();
         // Every handed-on message must be one the client ended properly,

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use super::transcript::{Step, Transcript};
 
+/// Builds a [`Transcript`] from a live session, fed both directions as the
+/// bytes come.
 #[derive(Debug)]
 pub struct Recorder {
     t: Transcript,
@@ -22,6 +24,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder for a session with the client at `peer`. `config` is the
+    /// `@config` header as the transcript should carry it: relative to the
+    /// directory the transcript will be saved in.
     pub fn new(peer: IpAddr, config: Option<PathBuf>) -> Recorder {
         Recorder {
             t: Transcript {
@@ -34,14 +39,18 @@ impl Recorder {
         }
     }
 
+    /// Adds a leading `#` comment; the first one says what the session is.
     pub fn comment(&mut self, text: &str) {
         self.t.comments.push(text.to_string());
     }
 
+    /// Sets `@source`: where the session comes from.
     pub fn source(&mut self, text: &str) {
         self.t.source = Some(text.to_string());
     }
 
+    /// Sets `@auth`: the session is authenticated as `user`. The replay
+    /// starts it so, and the credentials stay out of the transcript.
     pub fn authenticated(&mut self, user: &str) {
         self.t.auth = Some(user.to_string());
     }
@@ -93,6 +102,8 @@ impl Recorder {
         }
     }
 
+    /// The transcript so far. Its steps have line 0, as they come from no
+    /// text; a reply not yet complete is left out.
     pub fn finish(self) -> Transcript {
         self.t
     }

@@ -17,6 +17,7 @@ use crate::policy::Policy;
 pub struct Mismatch {
     /// Line of the `S:` step in the transcript.
     pub line: usize,
+    /// The expected prefix, as in the transcript.
     pub expected: String,
     /// The reply the server sent, lines joined by CRLF; empty if none came.
     pub got: String,
@@ -25,16 +26,20 @@ pub struct Mismatch {
 /// The result of one replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
+    /// Every `S:` step whose reply did not match; none in [`Mode::Audit`].
     pub mismatches: Vec<Mismatch>,
+    /// What the wire oracle found.
     pub violations: Vec<Violation>,
     /// Why `@expect` does not hold, if it does not.
     pub expectation: Option<String>,
+    /// The oracle's counts.
     pub stats: Stats,
     /// Every byte the server sent, for recording and debugging.
     pub sent: Vec<u8>,
 }
 
 impl Outcome {
+    /// No mismatch, no violation, and `@expect` held.
     pub fn passed(&self) -> bool {
         self.mismatches.is_empty() && self.violations.is_empty() && self.expectation.is_none()
     }

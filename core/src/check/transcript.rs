@@ -74,8 +74,9 @@
 //! - `@expect closed`: an attack. No message of the session may be accepted
 //!   (`250` after DATA) for a foreign destination, even from a trusted
 //!   client, and the relay oracle must hold whatever the replies say (an
-//!   untrusted client's foreign RCPT answered 2xx is a violation by itself). `@expect accepted`: legitimate mail; at
-//!   least one message of the session must be accepted (no false reject).
+//!   untrusted client's foreign RCPT answered 2xx is a violation by itself).
+//!   `@expect accepted`: legitimate mail; at least one message of the
+//!   session must be accepted (no false reject).
 //!
 //! # Writing
 //!
@@ -98,12 +99,18 @@ use std::str::FromStr;
 pub struct Transcript {
     /// The leading `#` lines, without the `# `.
     pub comments: Vec<String>,
+    /// `@peer`: the client's address; the replay uses 127.0.0.1 without
+    /// one.
     pub peer: Option<IpAddr>,
     /// As written: relative to the directory of the transcript file.
     pub config: Option<PathBuf>,
+    /// `@auth`: the user the session starts authenticated as.
     pub auth: Option<String>,
+    /// `@expect`: what the session must show.
     pub expect: Option<Expect>,
+    /// `@source`: where the case comes from.
     pub source: Option<String>,
+    /// The `C:`, `C~` and `S:` lines, in order.
     pub steps: Vec<Step>,
 }
 
@@ -111,11 +118,14 @@ pub struct Transcript {
 /// legitimate mail that must be accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Expect {
+    /// An attack: no message for a foreign destination may be accepted.
     Closed,
+    /// Legitimate mail: at least one message must be accepted.
     Accepted,
 }
 
 impl Expect {
+    /// The word after `@expect`.
     pub fn as_str(self) -> &'static str {
         match self {
             Expect::Closed => "closed",
@@ -148,13 +158,26 @@ impl FromStr for Expect {
 pub enum Step {
     /// Bytes the client sends. `raw: false` for a `C:` line (the bytes then
     /// end with the CRLF that was appended), `raw: true` for `C~`.
-    Send { raw: bool, bytes: Vec<u8>, line: usize },
+    Send {
+        /// `true` for `C~`, `false` for `C:`.
+        raw: bool,
+        /// The bytes to send, unescaped.
+        bytes: Vec<u8>,
+        /// The line it was parsed from; 0 for a recorded step.
+        line: usize,
+    },
     /// A prefix of the next reply; the lines of a multi-line reply are joined
     /// by CRLF.
-    Reply { expected: String, line: usize },
+    Reply {
+        /// The prefix; empty accepts any reply.
+        expected: String,
+        /// The line of its first `S:`; 0 for a recorded step.
+        line: usize,
+    },
 }
 
 impl Step {
+    /// The line of the step in its text; 0 for a recorded step.
     pub fn line(&self) -> usize {
         match self {
             Step::Send { line, .. } | Step::Reply { line, .. } => *line,
@@ -166,7 +189,9 @@ impl Step {
 /// caller adds the file name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// The line of the error, from 1.
     pub line: usize,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -47,6 +47,8 @@ pub struct ConfigView {
 }
 
 impl ConfigView {
+    /// Reads `c` the oracle's way. The insecure settings count only when
+    /// `acknowledge_open_relay` lets them load.
     pub fn new(c: &Config) -> ConfigView {
         let mut local: Vec<String> = c.domains.local.iter().map(|d| norm_domain(d)).collect();
         local.push(norm_domain(&c.hostname));
@@ -126,6 +128,10 @@ impl ConfigView {
         self.local.iter().any(|l| l == d)
     }
 
+    /// Whether a recipient (as written, brackets optional) is a foreign
+    /// destination: routed (`%`, `!` or `@` in the local part), unqualified
+    /// but not postmaster, or at a domain that is neither local (the
+    /// hostname and own address literals included) nor `relay_to`.
     pub fn is_foreign(&self, rcpt: &str) -> bool {
         if Self::is_routed(rcpt) {
             return true;
@@ -146,6 +152,10 @@ impl ConfigView {
         }
     }
 
+    /// Whether the client may relay: authenticated as a user with the relay
+    /// right, trusted by an acknowledged insecure setting, or in the LAN as
+    /// `require_auth` and `non_local_senders_in_lan` allow. `sender` is the
+    /// reverse-path as written, empty for `<>`.
     pub fn is_trusted(&self, client: IpAddr, user: Option<&str>, sender: &str) -> bool {
         if user.is_some_and(|u| self.relay_users.iter().any(|r| r == u)) {
             return true;

@@ -834,7 +834,7 @@ S: 221-bye
 
     #[test]
     fn transcript_corpus_configs_use_design_keys() {
-        // The keys of DESIGN.md's Configuration section; [routes] is free.
+        // The keys of docs/configuration.md; [routes] is free.
         let sections: &[(&str, &[&str])] = &[
             ("domains", &["local", "mailboxes", "relay_to"]),
             ("lan", &["networks"]),

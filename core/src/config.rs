@@ -1,4 +1,4 @@
-//! The TOML configuration (DESIGN.md "Configuration"): every key optional,
+//! The TOML configuration (docs/configuration.md): every key optional,
 //! the defaults closed and safe, unknown keys refused with line and column.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
-//! Every address form of the attack catalogue (ATTACKS.md, "Address
-//! forms", rows 1-18) against the policy, from an outsider and from a LAN
+//! Every address form of the attack catalogue (docs/attacks.md "Address forms",
+//! #1 to #18) against the policy, from an outsider and from a LAN
 //! client, with the reply each must get.
 
 use std::net::IpAddr;

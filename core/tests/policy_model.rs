@@ -212,7 +212,7 @@ fn config(o: &Options) -> Config {
     c
 }
 
-/// The reference model: DESIGN.md's rules over what the addresses are.
+/// The reference model: docs/design.md "Local, foreign and trusted" over what the addresses are.
 /// `None` means MAIL is refused; otherwise whether RCPT is accepted.
 fn model(c: &Case) -> Option<bool> {
     let o = &c.options;

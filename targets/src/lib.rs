@@ -296,7 +296,7 @@ pub fn session_script_with(data: &[u8], bugs: Bugs) {
 
 /// The policy against the reference model: an accepted RCPT is never
 /// foreign-and-untrusted. The model is the oracle's own reading of
-/// DESIGN.md for now.
+/// docs/design.md "Local, foreign and trusted" for now.
 pub fn policy(data: &[u8]) {
     policy_with(data, bugs())
 }

@@ -1,4 +1,4 @@
-//! Findings as corpus transcripts (DESIGN.md "Transcripts"), so that
+//! Findings as corpus transcripts (docs/design.md "Transcripts"), so that
 //! `relayguard replay` and `cargo test` keep them forever.
 
 use std::net::IpAddr;

@@ -30,8 +30,8 @@ pub(super) fn norm_domain(d: &str) -> String {
     idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_ascii_lowercase())
 }
 
-/// The configuration as the oracle reads it: DESIGN.md's definitions of
-/// "local", "foreign" and "trusted", nothing more.
+/// The configuration as the oracle reads it (docs/design.md "Local, foreign
+/// and trusted"): "local", "foreign" and "trusted", nothing more.
 #[derive(Clone, Debug)]
 pub struct ConfigView {
     local: Vec<String>,
@@ -303,13 +303,13 @@ impl NetRange {
     }
 }
 
-/// Whether a client is trusted to relay, by DESIGN.md's definition.
+/// Whether a client is trusted to relay, by docs/design.md "Trusted clients".
 pub fn is_trusted(config: &Config, client: IpAddr, user: Option<&str>, sender: &str) -> bool {
     ConfigView::new(config).is_trusted(client, user, sender)
 }
 
 /// Whether a recipient (as written, brackets optional) is a foreign
-/// destination, by DESIGN.md's definition.
+/// destination, by docs/design.md "Foreign destinations".
 pub fn is_foreign(config: &Config, rcpt: &str) -> bool {
     ConfigView::new(config).is_foreign(rcpt)
 }

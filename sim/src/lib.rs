@@ -24,66 +24,14 @@ use relayguard_core::transcript::{self, Step, Transcript};
 use relayguard_node::{Clock, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const RELAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 25);
-const PORT: u16 = 25;
-/// When the faults stop and the world heals.
-const HEAL_AT: Duration = Duration::from_secs(30);
-/// The latest the run goes on after the heal.
-const END_AT: Duration = Duration::from_secs(150);
-/// Actors stop retrying at this time.
-const GIVE_UP_AT: Duration = Duration::from_secs(110);
-const TICK: Duration = Duration::from_millis(20);
+mod options;
+mod rng;
 
-/// splitmix64: small, seedable, the same everywhere.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub use options::RELAY;
+pub use rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
-    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi.saturating_sub(lo).max(1)))
-    }
-}
-
-/// FNV-1a, for the trace hash.
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
-const FNV0: u64 = 0xcbf2_9ce4_8422_2325;
-
-// ---------------------------------------------------------------- the swarm
-
-const FOREIGN: [&str; 4] = [
-    "foreign.example",
-    "nmap.scanme.org",
-    "partner.example",
-    "defunct.example",
-];
-const BACKUP: &str = "backup.example.org";
-const USERS: [&str; 4] = ["alice", "bob", "postmaster", "erin"];
+use options::*;
+use rng::{FNV0, fnv};
 
 /// A seed's world: configuration, actors, faults.
 #[derive(Clone, Debug)]
@@ -158,7 +106,7 @@ pub enum Fault {
 
 /// Derives a whole world from a seed.
 pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
-    let mut r = Rng::new(seed ^ 0x05ee_d0f5_e1a7);
+    let mut r = Rng::new(seed ^ SWARM_SALT);
     let local: Vec<String> = match r.below(3) {
         0 => vec!["example.com".into()],
         1 => vec!["example.com".into(), "example.net".into()],
@@ -457,7 +405,7 @@ fn job(id: &str, from: &str, rcpts: Vec<String>, auth: Option<(&str, &str)>, lon
         mail_from: from.into(),
         rcpt_to: rcpts,
         body: body.into_bytes(),
-        timeout: Duration::from_secs(10),
+        timeout: CLIENT_TIMEOUT,
     }
 }
 
@@ -940,7 +888,7 @@ async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turmoil::Result
 
 async fn connect(ip: IpAddr) -> Option<turmoil::net::TcpStream> {
     let addr = SocketAddr::new(ip, PORT);
-    match tokio::time::timeout(Duration::from_secs(5), turmoil::net::TcpStream::connect(addr)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, turmoil::net::TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Some(s),
         _ => None,
     }
@@ -969,7 +917,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Cut<S> {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<io::Result<usize>> {
-        if self.cut && buf.len() > 300 {
+        if self.cut && buf.len() > CUT_OVER {
             return std::task::Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "cut mid-DATA")));
         }
         std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
@@ -1027,7 +975,7 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                     },
                 );
                 let mut first = true;
-                let mut wait = Duration::from_secs(1);
+                let mut wait = SENDER_RETRY_FIRST;
                 loop {
                     if elapsed() > GIVE_UP_AT {
                         break;
@@ -1075,8 +1023,8 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                             MessageResult::Transient(_) => {}
                         }
                     }
-                    tokio::time::sleep(wait + r.millis(0, 500)).await;
-                    wait = (wait * 2).min(Duration::from_secs(8));
+                    tokio::time::sleep(wait + r.millis(0, SENDER_RETRY_JITTER_MS)).await;
+                    wait = (wait * 2).min(SENDER_RETRY_MAX);
                 }
             }
             Task::Raw { chunks, id } => {
@@ -1086,12 +1034,12 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                 let Some(mut stream) = connect(RELAY.into()).await else {
                     continue;
                 };
-                if !await_reply(&mut stream, Duration::from_secs(3)).await {
+                if !await_reply(&mut stream, GREETING_WAIT).await {
                     continue;
                 }
                 for c in chunks {
                     if stream.write_all(&c).await.is_err()
-                        || !await_reply(&mut stream, Duration::from_secs(2)).await
+                        || !await_reply(&mut stream, CHUNK_REPLY_WAIT).await
                     {
                         break;
                     }
@@ -1113,13 +1061,11 @@ async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
                         if s.write_all(&[b]).await.is_err() {
                             break;
                         }
-                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        tokio::time::sleep(SLOW_BYTE).await;
                     }
                     // Then say nothing until the server gives up.
                     let mut buf = [0u8; 512];
-                    while let Ok(Ok(n)) =
-                        tokio::time::timeout(Duration::from_secs(90), s.read(&mut buf)).await
-                    {
+                    while let Ok(Ok(n)) = tokio::time::timeout(SLOW_SILENCE, s.read(&mut buf)).await {
                         if n == 0 {
                             break;
                         }
@@ -1214,12 +1160,12 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         stats: Stats::default(),
     }));
     let mut sim = turmoil::Builder::new()
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000))
+        .epoch(SystemTime::UNIX_EPOCH + EPOCH)
         .rng_seed(seed)
-        .simulation_duration(END_AT + Duration::from_secs(30))
+        .simulation_duration(SIM_LIMIT)
         .tick_duration(TICK)
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(15))
+        .min_message_latency(MIN_LATENCY)
+        .max_message_latency(MAX_LATENCY)
         .build();
     let policy = Arc::new(Policy::new(swarm.config.clone()).expect("swarm configs are valid"));
     {
@@ -1231,13 +1177,13 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
             let exchangers = exchangers.clone();
             async move {
                 let mut nc = NodeConfig::new(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), PORT));
-                nc.max_connections = 40;
-                nc.max_per_ip = 8;
-                nc.connect_timeout = Duration::from_secs(5);
-                nc.reply_timeout = Duration::from_secs(10);
-                nc.retry_base = Duration::from_secs(1);
-                nc.retry_max = Duration::from_secs(8);
-                nc.max_queue_age = Duration::from_secs(3600);
+                nc.max_connections = MAX_CONNECTIONS;
+                nc.max_per_ip = MAX_PER_IP;
+                nc.connect_timeout = RELAY_CONNECT_TIMEOUT;
+                nc.reply_timeout = RELAY_REPLY_TIMEOUT;
+                nc.retry_base = RETRY_BASE;
+                nc.retry_max = RETRY_MAX;
+                nc.max_queue_age = MAX_QUEUE_AGE;
                 world.borrow_mut().event("relay starts");
                 let node = Node::new(
                     policy,
@@ -1245,7 +1191,7 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
                     TurmoilNet,
                     SimSpool {
                         world: world.clone(),
-                        write: Duration::from_millis(40),
+                        write: SPOOL_WRITE,
                     },
                     SimResolver(exchangers),
                     SimMailboxes(world.clone()),
@@ -1351,7 +1297,7 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
                 sim.release(relay, ip);
             }
             for ip in swarm.exchangers.values() {
-                sim.set_link_latency(relay, *ip, Duration::from_millis(5));
+                sim.set_link_latency(relay, *ip, HEALED_LATENCY);
             }
             world.borrow_mut().failing.clear();
             crash_by = None;

@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,184 +15,29 @@ use relayguard_core::address::Domain;
 use relayguard_core::buggify::Bugs;
 use relayguard_core::client::{Client, MessageResult, RcptResult};
 use relayguard_core::config::Config;
-use relayguard_core::oracle::{self, Oracle};
 use relayguard_core::policy::Policy;
-use relayguard_core::record::Recorder;
 use relayguard_core::session::{Message, Output, Peer, Session};
-use relayguard_core::transcript::{self, Transcript};
+use relayguard_core::transcript::Transcript;
 use relayguard_node::{Clock, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod checkers;
 mod faults;
 mod options;
 mod rng;
 mod swarm;
+mod world;
 
 pub use faults::Fault;
 pub use options::RELAY;
 pub use rng::Rng;
 pub use swarm::{Actor, Role, Swarm, Task, swarm};
+pub use world::Stats;
+
+use world::{Shared, Submission, World, elapsed};
 
 use options::*;
 use rng::{FNV0, fnv};
-
-// ---------------------------------------------------------------- the world
-
-#[derive(Clone, Debug, Default)]
-struct Submission {
-    trusted: bool,
-    legit: bool,
-    acked: bool,
-    refused: Option<String>,
-    /// Recipients answered 2xx in the accepted attempt.
-    accepted: Vec<String>,
-}
-
-#[derive(Clone, Debug)]
-struct Arrival {
-    rcpts: Vec<String>,
-    id: Option<String>,
-    bounce_of: Option<String>,
-    body_hash: u64,
-}
-
-struct Watch {
-    oracle: Oracle,
-    recorder: Recorder,
-    peer: IpAddr,
-}
-
-#[derive(Default)]
-struct SpoolState {
-    next: u64,
-    entries: BTreeMap<String, Entry>,
-    writing: usize,
-}
-
-/// Everything the hosts share (turmoil runs them on one thread).
-struct World {
-    /// The simulation's time, for events outside the hosts.
-    now: Duration,
-    config: Config,
-    spool: SpoolState,
-    submissions: BTreeMap<String, Submission>,
-    arrivals: Vec<Arrival>,
-    corpus_ips: BTreeSet<IpAddr>,
-    corpus_bodies: BTreeSet<u64>,
-    failing: BTreeSet<IpAddr>,
-    watches: BTreeMap<u64, Watch>,
-    next_conn: u64,
-    violations: Vec<String>,
-    offending: Option<Transcript>,
-    hash: u64,
-    trace: Option<Vec<String>>,
-    stats: Stats,
-}
-
-/// Figures of one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub sessions: u64,
-    pub messages: u64,
-    pub relay_refused: u64,
-    pub deliveries: u64,
-}
-
-type Shared = Rc<RefCell<World>>;
-
-fn elapsed() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
-}
-
-impl World {
-    fn event(&mut self, what: &str) {
-        let at = turmoil::sim_elapsed().unwrap_or(self.now);
-        let line = format!("{:>9.3} {what}", at.as_secs_f64());
-        self.hash = fnv(self.hash, line.as_bytes());
-        if let Some(t) = &mut self.trace {
-            t.push(line);
-        }
-    }
-
-    fn violation(&mut self, what: String) {
-        self.event(&format!("VIOLATION {what}"));
-        self.violations.push(what);
-    }
-
-    fn finish_watch(&mut self, conn: u64) {
-        let Some(w) = self.watches.remove(&conn) else {
-            return;
-        };
-        let verdict = w.oracle.finish();
-        self.stats.relay_refused += verdict.stats.relay_refused as u64;
-        if !verdict.violations.is_empty() {
-            for v in &verdict.violations {
-                self.violation(format!("wire oracle, session {conn} from {}: {v}", w.peer));
-            }
-            if self.offending.is_none() {
-                let mut t = w.recorder.finish();
-                t.expect = Some(transcript::Expect::Closed);
-                self.offending = Some(t);
-            }
-        }
-    }
-
-    fn arrive(&mut self, at: String, rcpts: Vec<String>, from_null: bool, body: &[u8]) {
-        let text = String::from_utf8_lossy(body);
-        let header = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-        };
-        let id = header("X-Sim-Id:");
-        // A bounce is from <> and names the queue id it bounces; the
-        // message's own X-Sim-Id is among the headers it quotes.
-        let is_bounce = from_null && header("X-Bounce-Of:").is_some();
-        let bounce_of = if is_bounce {
-            Some(id.clone().unwrap_or_default())
-        } else {
-            None
-        };
-        let arrival = Arrival {
-            rcpts: rcpts.iter().map(|r| r.to_ascii_lowercase()).collect(),
-            id: if is_bounce { None } else { id.clone() },
-            bounce_of,
-            body_hash: fnv(FNV0, body),
-        };
-        self.stats.deliveries += 1;
-        self.event(&format!(
-            "arrival at {at} for {rcpts:?} id {id:?} bounce {is_bounce}"
-        ));
-        // End to end: who submitted it, and was that client trusted?
-        match (&arrival.id, &arrival.bounce_of) {
-            (Some(id), _) => match self.submissions.get(id) {
-                None => self.violation(format!("message {id} arrived at {at} but no client submitted it")),
-                Some(s) => {
-                    let foreign: Vec<&String> = rcpts
-                        .iter()
-                        .filter(|r| oracle::is_foreign(&self.config, r))
-                        .collect();
-                    if !s.trusted && at.starts_with("exchanger") && !foreign.is_empty() {
-                        self.violation(format!(
-                            "open relay end to end: message {id} from an untrusted client reached {at} for {foreign:?}"
-                        ));
-                    }
-                }
-            },
-            (None, Some(orig)) if !orig.is_empty() && !self.submissions.contains_key(orig) => {
-                self.violation(format!("bounce at {at} of {orig}, which no client submitted"))
-            }
-            (None, Some(_)) => {}
-            (None, None) => {
-                if !self.corpus_bodies.contains(&arrival.body_hash) {
-                    self.violation(format!(
-                        "a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"
-                    ));
-                }
-            }
-        }
-        self.arrivals.push(arrival);
-    }
-}
 
 #[derive(Clone)]
 struct SimTap(Shared);
@@ -204,11 +48,7 @@ impl Tap for SimTap {
         w.next_conn += 1;
         let conn = w.next_conn;
         w.stats.sessions += 1;
-        let watch = Watch {
-            oracle: Oracle::new(&w.config, peer),
-            recorder: Recorder::new(peer, Some(PathBuf::from("../configs/sim.toml"))),
-            peer,
-        };
+        let watch = checkers::wire::Watch::new(&w.config, peer);
         w.watches.insert(conn, watch);
         w.event(&format!("connect {conn} from {peer}"));
         conn
@@ -252,7 +92,7 @@ impl Tap for SimTap {
     fn closed(&self, conn: u64) {
         let mut w = self.0.borrow_mut();
         w.event(&format!("close {conn}"));
-        w.finish_watch(conn);
+        checkers::wire::finish(&mut w, conn);
     }
     fn event(&self, what: &str) {
         self.0.borrow_mut().event(what);
@@ -656,28 +496,17 @@ fn describe(s: &Swarm) -> Vec<String> {
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
     let swarm = swarm(seed, bugs);
     let describe = describe(&swarm);
-    let world: Shared = Rc::new(RefCell::new(World {
-        now: Duration::ZERO,
-        config: swarm.config.clone(),
-        spool: SpoolState::default(),
-        submissions: BTreeMap::new(),
-        arrivals: Vec::new(),
-        corpus_ips: swarm
-            .actors
-            .iter()
-            .filter(|a| matches!(a.role, Role::CorpusSpammer))
-            .map(|a| a.ip)
-            .collect(),
-        corpus_bodies: BTreeSet::new(),
-        failing: BTreeSet::new(),
-        watches: BTreeMap::new(),
-        next_conn: 0,
-        violations: Vec::new(),
-        offending: None,
-        hash: FNV0,
-        trace: verbose.then(Vec::new),
-        stats: Stats::default(),
-    }));
+    let corpus_ips = swarm
+        .actors
+        .iter()
+        .filter(|a| matches!(a.role, Role::CorpusSpammer))
+        .map(|a| a.ip)
+        .collect();
+    let world: Shared = Rc::new(RefCell::new(World::new(
+        swarm.config.clone(),
+        corpus_ips,
+        verbose,
+    )));
     let mut sim = turmoil::Builder::new()
         .epoch(SystemTime::UNIX_EPOCH + EPOCH)
         .rng_seed(seed)
@@ -841,7 +670,7 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
     world.borrow_mut().now = sim.elapsed();
     world.borrow_mut().event("end");
     drop(sim);
-    judge_end(&world);
+    checkers::judge_end(&world);
     let mut w = world.borrow_mut();
     Report {
         seed,
@@ -851,63 +680,6 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         describe,
         trace: w.trace.take().unwrap_or_default(),
         offending: w.offending.take(),
-    }
-}
-
-/// After the heal: nothing acked is lost, legitimate mail got through.
-fn judge_end(world: &Shared) {
-    let mut w = world.borrow_mut();
-    let conns: Vec<u64> = w.watches.keys().copied().collect();
-    for c in conns {
-        w.finish_watch(c);
-    }
-    let mut found = Vec::new();
-    // The local domains share one mailbox namespace: alice@ any of them is
-    // the same mailbox.
-    let local = &w.config.domains.local;
-    let mailbox = |addr: &str| match addr.rsplit_once('@') {
-        Some((l, d)) if local.iter().any(|x| x.eq_ignore_ascii_case(d)) => format!("{l}@"),
-        _ => addr.to_string(),
-    };
-    for (id, s) in &w.submissions {
-        let arrived = |rcpt: Option<&str>| {
-            w.arrivals.iter().any(|a| {
-                a.bounce_of.as_deref() == Some(id.as_str())
-                    || (a.id.as_deref() == Some(id.as_str())
-                        && rcpt.is_none_or(|r| a.rcpts.iter().any(|x| mailbox(x) == mailbox(r))))
-            })
-        };
-        if s.legit {
-            if let Some(why) = &s.refused {
-                found.push(format!("liveness: legitimate message {id} refused: {why}"));
-            } else if !s.acked {
-                found.push(format!("liveness: legitimate message {id} never accepted"));
-            }
-        }
-        if s.acked {
-            if s.legit {
-                for r in &s.accepted {
-                    if !arrived(Some(r)) {
-                        found.push(format!(
-                            "loss: message {id} was acked with 250 but never reached {r} nor bounced"
-                        ));
-                    }
-                }
-            } else if !arrived(None) {
-                found.push(format!(
-                    "loss: message {id} was acked with 250 but never delivered nor bounced"
-                ));
-            }
-        }
-    }
-    if !w.spool.entries.is_empty() {
-        found.push(format!(
-            "{} messages still queued at the end",
-            w.spool.entries.len()
-        ));
-    }
-    for f in found {
-        w.violation(f);
     }
 }
 

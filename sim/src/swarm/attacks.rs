@@ -8,7 +8,6 @@
 //! behind a bare-LF or bare-CR end of data. Each carries an X-Sim-Id, so that
 //! if it ever arrives the delivery checker knows who sent it.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use relayguard_core::config::Config;
@@ -96,33 +95,67 @@ pub(crate) fn generated_attack(r: &mut Rng, config: &Config, local: &[String], i
     }
 }
 
-/// The corpus attacks as chunks to send, loaded once.
-pub(crate) fn attacks() -> &'static [(String, Vec<Vec<u8>>)] {
-    static ATTACKS: OnceLock<Vec<(String, Vec<Vec<u8>>)>> = OnceLock::new();
+/// `corpus/attacks/*.smtp` as build.rs found them: (file name, contents),
+/// sorted by file name.
+static EMBEDDED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/attacks.rs"));
+
+/// A corpus attack: its file stem, and the chunks a spammer sends.
+pub(crate) type Attack = (&'static str, Vec<Vec<u8>>);
+
+/// The corpus attacks as chunks to send, parsed at first use.
+///
+/// A file that does not parse is a panic naming it, not a skipped file: the
+/// corpus is built in, so a bad file is a bug of this build, and skipping it
+/// would quietly change which attacks every seed draws.
+pub(crate) fn attacks() -> &'static [Attack] {
+    static ATTACKS: OnceLock<Vec<Attack>> = OnceLock::new();
     ATTACKS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/attacks");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "smtp"))
-            .filter_map(|p| {
-                let t = transcript::parse(&std::fs::read_to_string(&p).ok()?).ok()?;
-                if t.auth.is_some() {
-                    return None;
-                }
-                let chunks = t
-                    .steps
-                    .into_iter()
-                    .filter_map(|s| match s {
-                        Step::Send { bytes, .. } => Some(bytes),
-                        Step::Reply { .. } => None,
-                    })
-                    .collect();
-                Some((p.file_stem()?.to_string_lossy().into_owned(), chunks))
-            })
+        EMBEDDED
+            .iter()
+            .filter_map(|&(name, bytes)| chunks(name, bytes))
             .collect()
     })
+}
+
+/// One attack's chunks: what the client sends, step by step; the replies
+/// recorded in the file are left to the oracle.
+fn chunks(name: &'static str, bytes: &[u8]) -> Option<Attack> {
+    let text = std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("corpus/attacks/{name}: not UTF-8: {e}"));
+    let t = transcript::parse(text).unwrap_or_else(|e| panic!("corpus/attacks/{name}: {e}"));
+    // A transcript with @auth starts its session already authenticated; a
+    // spammer on the wire has no credentials to get there.
+    if t.auth.is_some() {
+        return None;
+    }
+    let chunks = t
+        .steps
+        .into_iter()
+        .filter_map(|s| match s {
+            Step::Send { bytes, .. } => Some(bytes),
+            Step::Reply { .. } => None,
+        })
+        .collect();
+    Some((name.strip_suffix(".smtp").unwrap_or(name), chunks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_corpus_parses_in_file_name_order() {
+        // By file name, not by stem: "a-b.smtp" comes before "a.smtp", the
+        // order read_dir + sort gave when the corpus was read at run time.
+        assert!(
+            EMBEDDED.windows(2).all(|w| w[0].0 < w[1].0),
+            "not sorted by file name"
+        );
+        let a = attacks();
+        assert!(a.len() > 50, "only {} corpus attacks embedded", a.len());
+        let names: Vec<String> = a.iter().map(|(stem, _)| format!("{stem}.smtp")).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert!(a.iter().all(|(_, chunks)| !chunks.is_empty()));
+    }
 }

@@ -48,3 +48,9 @@ pub use run::run;
 pub use swarm::{Actor, Role, Swarm, Task, swarm};
 pub use toml_out::config_toml;
 pub use world::Stats;
+
+/// The commit this crate was built from (`git rev-parse --short HEAD`), or
+/// "unknown" when built outside a git checkout. A seed's world and trace
+/// are a function of the seed and the code: the commit is half of what
+/// reproduces a failing seed.
+pub const COMMIT: &str = env!("RELAYGUARD_SIM_COMMIT");

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use relayguard_core::client::{Client, MessageResult, RcptResult};
+use relayguard_core::reply::whole_reply_len;
 use relayguard_node::Clock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -73,7 +74,9 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Cut<S> {
     }
 }
 
-/// Reads until a final reply line arrives, the server closes, or `wait`.
+/// Reads until a whole reply has arrived, the server closes, or `wait`
+/// passes; `false` only if the connection is gone. The framing is core's,
+/// the same the replay and remote clients use.
 async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Duration) -> bool {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -83,7 +86,7 @@ async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Duration) -> bo
             Err(_) => return true,
             Ok(Ok(n)) => {
                 got.extend_from_slice(&buf[..n]);
-                if got.split(|&b| b == b'\n').any(|l| l.len() >= 4 && l[3] == b' ') {
+                if whole_reply_len(&got).is_some() {
                     return true;
                 }
             }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{Report, Stats, campaign, config_toml, run, swarm};
+use relayguard_sim::{COMMIT, Report, Stats, campaign, run, swarm};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,7 +69,7 @@ pub fn main(args: Args) -> ExitCode {
                 println!("VIOLATION: {v}");
             }
             if !r.passed() {
-                println!("reproduce: relayguard sim --seed {}{bug_flags}", r.seed);
+                println!("reproduce: {}  # at commit {COMMIT}", command(r.seed, &bug_flags));
             }
         }
         write_regression(&args, &r, &bug_flags);
@@ -125,7 +125,10 @@ pub fn main(args: Args) -> ExitCode {
         );
         for r in &bad {
             println!("seed {} failed: {}", r.seed, r.violations[0]);
-            println!("  reproduce: relayguard sim --seed {}{bug_flags}", r.seed);
+            println!(
+                "  reproduce: {}  # at commit {COMMIT}",
+                command(r.seed, &bug_flags)
+            );
         }
     }
     if let Some(r) = reports.iter().find(|r| !r.passed()) {
@@ -155,7 +158,7 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     t.config = Some(PathBuf::from(format!("{name}.toml")));
     t.comments.insert(
         0,
-        format!("found by: relayguard sim --seed {}{bug_flags}", r.seed),
+        format!("found by: {} at commit {COMMIT}", command(r.seed, bug_flags)),
     );
     // The replies recorded are the faulty server's: the oracle judges instead.
     t.comments
@@ -165,7 +168,7 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     t.source = Some(format!("relayguard sim seed {}", r.seed));
     let c = swarm(r.seed, Bugs::NONE).config;
     let res = std::fs::create_dir_all(&args.regressions)
-        .and_then(|_| std::fs::write(&config, config_toml(&c)))
+        .and_then(|_| std::fs::write(&config, c.to_toml()))
         .and_then(|_| std::fs::write(args.regressions.join(format!("{name}.smtp")), t.to_text()));
     match res {
         Ok(()) => eprintln!(
@@ -176,9 +179,16 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     }
 }
 
+/// The command that reruns a seed. Printed with [`COMMIT`] beside it: the
+/// same seed on other code is another world.
+fn command(seed: u64, bug_flags: &str) -> String {
+    format!("relayguard sim --seed {seed}{bug_flags}")
+}
+
 fn json(reports: &[Report], bug_flags: &str) -> String {
     let t = total(reports);
     serde_json::json!({
+        "commit": COMMIT,
         "seeds": reports.len(),
         "sessions": t.sessions,
         "messages": t.messages,
@@ -187,7 +197,7 @@ fn json(reports: &[Report], bug_flags: &str) -> String {
         "failing": reports.iter().filter(|r| !r.passed()).map(|r| serde_json::json!({
             "seed": r.seed,
             "violations": r.violations,
-            "reproduce": format!("relayguard sim --seed {}{bug_flags}", r.seed),
+            "reproduce": command(r.seed, bug_flags),
         })).collect::<Vec<_>>(),
         "hashes": reports.iter().map(|r| format!("{:016x}", r.hash)).collect::<Vec<_>>(),
     })

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use relayguard_core::config::Config;
+use relayguard_core::Config;
 
 /// The old uppercase names, spelled so that this file does not cite them.
 const OLD_NAMES: [&str; 2] = [concat!("DESIGN", ".md"), concat!("ATTACKS", ".md")];

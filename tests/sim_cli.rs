@@ -22,6 +22,7 @@ fn a_small_campaign_passes_and_reports_json() {
     assert_eq!(v["seeds"], 2);
     assert!(v["sessions"].as_u64().unwrap() > 10, "{out}");
     assert_eq!(v["failing"].as_array().unwrap().len(), 0);
+    assert_eq!(v["commit"], relayguard_sim::COMMIT, "{out}");
 }
 
 #[test]
@@ -42,9 +43,15 @@ fn a_buggy_seed_fails_names_its_reproduction_and_writes_the_session() {
         "{out}"
     );
     assert!(out.contains("trace hash"), "{out}");
+    let commit = format!("# at commit {}", relayguard_sim::COMMIT);
+    assert!(out.contains(&commit), "{out}");
     let written = dir.join("sim-seed-1-lf-ends-data.smtp");
     let text = std::fs::read_to_string(&written).expect("the offending session is written");
     assert!(text.contains("@expect closed"), "{text}");
+    assert!(
+        text.contains(&format!("at commit {}", relayguard_sim::COMMIT)),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,0 +1,221 @@
+//! The actors: the clients of the relay, each playing its role's tasks.
+//!
+//! Legitimate senders use core's client and retry like a real MTA, so that
+//! a transient failure during the faults is not taken for a refusal; the
+//! spammers send raw bytes, because an attack is precisely what a
+//! well-behaved client would never send.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use relayguard_core::client::{Client, MessageResult, RcptResult};
+use relayguard_core::whole_reply_len;
+use relayguard_node::Clock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::options::{
+    CHUNK_REPLY_WAIT, CONNECT_TIMEOUT, CUT_OVER, GIVE_UP_AT, GREETING_WAIT, PORT, RELAY, SENDER_RETRY_FIRST,
+    SENDER_RETRY_JITTER_MS, SENDER_RETRY_MAX, SLOW_BYTE, SLOW_SILENCE,
+};
+use crate::rng::Rng;
+use crate::swarm::{Actor, Task};
+use crate::world::{Shared, Submission, elapsed};
+
+/// A connection to the relay, or none if the relay is down or cut off:
+/// the caller decides whether that is worth a retry.
+async fn connect(ip: IpAddr) -> Option<turmoil::net::TcpStream> {
+    let addr = SocketAddr::new(ip, PORT);
+    match tokio::time::timeout(CONNECT_TIMEOUT, turmoil::net::TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// A stream that fails a large write half way: the connection drops in the
+/// middle of DATA.
+struct Cut<S> {
+    inner: S,
+    cut: bool,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Cut<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Cut<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        if self.cut && buf.len() > CUT_OVER {
+            return std::task::Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "cut mid-DATA")));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Reads until a whole reply has arrived, the server closes, or `wait`
+/// passes; `false` only if the connection is gone. The framing is core's,
+/// the same the replay and remote clients use.
+async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Duration) -> bool {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return false,
+            Err(_) => return true,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                if whole_reply_len(&got).is_some() {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Plays an actor's tasks in order. Each task registers its message as a
+/// submission before the first byte is sent, so that an arrival can never
+/// race ahead of the record of who sent it.
+pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
+    let mut r = Rng::new(seed);
+    tokio::time::sleep(actor.start).await;
+    for task in actor.tasks {
+        match task {
+            Task::Send {
+                id,
+                job,
+                legit,
+                trusted,
+                cut,
+            } => {
+                world.borrow_mut().submissions.insert(
+                    id.clone(),
+                    Submission {
+                        trusted,
+                        legit,
+                        ..Submission::default()
+                    },
+                );
+                let mut first = true;
+                let mut wait = SENDER_RETRY_FIRST;
+                loop {
+                    if elapsed() > GIVE_UP_AT {
+                        break;
+                    }
+                    if let Some(stream) = connect(RELAY.into()).await {
+                        let stream = Cut {
+                            inner: stream,
+                            cut: cut && first,
+                        };
+                        let clock = Clock::start();
+                        let c = Client::new(job.clone(), clock.now());
+                        let outcome = relayguard_node::run_client(stream, c, &clock).await;
+                        first = false;
+                        let mut w = world.borrow_mut();
+                        match &outcome.message {
+                            MessageResult::Accepted(_) => {
+                                let s = w.submissions.get_mut(&id).expect("registered");
+                                s.acked = true;
+                                s.accepted = outcome
+                                    .recipients
+                                    .iter()
+                                    .filter(|(_, r)| matches!(r, RcptResult::Accepted(_)))
+                                    .map(|(a, _)| a.to_ascii_lowercase())
+                                    .collect();
+                                w.event(&format!("{} submitted {id}", actor.ip));
+                                break;
+                            }
+                            MessageResult::Permanent(reply) => {
+                                w.submissions.get_mut(&id).expect("registered").refused =
+                                    Some(reply.to_string());
+                                break;
+                            }
+                            MessageResult::NotSent(f) => {
+                                let permanent = outcome
+                                    .recipients
+                                    .iter()
+                                    .all(|(_, r)| matches!(r, RcptResult::Permanent(_)))
+                                    || matches!(f, relayguard_core::client::Failure::AuthRefused(x) | relayguard_core::client::Failure::MailRefused(x) if x.is_permanent());
+                                if permanent {
+                                    w.submissions.get_mut(&id).expect("registered").refused =
+                                        Some(format!("{f:?}"));
+                                    break;
+                                }
+                            }
+                            MessageResult::Transient(_) => {}
+                        }
+                    }
+                    tokio::time::sleep(wait + r.millis(0, SENDER_RETRY_JITTER_MS)).await;
+                    wait = (wait * 2).min(SENDER_RETRY_MAX);
+                }
+            }
+            Task::Raw { chunks, id } => {
+                if let Some(id) = id {
+                    world.borrow_mut().submissions.insert(id, Submission::default());
+                }
+                let Some(mut stream) = connect(RELAY.into()).await else {
+                    continue;
+                };
+                if !await_reply(&mut stream, GREETING_WAIT).await {
+                    continue;
+                }
+                for c in chunks {
+                    if stream.write_all(&c).await.is_err()
+                        || !await_reply(&mut stream, CHUNK_REPLY_WAIT).await
+                    {
+                        break;
+                    }
+                }
+            }
+            Task::Flood { connections, hold } => {
+                let mut held = Vec::new();
+                for _ in 0..connections {
+                    if let Some(s) = connect(RELAY.into()).await {
+                        held.push(s);
+                    }
+                }
+                tokio::time::sleep(hold).await;
+                drop(held);
+            }
+            Task::Slow => {
+                if let Some(mut s) = connect(RELAY.into()).await {
+                    for &b in b"EHLO slow.example\r\n" {
+                        if s.write_all(&[b]).await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(SLOW_BYTE).await;
+                    }
+                    // Then say nothing until the server gives up.
+                    let mut buf = [0u8; 512];
+                    while let Ok(Ok(n)) = tokio::time::timeout(SLOW_SILENCE, s.read(&mut buf)).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

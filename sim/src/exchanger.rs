@@ -1,0 +1,79 @@
+//! The foreign mail exchangers: where relayed mail ends up.
+//!
+//! Each is core's own session with a policy of its own (its domain local,
+//! the relay as its LAN), so that it speaks real SMTP to the relay's
+//! delivery, and every message it accepts is an arrival for the delivery
+//! checker. It does not judge the relay; it only records.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use relayguard_core::Config;
+use relayguard_core::Policy;
+use relayguard_core::{Output, Peer, Session};
+use relayguard_node::Clock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::options::{PORT, RELAY};
+use crate::world::Shared;
+
+/// A foreign mail exchanger: the core session with a policy of its own,
+/// recording every message; answering 421 while it is failing.
+pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turmoil::Result {
+    let mut config = Config {
+        hostname: format!("mx.{domain}"),
+        ..Config::default()
+    };
+    config.domains.local = vec![domain.clone()];
+    config.lan.networks = vec![RELAY.to_string()];
+    if domain == "defunct.example" {
+        config.domains.mailboxes = Some(vec!["someone@defunct.example".into()]);
+    }
+    let policy = Arc::new(Policy::new(config).map_err(|e| e.to_string())?);
+    let listener = turmoil::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).await?;
+    loop {
+        let (mut stream, peer) = listener.accept().await?;
+        let world = world.clone();
+        let policy = policy.clone();
+        let domain = domain.clone();
+        tokio::task::spawn_local(async move {
+            if world.borrow().failing.contains(&me) {
+                let _ = stream.write_all(b"421 4.3.2 try again later\r\n").await;
+                return;
+            }
+            let clock = Clock::start();
+            let mut s = Session::new(policy, Peer { ip: peer.ip() }, clock.now());
+            let mut buf = vec![0u8; 8192];
+            loop {
+                while let Some(o) = s.poll_output() {
+                    match o {
+                        Output::Send(b) => {
+                            if stream.write_all(&b).await.is_err() {
+                                return;
+                            }
+                        }
+                        Output::Message(m) => {
+                            let rcpts = m
+                                .recipients
+                                .iter()
+                                .map(|r| r.path.mailbox.as_ref().map_or(String::new(), |m| m.to_string()))
+                                .collect();
+                            world.borrow_mut().arrive(
+                                format!("exchanger {domain}"),
+                                rcpts,
+                                m.from.is_null(),
+                                &m.body,
+                            );
+                            s.message_stored(clock.now(), Ok("x".into()));
+                        }
+                        Output::Close => return,
+                    }
+                }
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => s.handle_input(clock.now(), &buf[..n]),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,143 @@
+//! One seed, from its swarm to its report.
+//!
+//! The relay runs as a turmoil host (so that it can crash and restart with
+//! its spool intact in the world), the exchangers as hosts, the actors as
+//! clients. The loop steps the simulation, lets the fault scheduler act
+//! between steps, and ends once the world has healed and gone quiet.
+
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use relayguard_core::Policy;
+use relayguard_core::check::buggify::Bugs;
+use relayguard_node::{Node, NodeConfig};
+
+use crate::actors::actor;
+use crate::backends::{SimMailboxes, SimResolver, SimSpool, SimTap, TurmoilNet};
+use crate::checkers;
+use crate::exchanger::exchanger;
+use crate::faults::Scheduler;
+use crate::options::{
+    END_AT, EPOCH, MAX_CONNECTIONS, MAX_LATENCY, MAX_PER_IP, MAX_QUEUE_AGE, MIN_LATENCY, PORT, RELAY,
+    RELAY_CONNECT_TIMEOUT, RELAY_REPLY_TIMEOUT, RETRY_BASE, RETRY_MAX, SIM_LIMIT, SPOOL_WRITE, TICK,
+};
+use crate::report::{Report, describe};
+use crate::swarm::{Role, swarm};
+use crate::world::{Shared, World};
+
+/// Runs one seed to the end and judges it.
+pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
+    let swarm = swarm(seed, bugs);
+    let describe = describe(&swarm);
+    let corpus_ips = swarm
+        .actors
+        .iter()
+        .filter(|a| matches!(a.role, Role::CorpusSpammer))
+        .map(|a| a.ip)
+        .collect();
+    let world: Shared = Rc::new(RefCell::new(World::new(
+        swarm.config.clone(),
+        corpus_ips,
+        verbose,
+    )));
+    let mut sim = turmoil::Builder::new()
+        .epoch(SystemTime::UNIX_EPOCH + EPOCH)
+        .rng_seed(seed)
+        .simulation_duration(SIM_LIMIT)
+        .tick_duration(TICK)
+        .min_message_latency(MIN_LATENCY)
+        .max_message_latency(MAX_LATENCY)
+        .build();
+    let policy =
+        Arc::new(Policy::with_bugs(swarm.config.clone(), swarm.bugs).expect("swarm configs are valid"));
+    {
+        let world = world.clone();
+        let exchangers = swarm.exchangers.clone();
+        sim.host(IpAddr::V4(RELAY), move || {
+            let world = world.clone();
+            let policy = policy.clone();
+            let exchangers = exchangers.clone();
+            async move {
+                let mut nc = NodeConfig::new(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), PORT));
+                nc.max_connections = MAX_CONNECTIONS;
+                nc.max_per_ip = MAX_PER_IP;
+                nc.connect_timeout = RELAY_CONNECT_TIMEOUT;
+                nc.reply_timeout = RELAY_REPLY_TIMEOUT;
+                nc.retry_base = RETRY_BASE;
+                nc.retry_max = RETRY_MAX;
+                nc.max_queue_age = MAX_QUEUE_AGE;
+                world.borrow_mut().event("relay starts");
+                let node = Node::new(
+                    policy,
+                    nc,
+                    TurmoilNet,
+                    SimSpool {
+                        world: world.clone(),
+                        write: SPOOL_WRITE,
+                    },
+                    SimResolver(exchangers),
+                    SimMailboxes(world.clone()),
+                    SimTap(world.clone()),
+                );
+                node.run().await?;
+                Ok(())
+            }
+        });
+    }
+    for (domain, &ip) in &swarm.exchangers {
+        let world = world.clone();
+        let domain = domain.clone();
+        sim.host(ip, move || exchanger(world.clone(), domain.clone(), ip));
+    }
+    for (i, a) in swarm.actors.iter().enumerate() {
+        sim.client(
+            a.ip,
+            // Each actor draws from its own stream: with one shared stream,
+            // one actor's retry would shift every other actor's draws.
+            actor(
+                world.clone(),
+                a.clone(),
+                seed.wrapping_mul(31).wrapping_add(i as u64),
+            ),
+        );
+    }
+
+    // The active phase, faults on schedule, then the healed phase until
+    // everything is delivered or END_AT.
+    let mut faults = Scheduler::new(&swarm);
+    loop {
+        let now = sim.elapsed();
+        world.borrow_mut().now = now;
+        faults.tick(&mut sim, &world, now);
+        let done = match sim.step() {
+            Ok(done) => done,
+            Err(e) => {
+                world.borrow_mut().violation(format!("simulation error: {e}"));
+                break;
+            }
+        };
+        let w = world.borrow();
+        let quiet = w.spool.entries.is_empty() && w.spool.writing == 0;
+        drop(w);
+        if faults.healed() && ((done && quiet) || sim.elapsed() >= END_AT) {
+            break;
+        }
+    }
+    world.borrow_mut().now = sim.elapsed();
+    world.borrow_mut().event("end");
+    drop(sim);
+    checkers::judge_end(&world);
+    let mut w = world.borrow_mut();
+    Report {
+        seed,
+        stats: w.stats,
+        violations: std::mem::take(&mut w.violations),
+        hash: w.hash,
+        describe,
+        trace: w.trace.take().unwrap_or_default(),
+        offending: w.offending.take(),
+    }
+}

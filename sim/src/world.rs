@@ -1,0 +1,169 @@
+//! The world's shared state: what the hosts did, as the checkers need it,
+//! and the trace.
+//!
+//! Turmoil runs every host on one thread, so the state is one
+//! `Rc<RefCell<World>>` that the relay's backends, the exchangers and the
+//! actors all hold. Nothing in it decides anything: the backends and actors
+//! record, the checkers (`checkers/`) judge.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use relayguard_core::Config;
+use relayguard_core::check::transcript::Transcript;
+use relayguard_node::Entry;
+
+use crate::checkers::delivery;
+use crate::checkers::wire::Watch;
+use crate::rng::{FNV0, fnv};
+
+/// A message a client tried to hand over, and how that went.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Submission {
+    pub(crate) trusted: bool,
+    pub(crate) legit: bool,
+    pub(crate) acked: bool,
+    pub(crate) refused: Option<String>,
+    /// Recipients answered 2xx in the accepted attempt.
+    pub(crate) accepted: Vec<String>,
+}
+
+/// A message that reached a mailbox of the relay or a foreign exchanger.
+#[derive(Clone, Debug)]
+pub(crate) struct Arrival {
+    pub(crate) rcpts: Vec<String>,
+    /// Its X-Sim-Id; `None` for a bounce.
+    pub(crate) id: Option<String>,
+    /// For a bounce, the X-Sim-Id of the message it bounces ("" if the
+    /// bounce quotes none).
+    pub(crate) bounce_of: Option<String>,
+    /// So that a corpus spammer's message, which carries no X-Sim-Id, can
+    /// still be told from a smuggled one.
+    pub(crate) body_hash: u64,
+}
+
+/// The relay's spool. It lives in the world, not in the relay host, so that
+/// it survives the relay's crash as a disk would.
+#[derive(Default)]
+pub(crate) struct SpoolState {
+    pub(crate) next: u64,
+    pub(crate) entries: BTreeMap<String, Entry>,
+    /// Writes under way: the crash fault waits for one.
+    pub(crate) writing: usize,
+}
+
+/// Everything the hosts share (turmoil runs them on one thread).
+pub(crate) struct World {
+    /// The simulation's time, for events outside the hosts.
+    pub(crate) now: Duration,
+    pub(crate) config: Config,
+    pub(crate) spool: SpoolState,
+    pub(crate) submissions: BTreeMap<String, Submission>,
+    pub(crate) arrivals: Vec<Arrival>,
+    pub(crate) corpus_ips: BTreeSet<IpAddr>,
+    /// Bodies the relay accepted from corpus spammers: if one arrives, it is
+    /// the relay delivering what it was allowed to accept, not smuggling.
+    pub(crate) corpus_bodies: BTreeSet<u64>,
+    /// Exchangers answering 421.
+    pub(crate) failing: BTreeSet<IpAddr>,
+    /// Open sessions of the relay, each with its wire checker.
+    pub(crate) watches: BTreeMap<u64, Watch>,
+    pub(crate) next_conn: u64,
+    pub(crate) violations: Vec<String>,
+    pub(crate) offending: Option<Transcript>,
+    pub(crate) hash: u64,
+    pub(crate) trace: Option<Vec<String>>,
+    pub(crate) stats: Stats,
+}
+
+/// Figures of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sessions: u64,
+    pub messages: u64,
+    pub relay_refused: u64,
+    pub deliveries: u64,
+}
+
+pub(crate) type Shared = Rc<RefCell<World>>;
+
+/// The simulated time inside a host (zero outside one).
+pub(crate) fn elapsed() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+impl World {
+    /// `verbose` keeps the trace lines; the hash is kept either way, so that
+    /// a campaign's hashes and a single seed's agree.
+    pub(crate) fn new(config: Config, corpus_ips: BTreeSet<IpAddr>, verbose: bool) -> World {
+        World {
+            now: Duration::ZERO,
+            config,
+            spool: SpoolState::default(),
+            submissions: BTreeMap::new(),
+            arrivals: Vec::new(),
+            corpus_ips,
+            corpus_bodies: BTreeSet::new(),
+            failing: BTreeSet::new(),
+            watches: BTreeMap::new(),
+            next_conn: 0,
+            violations: Vec::new(),
+            offending: None,
+            hash: FNV0,
+            trace: verbose.then(Vec::new),
+            stats: Stats::default(),
+        }
+    }
+
+    /// One line of the trace, hashed: the hash is how two runs of a seed
+    /// are shown to be the same run.
+    pub(crate) fn event(&mut self, what: &str) {
+        let at = turmoil::sim_elapsed().unwrap_or(self.now);
+        let line = format!("{:>9.3} {what}", at.as_secs_f64());
+        self.hash = fnv(self.hash, line.as_bytes());
+        if let Some(t) = &mut self.trace {
+            t.push(line);
+        }
+    }
+
+    /// A violation goes into the trace too, so that it shows where it
+    /// happened among the events.
+    pub(crate) fn violation(&mut self, what: String) {
+        self.event(&format!("VIOLATION {what}"));
+        self.violations.push(what);
+    }
+
+    /// A message reached `at` (a relay mailbox or an exchanger): recorded,
+    /// and judged end to end on the spot.
+    pub(crate) fn arrive(&mut self, at: String, rcpts: Vec<String>, from_null: bool, body: &[u8]) {
+        let text = String::from_utf8_lossy(body);
+        let header = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        let id = header("X-Sim-Id:");
+        // A bounce is from <> and names the queue id it bounces; the
+        // message's own X-Sim-Id is among the headers it quotes.
+        let is_bounce = from_null && header("X-Bounce-Of:").is_some();
+        let bounce_of = if is_bounce {
+            Some(id.clone().unwrap_or_default())
+        } else {
+            None
+        };
+        let arrival = Arrival {
+            rcpts: rcpts.iter().map(|r| r.to_ascii_lowercase()).collect(),
+            id: if is_bounce { None } else { id.clone() },
+            bounce_of,
+            body_hash: fnv(FNV0, body),
+        };
+        self.stats.deliveries += 1;
+        self.event(&format!(
+            "arrival at {at} for {rcpts:?} id {id:?} bounce {is_bounce}"
+        ));
+        delivery::judge_arrival(self, &arrival, &at, &rcpts);
+        self.arrivals.push(arrival);
+    }
+}

@@ -101,7 +101,8 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                             tokio::task::spawn_local(self.clone().deliver(id.clone(), entry));
                         }
                         if !early {
-                            s.message_stored(self.clock.now(), stored);
+                            // The session needs only ok or not: it answers 451 to any error.
+                            s.message_stored(self.clock.now(), stored.map_err(|e| e.to_string()));
                         }
                         queue.extend(std::iter::from_fn(|| s.poll_output()));
                     }

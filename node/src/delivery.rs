@@ -1,34 +1,83 @@
-//! Delivery to remote exchangers, and the outbound client driver.
+//! One round of delivery: local mailboxes, then remote exchangers one
+//! domain at a time; and the outbound client driver.
+
+use std::collections::BTreeMap;
 
 use relayguard_core::address::Domain;
 use relayguard_core::client::{self, Client, Job, MessageResult, Outcome, RcptResult};
+use relayguard_core::policy::Destination;
 use relayguard_core::session::{Message, Recipient};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::clock::{Clock, sleep_until};
 use crate::node::Node;
-use crate::ports::{Mailboxes, Net, Resolver, Spool, Tap};
+use crate::ports::{DeliverError, Entry, Mailboxes, Net, Resolver, Spool, Tap};
 
-/// The result of one delivery attempt for a group of recipients.
-pub(crate) enum Attempt {
-    Delivered,
-    Deferred(String),
-    Failed(String),
+/// What a round left: recipients to try again, recipients to bounce (with
+/// the reason the bounce gives).
+#[derive(Default)]
+pub(crate) struct Round {
+    pub kept: Vec<Recipient>,
+    pub failed: Vec<(Recipient, String)>,
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
+    /// Serves every pending recipient of `entry` once (taking them out of
+    /// `entry.pending`).
+    pub(crate) async fn round(&self, id: &str, entry: &mut Entry) -> Round {
+        let mut round = Round::default();
+        let mut groups: BTreeMap<Domain, Vec<Recipient>> = BTreeMap::new();
+        for r in std::mem::take(&mut entry.pending) {
+            match &r.destination {
+                Destination::Local { mailbox } => {
+                    let result = self.mailboxes.deliver(mailbox, id, &entry.message).await;
+                    // Every local failure bounces for now, transient or not;
+                    // without this line a transient one waits for the next
+                    // round, as a remote 4xx does.
+                    let result = result.map_err(|e| DeliverError::Permanent(e.to_string()));
+                    self.settle(id, &mut round, r.clone(), &format!("local {mailbox}"), result);
+                }
+                Destination::Remote { mailbox } | Destination::RelayTo { mailbox } => match &mailbox.domain {
+                    Some(d) => groups.entry(d.clone()).or_default().push(r.clone()),
+                    None => round.failed.push((r.clone(), "no domain".into())),
+                },
+            }
+        }
+        for (domain, rcpts) in groups {
+            let results = self.attempt(&domain, &rcpts, &entry.message).await;
+            for (r, result) in rcpts.into_iter().zip(results) {
+                let to = format!("remote {}", r.path);
+                self.settle(id, &mut round, r, &to, result);
+            }
+        }
+        round
+    }
+
+    /// Files one recipient's result: a transient failure is kept for the
+    /// next round, a permanent one is bounced.
+    fn settle(&self, id: &str, round: &mut Round, r: Recipient, to: &str, result: Result<(), DeliverError>) {
+        match result {
+            Ok(()) => self.note(&format!("delivered {id} {to}")),
+            Err(e) if e.is_transient() => {
+                self.note(&format!("deferred {id} {}: {e}", r.path));
+                round.kept.push(r);
+            }
+            Err(e) => round.failed.push((r, e.to_string())),
+        }
+    }
+
     /// One delivery attempt to a domain's exchangers.
-    pub(crate) async fn attempt(
+    async fn attempt(
         &self,
         domain: &Domain,
         rcpts: &[Recipient],
         message: &Message,
-    ) -> Vec<Attempt> {
+    ) -> Vec<Result<(), DeliverError>> {
         let addrs = self.resolver.resolve(domain).await;
         if addrs.is_empty() {
             return rcpts
                 .iter()
-                .map(|_| Attempt::Failed(format!("no mail exchanger for {domain}")))
+                .map(|_| Err(DeliverError::Permanent(format!("no mail exchanger for {domain}"))))
                 .collect();
         }
         let job = Job {
@@ -67,26 +116,31 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             let outcome = run_client(stream, Client::new(job.clone(), self.clock.now()), &self.clock).await;
             return judge(outcome);
         }
-        rcpts.iter().map(|_| Attempt::Deferred(last.clone())).collect()
+        rcpts
+            .iter()
+            .map(|_| Err(DeliverError::Transient(last.clone())))
+            .collect()
     }
 }
 
 /// Per recipient: delivered, deferred (4xx, no answer) or failed (5xx).
-fn judge(outcome: Outcome) -> Vec<Attempt> {
+fn judge(outcome: Outcome) -> Vec<Result<(), DeliverError>> {
     let message = outcome.message;
     outcome
         .recipients
         .into_iter()
         .map(|(_, r)| match (&message, r) {
-            (_, RcptResult::Permanent(reply)) => Attempt::Failed(reply.to_string()),
-            (MessageResult::Accepted(_), RcptResult::Accepted(_)) => Attempt::Delivered,
-            (MessageResult::Permanent(reply), RcptResult::Accepted(_)) => Attempt::Failed(reply.to_string()),
+            (_, RcptResult::Permanent(reply)) => Err(DeliverError::Permanent(reply.to_string())),
+            (MessageResult::Accepted(_), RcptResult::Accepted(_)) => Ok(()),
+            (MessageResult::Permanent(reply), RcptResult::Accepted(_)) => {
+                Err(DeliverError::Permanent(reply.to_string()))
+            }
             (MessageResult::NotSent(relayguard_core::client::Failure::MailRefused(reply)), _)
                 if reply.is_permanent() =>
             {
-                Attempt::Failed(reply.to_string())
+                Err(DeliverError::Permanent(reply.to_string()))
             }
-            (m, _) => Attempt::Deferred(format!("{m:?}")),
+            (m, _) => Err(DeliverError::Transient(format!("{m:?}"))),
         })
         .collect()
 }

@@ -26,4 +26,4 @@ pub use clock::Clock;
 pub use config::NodeConfig;
 pub use delivery::run_client;
 pub use node::Node;
-pub use ports::{Entry, Mailboxes, Net, NoTap, Resolver, Spool, Tap};
+pub use ports::{DeliverError, Entry, Mailboxes, Net, NoTap, Resolver, Spool, StoreError, Tap};

@@ -1,6 +1,7 @@
 //! The node's ports: everything that touches the world goes through these
 //! traits, so that the simulation and the real server plug in their own.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -40,7 +41,8 @@ impl Entry {
 /// Durable storage. `store` is durable once its future completes, and not
 /// before: a crash while it runs loses the message (which was never acked).
 pub trait Spool: 'static {
-    fn store(&self, entry: &Entry) -> impl Future<Output = Result<String, String>>;
+    /// Returns the entry's queue id.
+    fn store(&self, entry: &Entry) -> impl Future<Output = Result<String, StoreError>>;
     fn update(&self, id: &str, entry: &Entry) -> impl Future<Output = ()>;
     fn remove(&self, id: &str) -> impl Future<Output = ()>;
     /// Every stored entry, in id order, for recovery.
@@ -54,9 +56,66 @@ pub trait Resolver: 'static {
 
 /// Local delivery.
 pub trait Mailboxes: 'static {
-    fn deliver(&self, mailbox: &str, id: &str, message: &Message)
-    -> impl Future<Output = Result<(), String>>;
+    fn deliver(
+        &self,
+        mailbox: &str,
+        id: &str,
+        message: &Message,
+    ) -> impl Future<Output = Result<(), DeliverError>>;
 }
+
+/// Why [`Spool::store`] failed. The client hears `451` either way (the
+/// message was never acknowledged, so it still has it); the kind is for the
+/// log and for whoever looks after the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// Trying again later may work: the disk is full, the descriptors ran
+    /// out, the device failed for now, the call was interrupted.
+    Transient(String),
+    /// Trying again will fail the same way: the spool refuses this entry.
+    Permanent(String),
+}
+
+/// Why a recipient was not delivered, locally ([`Mailboxes::deliver`]) or
+/// to a remote exchanger. A transient failure is worth another round after
+/// a backoff; a permanent one is bounced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliverError {
+    /// A `4xx`, no exchanger answered, a full disk: another round may work.
+    Transient(String),
+    /// A `5xx`, no exchanger for the domain, a mailbox that cannot be
+    /// written: another round will fail the same way.
+    Permanent(String),
+}
+
+macro_rules! transient_or_permanent {
+    ($t:ident) => {
+        impl $t {
+            pub fn is_transient(&self) -> bool {
+                matches!(self, $t::Transient(_))
+            }
+
+            /// What went wrong, for people: the log, the bounce.
+            pub fn message(&self) -> &str {
+                match self {
+                    $t::Transient(m) | $t::Permanent(m) => m,
+                }
+            }
+        }
+
+        /// The message alone: the kind is in the type, not in the text.
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.message())
+            }
+        }
+
+        impl std::error::Error for $t {}
+    };
+}
+
+transient_or_permanent!(StoreError);
+transient_or_permanent!(DeliverError);
 
 /// What the node does, for oracles, recorders and traces. Every method has
 /// a do-nothing default.

@@ -22,6 +22,7 @@ use relayguard_core::record::Recorder;
 use relayguard_core::session::{Message, Output, Peer, Session};
 use relayguard_core::transcript::{self, Step, Transcript};
 use relayguard_node::{Clock, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
+use relayguard_node::{DeliverError, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const RELAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 25);
@@ -822,7 +823,7 @@ impl Drop for Writing<'_> {
 }
 
 impl Spool for SimSpool {
-    async fn store(&self, entry: &Entry) -> Result<String, String> {
+    async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
         self.world.borrow_mut().spool.writing += 1;
         let _w = Writing(&self.world);
         tokio::time::sleep(self.write).await;
@@ -866,7 +867,7 @@ impl Resolver for SimResolver {
 struct SimMailboxes(Shared);
 
 impl Mailboxes for SimMailboxes {
-    async fn deliver(&self, mailbox: &str, _id: &str, m: &Message) -> Result<(), String> {
+    async fn deliver(&self, mailbox: &str, _id: &str, m: &Message) -> Result<(), DeliverError> {
         self.0.borrow_mut().arrive(
             format!("mailbox {mailbox}"),
             vec![mailbox.to_string()],

@@ -2,18 +2,18 @@
 //! connection limits.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
 
 use relayguard_core::buggify::Bug;
-use relayguard_core::session::{Output, Peer, Session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use relayguard_core::session::{Message, Peer, Session};
+use tokio::io::AsyncWriteExt;
 
-use crate::clock::sleep_until;
 use crate::node::Node;
-use crate::ports::{Entry, Mailboxes, Net, Resolver, Spool, Tap};
+use crate::ports::{Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap};
+use crate::session_io::{ServerHooks, drive_server};
 
 /// Releases a connection's slot, however its task ends.
 struct Slot<'a> {
@@ -68,65 +68,44 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             self.tap.closed(conn);
             return;
         }
-        let mut s = Session::new(self.policy.clone(), Peer { ip: peer }, self.clock.now());
-        let mut queue: VecDeque<Output> = VecDeque::new();
-        let mut buf = vec![0u8; 8192];
-        'conn: loop {
-            queue.extend(std::iter::from_fn(|| s.poll_output()));
-            while let Some(out) = queue.pop_front() {
-                match out {
-                    Output::Send(bytes) => {
-                        self.tap.server_bytes(conn, &bytes);
-                        if stream.write_all(&bytes).await.is_err() {
-                            break 'conn;
-                        }
-                    }
-                    Output::Message(m) => {
-                        self.tap.handed_on(conn, &m);
-                        let entry = Entry::new(*m);
-                        let early = self.bug(Bug::AckBeforeStore);
-                        if early {
-                            // BUG ack-before-store: the 250 leaves before the spool write completes.
-                            s.message_stored(self.clock.now(), Ok("unstored".into()));
-                            queue.extend(std::iter::from_fn(|| s.poll_output()));
-                            while let Some(Output::Send(bytes)) = queue.front() {
-                                self.tap.server_bytes(conn, bytes);
-                                let _ = stream.write_all(bytes).await;
-                                queue.pop_front();
-                            }
-                        }
-                        let stored = self.spool.store(&entry).await;
-                        if let Ok(id) = &stored {
-                            self.note(&format!("stored {id}"));
-                            tokio::task::spawn_local(self.clone().deliver(id.clone(), entry));
-                        }
-                        if !early {
-                            // The session needs only ok or not: it answers 451 to any error.
-                            s.message_stored(self.clock.now(), stored.map_err(|e| e.to_string()));
-                        }
-                        queue.extend(std::iter::from_fn(|| s.poll_output()));
-                    }
-                    Output::Close => {
-                        let _ = stream.shutdown().await;
-                        break 'conn;
-                    }
-                }
-            }
-            let deadline = s.poll_timeout();
-            tokio::select! {
-                biased;
-                r = stream.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break 'conn,
-                    Ok(n) => {
-                        self.tap.client_bytes(conn, &buf[..n]);
-                        s.handle_input(self.clock.now(), &buf[..n]);
-                    }
-                },
-                _ = sleep_until(deadline.map(|d| self.clock.instant(d))) => {
-                    s.handle_timeout(self.clock.now());
-                }
-            }
-        }
+        let session = Session::new(self.policy.clone(), Peer { ip: peer }, self.clock.now());
+        let mut hooks = Connection { node: &self, conn };
+        drive_server(&mut stream, session, &self.clock, &mut hooks).await;
         self.tap.closed(conn);
+    }
+}
+
+/// The node's side of one connection: the tap sees it, the spool stores its
+/// messages, and each stored message starts its delivery.
+struct Connection<'a, N, S, R, M, T> {
+    node: &'a Rc<Node<N, S, R, M, T>>,
+    conn: u64,
+}
+
+impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connection<'_, N, S, R, M, T> {
+    fn client_bytes(&mut self, bytes: &[u8]) {
+        self.node.tap.client_bytes(self.conn, bytes);
+    }
+
+    fn server_bytes(&mut self, bytes: &[u8]) {
+        self.node.tap.server_bytes(self.conn, bytes);
+    }
+
+    fn handed_on(&mut self, message: &Message) {
+        self.node.tap.handed_on(self.conn, message);
+    }
+
+    async fn store(&mut self, message: Message) -> Result<String, StoreError> {
+        let entry = Entry::new(message);
+        let stored = self.node.spool.store(&entry).await;
+        if let Ok(id) = &stored {
+            self.node.note(&format!("stored {id}"));
+            tokio::task::spawn_local(self.node.clone().deliver(id.clone(), entry));
+        }
+        stored
+    }
+
+    fn ack_before_store(&self) -> bool {
+        self.node.bug(Bug::AckBeforeStore)
     }
 }

@@ -21,9 +21,11 @@ mod delivery;
 mod node;
 mod ports;
 mod queue;
+mod session_io;
 
 pub use clock::Clock;
 pub use config::NodeConfig;
 pub use delivery::run_client;
 pub use node::Node;
 pub use ports::{DeliverError, Entry, Mailboxes, Net, NoTap, Resolver, Spool, StoreError, Tap};
+pub use session_io::{ServerHooks, drive_server};

@@ -9,6 +9,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use relayguard_node::DeliverError;
+
+use crate::spool::is_transient;
+
 /// The folder of a mailbox key `local@domain`. Bytes that could escape the
 /// tree or confuse a shell are written as `%XX`.
 pub fn folder(root: &Path, mailbox: &str) -> PathBuf {
@@ -59,6 +63,16 @@ pub fn deliver(root: &Path, mailbox: &str, name: &str, body: &[u8]) -> io::Resul
     Ok(new)
 }
 
+/// A failed [`deliver`] as the node sees it: a full disk is worth another
+/// round, a folder the server may not write is not.
+pub fn deliver_error(e: io::Error) -> DeliverError {
+    if is_transient(&e) {
+        DeliverError::Transient(e.to_string())
+    } else {
+        DeliverError::Permanent(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +94,17 @@ mod tests {
             folder(root, "\"a/b\"@x.example"),
             Path::new("/r/maildir/x.example/%22a%2Fb%22")
         );
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_made_is_permanent() {
+        let root = std::env::temp_dir().join(format!("relayguard-maildir-file-{}", std::process::id()));
+        fs::write(&root, b"not a folder").unwrap();
+        let e = deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap_err();
+        assert!(!deliver_error(e).is_transient());
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(deliver_error(full).is_transient());
+        fs::remove_file(&root).unwrap();
     }
 
     #[test]

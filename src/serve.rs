@@ -17,12 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use relayguard::maildir;
-use relayguard::spool::FsSpool;
+use relayguard::spool::{self, FsSpool};
 use relayguard_core::Domain;
 use relayguard_core::Message;
 use relayguard_core::Policy;
 use relayguard_core::check::record::Recorder;
-use relayguard_node::{Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, Tap};
+use relayguard_node::{
+    DeliverError, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap,
+};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(clap::Args)]
@@ -97,13 +99,15 @@ struct DiskSpool {
 }
 
 impl Spool for DiskSpool {
-    async fn store(&self, entry: &Entry) -> Result<String, String> {
+    async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
         let id = format!("{}-{:06}", self.run, self.next.fetch_add(1, Ordering::Relaxed));
         let (spool, entry, name) = (self.spool.clone(), entry.clone(), id.clone());
         match tokio::task::spawn_blocking(move || spool.store(&name, &entry)).await {
             Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            // The blocking task panicked or the runtime is stopping: nothing
+            // was acknowledged, the client may try again.
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
@@ -152,7 +156,7 @@ impl Resolver for Routes {
 struct Maildirs(PathBuf);
 
 impl Mailboxes for Maildirs {
-    async fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> Result<(), String> {
+    async fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> Result<(), DeliverError> {
         let (root, mailbox, name, body) = (
             self.0.clone(),
             mailbox.to_string(),
@@ -161,9 +165,9 @@ impl Mailboxes for Maildirs {
         );
         tokio::task::spawn_blocking(move || maildir::deliver(&root, &mailbox, &name, &body))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| DeliverError::Transient(e.to_string()))?
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(maildir::deliver_error)
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use relayguard_core::Destination;
 use relayguard_core::{Mailbox, parse_path};
 use relayguard_core::{Message, Recipient};
-use relayguard_node::Entry;
+use relayguard_node::{Entry, StoreError};
 
 const MAGIC: &str = "relayguard-spool 1";
 
@@ -95,6 +95,28 @@ impl FsSpool {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// Whether an I/O error may go away by itself: a full disk or quota, a full
+/// descriptor table (EMFILE, ENFILE), a device error (EIO), a call that
+/// would block, was interrupted or timed out, memory that ran short.
+/// Anything else (permissions, a bad name, an id already queued) fails the
+/// same way the next time. Local delivery ([`crate::maildir`]) uses it too.
+pub fn is_transient(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        StorageFull | QuotaExceeded | WouldBlock | Interrupted | TimedOut | OutOfMemory
+    ) || matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EIO))
+}
+
+/// A failed [`FsSpool::store`] as the node sees it.
+pub fn store_error(e: io::Error) -> StoreError {
+    if is_transient(&e) {
+        StoreError::Transient(e.to_string())
+    } else {
+        StoreError::Permanent(e.to_string())
     }
 }
 
@@ -288,6 +310,41 @@ mod tests {
         spool.remove("0001").unwrap();
         assert!(spool.list().unwrap().is_empty());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn io_errors_are_transient_or_permanent() {
+        let os = |n| store_error(io::Error::from_raw_os_error(n));
+        for n in [
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::EIO,
+            libc::EAGAIN,
+            libc::EINTR,
+        ] {
+            assert!(os(n).is_transient(), "{}", os(n));
+        }
+        for n in [
+            libc::EACCES,
+            libc::EEXIST,
+            libc::ENOENT,
+            libc::EROFS,
+            libc::EINVAL,
+        ] {
+            assert!(!os(n).is_transient(), "{}", os(n));
+        }
+        let bad_id = FsSpool {
+            dir: PathBuf::new(),
+            tmp: PathBuf::new(),
+        }
+        .store("../x", &Entry::new(message()))
+        .unwrap_err();
+        assert_eq!(
+            store_error(bad_id),
+            StoreError::Permanent("bad spool id \"../x\"".into())
+        );
     }
 
     #[test]

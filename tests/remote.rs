@@ -1,48 +1,51 @@
-//! `replay --target` over real loopback TCP, against a minimal blocking
-//! server around the core session: a closed configuration passes, an
-//! acknowledged open relay is caught by the oracle.
+//! `replay --target` over real loopback TCP, against a minimal server: the
+//! core session on the node's session driver, which stores nothing and acks
+//! every message. A closed configuration passes, an acknowledged open relay
+//! is caught by the oracle.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use relayguard_core::Policy;
-use relayguard_core::{Output, Peer, Session};
+use relayguard_core::{Message, Peer, Session};
 use relayguard_corpus::{collect, load_config, load_transcript};
+use relayguard_node::{Clock, ServerHooks, StoreError, drive_server};
+
+/// Acks every message without keeping it.
+struct Ack;
+
+impl ServerHooks for Ack {
+    async fn store(&mut self, _message: Message) -> Result<String, StoreError> {
+        Ok("t".into())
+    }
+}
 
 /// Serves `connections` sessions one after another, then stops.
 fn serve(policy: Arc<Policy>, connections: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
-        for _ in 0..connections {
-            let Ok((mut stream, peer)) = listener.accept() else {
-                return;
-            };
-            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let now = Duration::ZERO;
-            let mut s = Session::new(policy.clone(), Peer { ip: peer.ip() }, now);
-            let mut buf = [0u8; 4096];
-            'session: loop {
-                while let Some(o) = s.poll_output() {
-                    match o {
-                        Output::Send(b) => {
-                            if stream.write_all(&b).is_err() {
-                                break 'session;
-                            }
-                        }
-                        Output::Message(_) => s.message_stored(now, Ok("t".into())),
-                        Output::Close => break 'session,
-                    }
-                }
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => s.handle_input(now, &buf[..n]),
-                }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            for _ in 0..connections {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    return;
+                };
+                let clock = Clock::start();
+                let s = Session::new(policy.clone(), Peer { ip: peer.ip() }, clock.now());
+                let mut ack = Ack;
+                let session = drive_server(stream, s, &clock, &mut ack);
+                // A client that hangs must not hold up the sessions after it.
+                let _ = tokio::time::timeout(Duration::from_secs(10), session).await;
             }
-        }
+        });
     });
     addr
 }

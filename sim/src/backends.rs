@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use relayguard_core::Domain;
 use relayguard_core::Message;
-use relayguard_node::{Entry, Mailboxes, Net, Resolver, Spool, Tap};
+use relayguard_node::{DeliverError, Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap};
 
 use crate::checkers;
 use crate::options::{FOREIGN, PORT};
@@ -115,7 +115,7 @@ impl Drop for Writing<'_> {
 }
 
 impl Spool for SimSpool {
-    async fn store(&self, entry: &Entry) -> Result<String, String> {
+    async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
         self.world.borrow_mut().spool.writing += 1;
         let _w = Writing(&self.world);
         tokio::time::sleep(self.write).await;
@@ -163,7 +163,7 @@ impl Resolver for SimResolver {
 pub(crate) struct SimMailboxes(pub(crate) Shared);
 
 impl Mailboxes for SimMailboxes {
-    async fn deliver(&self, mailbox: &str, _id: &str, m: &Message) -> Result<(), String> {
+    async fn deliver(&self, mailbox: &str, _id: &str, m: &Message) -> Result<(), DeliverError> {
         self.0.borrow_mut().arrive(
             format!("mailbox {mailbox}"),
             vec![mailbox.to_string()],

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use relayguard_core::Config;
 use relayguard_core::Policy;
-use relayguard_core::{Output, Peer, Session};
-use relayguard_node::Clock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use relayguard_core::{Message, Peer, Session};
+use relayguard_node::{Clock, ServerHooks, StoreError};
+use tokio::io::AsyncWriteExt;
 
 use crate::options::{PORT, RELAY};
 use crate::world::Shared;
@@ -42,38 +42,31 @@ pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turm
                 return;
             }
             let clock = Clock::start();
-            let mut s = Session::new(policy, Peer { ip: peer.ip() }, clock.now());
-            let mut buf = vec![0u8; 8192];
-            loop {
-                while let Some(o) = s.poll_output() {
-                    match o {
-                        Output::Send(b) => {
-                            if stream.write_all(&b).await.is_err() {
-                                return;
-                            }
-                        }
-                        Output::Message(m) => {
-                            let rcpts = m
-                                .recipients
-                                .iter()
-                                .map(|r| r.path.mailbox.as_ref().map_or(String::new(), |m| m.to_string()))
-                                .collect();
-                            world.borrow_mut().arrive(
-                                format!("exchanger {domain}"),
-                                rcpts,
-                                m.from.is_null(),
-                                &m.body,
-                            );
-                            s.message_stored(clock.now(), Ok("x".into()));
-                        }
-                        Output::Close => return,
-                    }
-                }
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => s.handle_input(clock.now(), &buf[..n]),
-                }
-            }
+            let s = Session::new(policy, Peer { ip: peer.ip() }, clock.now());
+            relayguard_node::drive_server(stream, s, &clock, &mut Arrivals { world, domain }).await;
         });
+    }
+}
+
+/// Every message the exchanger accepts arrives, and is acked at once.
+struct Arrivals {
+    world: Shared,
+    domain: String,
+}
+
+impl ServerHooks for Arrivals {
+    async fn store(&mut self, m: Message) -> Result<String, StoreError> {
+        let rcpts = m
+            .recipients
+            .iter()
+            .map(|r| r.path.mailbox.as_ref().map_or(String::new(), |m| m.to_string()))
+            .collect();
+        self.world.borrow_mut().arrive(
+            format!("exchanger {}", self.domain),
+            rcpts,
+            m.from.is_null(),
+            &m.body,
+        );
+        Ok("x".into())
     }
 }

@@ -1,0 +1,59 @@
+//! The node's limits and timers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    pub connect_timeout: Duration,
+    pub reply_timeout: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// A message still queued after this long (the sum of its backoffs) is
+    /// bounced.
+    pub max_queue_age: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            listen,
+            max_connections: 100,
+            max_per_ip: 10,
+            connect_timeout: Duration::from_secs(30),
+            reply_timeout: Duration::from_secs(300),
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            max_queue_age: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+
+    /// The wait after `attempts` failed rounds: base·2^(n-1), capped.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(20);
+        self.retry_base.saturating_mul(1 << exp).min(self.retry_max)
+    }
+
+    /// How long a message has been queued after `attempts` rounds.
+    pub fn age(&self, attempts: u32) -> Duration {
+        (1..=attempts).map(|a| self.backoff(a)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let mut c = NodeConfig::new("127.0.0.1:25".parse().unwrap());
+        c.retry_base = Duration::from_secs(1);
+        c.retry_max = Duration::from_secs(8);
+        let b: Vec<u64> = (1..=6).map(|a| c.backoff(a).as_secs()).collect();
+        assert_eq!(b, [1, 2, 4, 8, 8, 8]);
+        assert_eq!(c.age(3), Duration::from_secs(7));
+    }
+}

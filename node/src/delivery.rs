@@ -1,0 +1,179 @@
+//! One round of delivery: local mailboxes, then remote exchangers one
+//! domain at a time; and the outbound client driver.
+
+use std::collections::BTreeMap;
+
+use relayguard_core::Destination;
+use relayguard_core::Domain;
+use relayguard_core::client::{self, Client, Job, MessageResult, Outcome, RcptResult};
+use relayguard_core::{Message, Recipient};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::clock::{Clock, sleep_until};
+use crate::node::Node;
+use crate::ports::{DeliverError, Entry, Mailboxes, Net, Resolver, Spool, Tap};
+
+/// What a round left: recipients to try again, recipients to bounce (with
+/// the reason the bounce gives).
+#[derive(Default)]
+pub(crate) struct Round {
+    pub kept: Vec<Recipient>,
+    pub failed: Vec<(Recipient, String)>,
+}
+
+impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
+    /// Serves every pending recipient of `entry` once (taking them out of
+    /// `entry.pending`).
+    pub(crate) async fn round(&self, id: &str, entry: &mut Entry) -> Round {
+        let mut round = Round::default();
+        let mut groups: BTreeMap<Domain, Vec<Recipient>> = BTreeMap::new();
+        for r in std::mem::take(&mut entry.pending) {
+            match &r.destination {
+                Destination::Local { mailbox } => {
+                    let result = self.mailboxes.deliver(mailbox, id, &entry.message).await;
+                    // Every local failure bounces for now, transient or not;
+                    // without this line a transient one waits for the next
+                    // round, as a remote 4xx does.
+                    let result = result.map_err(|e| DeliverError::Permanent(e.to_string()));
+                    self.settle(id, &mut round, r.clone(), &format!("local {mailbox}"), result);
+                }
+                Destination::Remote { mailbox } | Destination::RelayTo { mailbox } => match &mailbox.domain {
+                    Some(d) => groups.entry(d.clone()).or_default().push(r.clone()),
+                    None => round.failed.push((r.clone(), "no domain".into())),
+                },
+            }
+        }
+        for (domain, rcpts) in groups {
+            let results = self.attempt(&domain, &rcpts, &entry.message).await;
+            for (r, result) in rcpts.into_iter().zip(results) {
+                let to = format!("remote {}", r.path);
+                self.settle(id, &mut round, r, &to, result);
+            }
+        }
+        round
+    }
+
+    /// Files one recipient's result: a transient failure is kept for the
+    /// next round, a permanent one is bounced.
+    fn settle(&self, id: &str, round: &mut Round, r: Recipient, to: &str, result: Result<(), DeliverError>) {
+        match result {
+            Ok(()) => self.note(&format!("delivered {id} {to}")),
+            Err(e) if e.is_transient() => {
+                self.note(&format!("deferred {id} {}: {e}", r.path));
+                round.kept.push(r);
+            }
+            Err(e) => round.failed.push((r, e.to_string())),
+        }
+    }
+
+    /// One delivery attempt to a domain's exchangers.
+    async fn attempt(
+        &self,
+        domain: &Domain,
+        rcpts: &[Recipient],
+        message: &Message,
+    ) -> Vec<Result<(), DeliverError>> {
+        let addrs = self.resolver.resolve(domain).await;
+        if addrs.is_empty() {
+            return rcpts
+                .iter()
+                .map(|_| Err(DeliverError::Permanent(format!("no mail exchanger for {domain}"))))
+                .collect();
+        }
+        let job = Job {
+            helo: self.policy.hostname().to_string(),
+            auth: None,
+            mail_from: message
+                .from
+                .mailbox
+                .as_ref()
+                .map_or(String::new(), |m| m.to_string()),
+            rcpt_to: rcpts
+                .iter()
+                .map(|r| {
+                    r.destination
+                        .remote_mailbox()
+                        .map_or(String::new(), |m| m.to_string())
+                })
+                .collect(),
+            body: message.body.clone(),
+            timeout: self.config.reply_timeout,
+        };
+        let mut last = String::from("no exchanger answered");
+        for addr in addrs {
+            let stream = match tokio::time::timeout(self.config.connect_timeout, self.net.connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    last = format!("{addr}: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("{addr}: connect timeout");
+                    continue;
+                }
+            };
+            let outcome = run_client(stream, Client::new(job.clone(), self.clock.now()), &self.clock).await;
+            return judge(outcome);
+        }
+        rcpts
+            .iter()
+            .map(|_| Err(DeliverError::Transient(last.clone())))
+            .collect()
+    }
+}
+
+/// Per recipient: delivered, deferred (4xx, no answer) or failed (5xx).
+fn judge(outcome: Outcome) -> Vec<Result<(), DeliverError>> {
+    let message = outcome.message;
+    outcome
+        .recipients
+        .into_iter()
+        .map(|(_, r)| match (&message, r) {
+            (_, RcptResult::Permanent(reply)) => Err(DeliverError::Permanent(reply.to_string())),
+            (MessageResult::Accepted(_), RcptResult::Accepted(_)) => Ok(()),
+            (MessageResult::Permanent(reply), RcptResult::Accepted(_)) => {
+                Err(DeliverError::Permanent(reply.to_string()))
+            }
+            (MessageResult::NotSent(relayguard_core::client::Failure::MailRefused(reply)), _)
+                if reply.is_permanent() =>
+            {
+                Err(DeliverError::Permanent(reply.to_string()))
+            }
+            (m, _) => Err(DeliverError::Transient(format!("{m:?}"))),
+        })
+        .collect()
+}
+
+/// Drives a core client session over a stream until it is done.
+pub async fn run_client<St: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: St,
+    mut c: Client,
+    clock: &Clock,
+) -> Outcome {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        while let Some(out) = c.poll_output() {
+            match out {
+                client::Output::Send(bytes) => {
+                    if stream.write_all(&bytes).await.is_err() {
+                        c.handle_close(clock.now());
+                    }
+                }
+                client::Output::Done(outcome) => {
+                    let _ = stream.shutdown().await;
+                    return outcome;
+                }
+            }
+        }
+        let deadline = c.poll_timeout();
+        tokio::select! {
+            biased;
+            r = stream.read(&mut buf) => match r {
+                Ok(0) | Err(_) => c.handle_close(clock.now()),
+                Ok(n) => c.handle_input(clock.now(), &buf[..n]),
+            },
+            _ = sleep_until(deadline.map(|d| clock.instant(d))) => c.handle_timeout(clock.now()),
+        }
+    }
+}

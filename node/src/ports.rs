@@ -1,0 +1,137 @@
+//! The node's ports: everything that touches the world goes through these
+//! traits, so that the simulation and the real server plug in their own.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use relayguard_core::Domain;
+use relayguard_core::{Message, Recipient};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Sockets: listen, accept (with the peer's IP), connect.
+pub trait Net: 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Listener: 'static;
+    fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>>;
+    fn accept(&self, listener: &Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, IpAddr)>>;
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
+}
+
+/// A queued message: the message and the recipients still to be served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub message: Message,
+    pub pending: Vec<Recipient>,
+    /// Delivery rounds that ended with recipients left.
+    pub attempts: u32,
+}
+
+impl Entry {
+    pub fn new(message: Message) -> Entry {
+        Entry {
+            pending: message.recipients.clone(),
+            message,
+            attempts: 0,
+        }
+    }
+}
+
+/// Durable storage. `store` is durable once its future completes, and not
+/// before: a crash while it runs loses the message (which was never acked).
+pub trait Spool: 'static {
+    /// Returns the entry's queue id.
+    fn store(&self, entry: &Entry) -> impl Future<Output = Result<String, StoreError>>;
+    fn update(&self, id: &str, entry: &Entry) -> impl Future<Output = ()>;
+    fn remove(&self, id: &str) -> impl Future<Output = ()>;
+    /// Every stored entry, in id order, for recovery.
+    fn list(&self) -> impl Future<Output = Vec<(String, Entry)>>;
+}
+
+/// Where mail for a domain goes: the mail exchangers, in preference order.
+pub trait Resolver: 'static {
+    fn resolve(&self, domain: &Domain) -> impl Future<Output = Vec<SocketAddr>>;
+}
+
+/// Local delivery.
+pub trait Mailboxes: 'static {
+    fn deliver(
+        &self,
+        mailbox: &str,
+        id: &str,
+        message: &Message,
+    ) -> impl Future<Output = Result<(), DeliverError>>;
+}
+
+/// Why [`Spool::store`] failed. The client hears `451` either way (the
+/// message was never acknowledged, so it still has it); the kind is for the
+/// log and for whoever looks after the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// Trying again later may work: the disk is full, the descriptors ran
+    /// out, the device failed for now, the call was interrupted.
+    Transient(String),
+    /// Trying again will fail the same way: the spool refuses this entry.
+    Permanent(String),
+}
+
+/// Why a recipient was not delivered, locally ([`Mailboxes::deliver`]) or
+/// to a remote exchanger. A transient failure is worth another round after
+/// a backoff; a permanent one is bounced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliverError {
+    /// A `4xx`, no exchanger answered, a full disk: another round may work.
+    Transient(String),
+    /// A `5xx`, no exchanger for the domain, a mailbox that cannot be
+    /// written: another round will fail the same way.
+    Permanent(String),
+}
+
+macro_rules! transient_or_permanent {
+    ($t:ident) => {
+        impl $t {
+            pub fn is_transient(&self) -> bool {
+                matches!(self, $t::Transient(_))
+            }
+
+            /// What went wrong, for people: the log, the bounce.
+            pub fn message(&self) -> &str {
+                match self {
+                    $t::Transient(m) | $t::Permanent(m) => m,
+                }
+            }
+        }
+
+        /// The message alone: the kind is in the type, not in the text.
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.message())
+            }
+        }
+
+        impl std::error::Error for $t {}
+    };
+}
+
+transient_or_permanent!(StoreError);
+transient_or_permanent!(DeliverError);
+
+/// What the node does, for oracles, recorders and traces. Every method has
+/// a do-nothing default.
+pub trait Tap: 'static {
+    /// A connection was accepted; returns its id for the calls below.
+    fn connected(&self, _peer: IpAddr) -> u64 {
+        0
+    }
+    fn client_bytes(&self, _conn: u64, _bytes: &[u8]) {}
+    fn server_bytes(&self, _conn: u64, _bytes: &[u8]) {}
+    fn handed_on(&self, _conn: u64, _message: &Message) {}
+    fn closed(&self, _conn: u64) {}
+    /// Queue events: stored, delivered, deferred, bounced, recovered.
+    fn event(&self, _what: &str) {}
+}
+
+/// A tap that sees nothing.
+pub struct NoTap;
+impl Tap for NoTap {}

@@ -30,8 +30,9 @@ pub(super) fn norm_domain(d: &str) -> String {
     idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_ascii_lowercase())
 }
 
-/// The configuration as the oracle reads it (docs/design.md "Local, foreign
-/// and trusted"): "local", "foreign" and "trusted", nothing more.
+/// The configuration as the oracle reads it: "local", "foreign" and
+/// "trusted" as docs/design.md "Local, foreign and trusted" defines them,
+/// nothing more.
 #[derive(Clone, Debug)]
 pub struct ConfigView {
     local: Vec<String>,

@@ -1,5 +1,6 @@
-//! The `relayguard` command's library half: what the subcommands share with
-//! the whole-system tests (finding and loading transcripts and configs).
+//! The `relayguard` command's library half: the real-world backends the
+//! subcommands (`src/cmd/`) use and the whole-system tests share: the
+//! fsynced spool, Maildir delivery, and transcript replay over TCP.
 
 pub mod maildir;
 pub mod remote;

@@ -4,11 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod explain;
-mod lint;
-mod replay;
-mod serve;
-mod sim;
+mod cmd;
+
+use cmd::{explain, lint, replay, serve, sim};
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]

@@ -65,15 +65,8 @@ fn parse(c: &mut Criterion) {
     let _ = bytes;
 }
 
-const CONFIG: &str = r#"
-hostname = "mail.example.com"
-own_addresses = ["198.51.100.25"]
-[domains]
-local = ["example.com"]
-mailboxes = ["alice@example.com", "bob@example.com", "carol@example.com"]
-[lan]
-networks = ["192.168.1.0/24"]
-"#;
+/// The shared fixture, so that this file keeps no copy of its own.
+const CONFIG: &str = include_str!("../../corpus/configs/default.toml");
 
 fn transaction_input() -> (Vec<u8>, Vec<u8>) {
     let head = b"EHLO pc.lan\r\nMAIL FROM:<pc@lan.example>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nRCPT TO:<friend@elsewhere.example>\r\nDATA\r\n".to_vec();

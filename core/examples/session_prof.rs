@@ -7,15 +7,8 @@ use relayguard_core::Config;
 use relayguard_core::Policy;
 use relayguard_core::{Output, Peer, Session};
 
-const CONFIG: &str = r#"
-hostname = "mail.example.com"
-own_addresses = ["198.51.100.25"]
-[domains]
-local = ["example.com"]
-mailboxes = ["alice@example.com", "bob@example.com", "carol@example.com"]
-[lan]
-networks = ["192.168.1.0/24"]
-"#;
+/// The shared fixture, so that this file keeps no copy of its own.
+const CONFIG: &str = include_str!("../../corpus/configs/default.toml");
 
 fn main() {
     let n: u32 = std::env::args().nth(1).map_or(10_000, |a| a.parse().expect("N"));

@@ -11,16 +11,8 @@ use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_core::check::drive::run_checked;
 use relayguard_core::check::oracle::ViolationKind;
 
-const CONFIG: &str = r#"
-hostname = "mail.example.com"
-own_addresses = ["198.51.100.25"]
-[domains]
-local = ["example.com"]
-mailboxes = ["alice@example.com", "bob@example.com", "postmaster@example.com"]
-relay_to = ["backup.example.org"]
-[lan]
-networks = ["192.168.1.0/24"]
-"#;
+/// The shared fixture, so that this file keeps no copy of its own.
+const CONFIG: &str = include_str!("../../corpus/configs/backup-mx.toml");
 
 fn policy(bugs: Bugs) -> Arc<Policy> {
     let c = Config::from_toml(CONFIG).unwrap();

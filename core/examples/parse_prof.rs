@@ -2,19 +2,9 @@
 //! instructions (callgrind): `parse_prof N [relayguard|smtp-proto]`.
 use std::hint::black_box;
 
-const MIX: &[&[u8]] = &[
-    b"EHLO client.example.org\r\n",
-    b"MAIL FROM:<sender.name@example.org> SIZE=4096 BODY=8BITMIME\r\n",
-    b"RCPT TO:<alice@example.com>\r\n",
-    b"RCPT TO:<bob.smith@example.com>\r\n",
-    b"RCPT TO:<@relay.example:carol.jones@example.com>\r\n",
-    b"DATA\r\n",
-    b"RSET\r\n",
-    b"MAIL FROM:<>\r\n",
-    b"RCPT TO:<\"quoted@local\"@example.com>\r\n",
-    b"NOOP\r\n",
-    b"QUIT\r\n",
-];
+#[path = "../benches/common/command_mix.rs"]
+mod command_mix;
+use command_mix::MIX;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -17,7 +17,7 @@ use relayguard_core::check::transcript::{self, Transcript};
 use relayguard_core::{Config, ConfigError, Policy};
 
 /// The corpus folder of the checkout this crate was built from: the default
-/// for the command's `replay`, and where the tests find their fixtures.
+/// for the tests that walk the whole corpus.
 pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
@@ -92,24 +92,6 @@ pub fn load_config(path: &Path) -> Result<Config, CorpusError> {
 pub fn load_transcript(path: &Path) -> Result<Transcript, CorpusError> {
     let text = std::fs::read_to_string(path).map_err(|e| CorpusError::Io(path.to_path_buf(), e))?;
     transcript::parse(&text).map_err(|e| CorpusError::Transcript(path.to_path_buf(), e))
-}
-
-/// A configuration of `corpus/configs/` by name (`"default"`, `"backup-mx"`,
-/// …): the fixtures that tests, benches and examples share instead of each
-/// keeping a copy.
-///
-/// # Panics
-///
-/// When the fixture is missing or invalid: a broken fixture is a bug in
-/// the checkout, and the test that asked for it should fail loudly.
-pub fn fixture(name: &str) -> Config {
-    let path = dir().join("configs").join(format!("{name}.toml"));
-    load_config(&path).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
-
-/// [`fixture`], compiled, with these injected bugs switched on.
-pub fn fixture_policy(name: &str, bugs: Bugs) -> Arc<Policy> {
-    Arc::new(Policy::with_bugs(fixture(name), bugs).unwrap_or_else(|e| panic!("fixture {name}: {e}")))
 }
 
 /// Replays transcripts, loading each `@config` once.

@@ -45,8 +45,23 @@ pub trait Spool: 'static {
     fn store(&self, entry: &Entry) -> impl Future<Output = Result<String, StoreError>>;
     fn update(&self, id: &str, entry: &Entry) -> impl Future<Output = ()>;
     fn remove(&self, id: &str) -> impl Future<Output = ()>;
-    /// Every stored entry, in id order, for recovery.
-    fn list(&self) -> impl Future<Output = Vec<(String, Entry)>>;
+    /// Every stored entry, in id order, for recovery; a file that cannot be
+    /// read back is listed as [`Unreadable`] beside the good ones, so that
+    /// one bad file never hides the rest.
+    fn list(&self) -> impl Future<Output = Vec<Result<(String, Entry), Unreadable>>>;
+    /// Moves an unreadable file out of the queue (the real spool keeps it
+    /// in `corrupt/`), so that it is neither lost nor read again at every
+    /// restart.
+    fn quarantine(&self, bad: &Unreadable) -> impl Future<Output = ()>;
+}
+
+/// A spool file that could not be read back as an [`Entry`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The file's name in the queue.
+    pub name: String,
+    /// Why it could not be read, for the log.
+    pub reason: String,
 }
 
 /// Where mail for a domain goes: the mail exchangers, in preference order.

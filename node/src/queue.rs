@@ -17,9 +17,17 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         } else {
             self.spool.list().await
         };
-        for (id, entry) in entries {
-            self.note(&format!("recovered {id}"));
-            tokio::task::spawn_local(self.clone().deliver(id, entry));
+        for listed in entries {
+            match listed {
+                Ok((id, entry)) => {
+                    self.note(&format!("recovered {id}"));
+                    tokio::task::spawn_local(self.clone().deliver(id, entry));
+                }
+                Err(bad) => {
+                    self.note(&format!("unreadable {}: {}", bad.name, bad.reason));
+                    self.spool.quarantine(&bad).await;
+                }
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use relayguard_core::Domain;
 use relayguard_core::Message;
-use relayguard_node::{DeliverError, Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap};
+use relayguard_node::{DeliverError, Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap, Unreadable};
 
 use crate::checkers;
 use crate::options::{FOREIGN, PORT};
@@ -134,14 +134,15 @@ impl Spool for SimSpool {
     async fn remove(&self, id: &str) {
         self.world.borrow_mut().spool.entries.remove(id);
     }
-    async fn list(&self) -> Vec<(String, Entry)> {
+    async fn list(&self) -> Vec<Result<(String, Entry), Unreadable>> {
         let w = self.world.borrow();
         w.spool
             .entries
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| Ok((k.clone(), v.clone())))
             .collect()
     }
+    async fn quarantine(&self, _bad: &Unreadable) {}
 }
 
 /// Every foreign domain has one exchanger; a name the swarm does not know

@@ -23,7 +23,7 @@ use relayguard_core::Message;
 use relayguard_core::Policy;
 use relayguard_core::check::record::Recorder;
 use relayguard_node::{
-    DeliverError, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap,
+    DeliverError, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap, Unreadable,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -125,16 +125,20 @@ impl Spool for DiskSpool {
         }
     }
 
-    async fn list(&self) -> Vec<(String, Entry)> {
+    async fn list(&self) -> Vec<Result<(String, Entry), Unreadable>> {
         let spool = self.spool.clone();
         match tokio::task::spawn_blocking(move || spool.list()).await {
-            Ok(Ok(v)) => v,
+            Ok(Ok(v)) => v.into_iter().map(Ok).collect(),
             Ok(Err(e)) => {
                 tracing::error!("spool recovery: {e}");
                 Vec::new()
             }
             Err(_) => Vec::new(),
         }
+    }
+
+    async fn quarantine(&self, bad: &Unreadable) {
+        tracing::error!("spool: {} unreadable: {}", bad.name, bad.reason);
     }
 }
 

@@ -233,12 +233,40 @@ pub struct Limits {
     /// `smtpd_hard_error_limit`. Default 20, so that nmap's 16 probes can
     /// finish.
     pub max_errors: usize,
-    /// Seconds without input while a command is awaited before the session
-    /// answers `421 4.4.2` and closes. Default 300, RFC 5321's five
-    /// minutes (§4.5.3.2.7).
+    /// A command line must be complete within this many seconds of its
+    /// first octet, and the next one must start within this many seconds of
+    /// the last reply; otherwise the session answers `421 4.4.2` and
+    /// closes. A deadline, not an idle timer: a byte every few seconds does
+    /// not extend it. The node also drops a client that does not read its
+    /// replies within this long. Default 300, RFC 5321's five minutes
+    /// (§4.5.3.2.7).
     pub command_timeout_secs: u64,
-    /// The same while a message is being received. Default 600.
+    /// The grace for a message: after the `354`, the whole DATA phase must
+    /// end within this many seconds plus one second for every
+    /// `min_data_rate` octets received. Default 600.
     pub data_timeout_secs: u64,
+    /// The minimum rate, in octets per second, a message must keep up after
+    /// the grace of `data_timeout_secs` (Postfix's `smtpd_min_data_rate`).
+    /// 0 gives no credit for octets: the whole DATA phase must end within
+    /// `data_timeout_secs`. Default 500.
+    pub min_data_rate: u64,
+    /// The longest a session may last, however it behaves. Default 3600.
+    pub session_timeout_secs: u64,
+    /// After the n-th failed AUTH of a session, no further input is read
+    /// for n times this many milliseconds (at most ten times), as Postfix's
+    /// `smtpd_error_sleep_time`. Default 1000.
+    pub auth_failure_delay_ms: u64,
+    /// Failed AUTH attempts one client address may make, counted across its
+    /// connections by the node; beyond them AUTH hears `454 4.7.0` until
+    /// `auth_refusal_window_secs` have passed since the last failure
+    /// (Postfix's anvil). Default 10.
+    pub auth_failures_per_ip: u64,
+    /// How long an address that used up `auth_failures_per_ip` is refused
+    /// AUTH. Default 600.
+    pub auth_refusal_window_secs: u64,
+    /// Connections one client address may open per minute; more hear
+    /// `421 4.7.0` at once. Default 60.
+    pub connections_per_ip_per_minute: u64,
 }
 
 impl Default for Limits {
@@ -249,6 +277,12 @@ impl Default for Limits {
             max_errors: 20,
             command_timeout_secs: 300,
             data_timeout_secs: 600,
+            min_data_rate: 500,
+            session_timeout_secs: 3600,
+            auth_failure_delay_ms: 1000,
+            auth_failures_per_ip: 10,
+            auth_refusal_window_secs: 600,
+            connections_per_ip_per_minute: 60,
         }
     }
 }
@@ -394,6 +428,10 @@ impl Config {
             ("max_errors", l.max_errors as u64),
             ("command_timeout_secs", l.command_timeout_secs),
             ("data_timeout_secs", l.data_timeout_secs),
+            ("session_timeout_secs", l.session_timeout_secs),
+            ("auth_failures_per_ip", l.auth_failures_per_ip),
+            ("auth_refusal_window_secs", l.auth_refusal_window_secs),
+            ("connections_per_ip_per_minute", l.connections_per_ip_per_minute),
         ] {
             if v == 0 {
                 return Err(inv(format!("limits.{key} must be at least 1"), key));

@@ -85,7 +85,9 @@ pub use policy::{Context, Decision, Destination, Policy, Reason, Refusal};
 pub use reply::{
     Enhanced, LineError, MAX_REPLY_LINE, Reply, ReplyReader, check_line, whole_reply_len, write_line,
 };
-pub use session::{MAX_PIPELINED, Message, NotStored, Output, Peer, Recipient, Session, StoreResult};
+pub use session::{
+    MAX_PENDING_OUTPUT, MAX_PIPELINED, Message, NotStored, Output, Peer, Recipient, Session, StoreResult,
+};
 
 /// Time since the driver's epoch. The core never reads a clock: every
 /// function that needs the time takes one of these.

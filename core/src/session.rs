@@ -134,6 +134,29 @@ pub struct Session {
     /// Greeted with a refusal: only QUIT is served (RFC 5321 §3.1).
     refused: bool,
     deadline: Option<Now>,
+    /// When the session began: the lifetime cap counts from here.
+    started: Now,
+    /// The last time the caller gave: held input processed from
+    /// [`Session::poll_output`] is stamped with it.
+    last_now: Now,
+    /// Command lines (and ends of DATA) taken so far: a change tells that
+    /// the partial line now held is a new one.
+    lines: u64,
+    /// When the first octet of the partial command line held arrived.
+    line_started: Option<Now>,
+    /// When the `354` was sent, and the octets of message data since.
+    data_started: Option<Now>,
+    data_octets: u64,
+    /// Processing stops after a failed AUTH, so that the driver can pause
+    /// before the next attempt is served; the next `poll_output` on an
+    /// empty queue goes on.
+    stopped: bool,
+    /// Failed AUTH attempts in this session, and those not yet taken by
+    /// [`Session::take_auth_failures`].
+    auth_failures: u32,
+    auth_failures_unreported: u32,
+    /// The driver said this client has used up its AUTH attempts.
+    auth_refused: bool,
 }
 
 const HELO_FIRST: &str = "Error: send HELO/EHLO first";
@@ -141,6 +164,12 @@ const HELO_FIRST: &str = "Error: send HELO/EHLO first";
 /// Input held while a message is being stored: room for a full pipelined
 /// transaction of commands (RFC 2920), far more than any client needs.
 pub const MAX_PIPELINED: usize = 256 * 1024;
+
+/// Replies queued and not yet taken by [`Session::poll_output`] beyond
+/// which the session stops consuming input: a client that pipelines
+/// commands without reading the replies gets no more served than this
+/// until the driver has written them out.
+pub const MAX_PENDING_OUTPUT: usize = 4096;
 
 impl Session {
     /// A session for a connection just accepted, at `now`. The greeting is
@@ -161,6 +190,16 @@ impl Session {
             errors: 0,
             refused: false,
             deadline: None,
+            started: now,
+            last_now: now,
+            lines: 0,
+            line_started: None,
+            data_started: None,
+            data_octets: 0,
+            stopped: false,
+            auth_failures: 0,
+            auth_failures_unreported: 0,
+            auth_refused: false,
         };
         match s.policy.connect(peer.ip) {
             Ok(()) => {
@@ -215,8 +254,52 @@ impl Session {
     /// for now. Call it until `None` after [`Session::new`] and after every
     /// `handle_*` and [`Session::message_stored`] call, and carry the outputs
     /// out in order, so that the replies before a `Close` reach the client.
+    ///
+    /// Input is consumed only while fewer than [`MAX_PENDING_OUTPUT`]
+    /// octets of replies wait here, and processing stops after a failed
+    /// AUTH; the rest is held, and served by the next call that finds the
+    /// queue empty. A driver that writes each output before asking for the
+    /// next thus holds at most that much for a client that does not read.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.out.is_empty() && self.has_held_commands() {
+            self.stopped = false;
+            let lines = self.lines;
+            self.process_buffered();
+            self.after_input(self.last_now, lines);
+        }
         self.out.pop_front()
+    }
+
+    /// Whether complete command lines are held, waiting for the queued
+    /// output to be taken (or for the pause after a failed AUTH).
+    fn has_held_commands(&self) -> bool {
+        matches!(self.state, State::Command | State::Auth(_)) && memchr::memchr(b'\n', &self.input).is_some()
+    }
+
+    /// Whether the driver should read more input now. False while the
+    /// session holds complete commands it has not served yet: the driver
+    /// then stops reading from the client (backpressure) and drains
+    /// [`Session::poll_output`] first.
+    pub fn wants_input(&self) -> bool {
+        !self.is_closed() && !self.has_held_commands()
+    }
+
+    /// The failed AUTH attempts since the last call: the driver counts them
+    /// per client address and pauses before serving more (`limits.
+    /// auth_failure_delay_ms` times [`Session::auth_failures`]).
+    pub fn take_auth_failures(&mut self) -> u32 {
+        std::mem::take(&mut self.auth_failures_unreported)
+    }
+
+    /// Failed AUTH attempts in this session so far.
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures
+    }
+
+    /// The driver's verdict that this client address has used up its AUTH
+    /// attempts for now: AUTH hears `454 4.7.0` from here on.
+    pub fn refuse_auth(&mut self) {
+        self.auth_refused = true;
     }
 
     /// The next instant at which [`Session::handle_timeout`] must be called.
@@ -228,10 +311,15 @@ impl Session {
     /// of [`Session::poll_timeout`] it answers `421 4.4.2` and closes;
     /// before it, nothing happens, so an early wake-up is harmless.
     ///
-    /// The deadline is `limits.command_timeout_secs` after the last input
-    /// or stored message (`data_timeout_secs` during DATA); there is none
-    /// while a message waits to be stored.
+    /// The deadline is the earliest of: `limits.command_timeout_secs` after
+    /// the first octet of a command line not yet complete (or after the
+    /// last reply, when no line has begun); in DATA, `data_timeout_secs`
+    /// after the `354` plus a second per `min_data_rate` octets received;
+    /// and `session_timeout_secs` after the session began. There is none
+    /// while a message waits to be stored. Octets that trickle in do not
+    /// move it.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.last_now = now;
         if self.deadline.is_some_and(|d| now >= d) {
             self.reply(421, Enhanced(4, 4, 2), "Error: timeout exceeded");
             self.close();
@@ -262,8 +350,10 @@ impl Session {
             ),
         }
         self.tx = None;
+        self.last_now = now;
+        let lines = self.lines;
         self.process_buffered();
-        self.after_input(now);
+        self.after_input(now, lines);
     }
 
     /// Feeds bytes from the client, as they arrived, at `now`.
@@ -282,6 +372,11 @@ impl Session {
         if matches!(self.state, State::Closed) || bytes.is_empty() {
             return;
         }
+        self.last_now = now;
+        if !self.has_held_commands() {
+            self.stopped = false;
+        }
+        let lines = self.lines;
         if self.input.is_empty() {
             // The common case: work on the caller's bytes, keep the rest.
             let used = self.process(bytes);
@@ -290,7 +385,7 @@ impl Session {
             self.input.extend_from_slice(bytes);
             self.process_buffered();
         }
-        self.after_input(now);
+        self.after_input(now, lines);
     }
 
     /// Works through the held input, as far as the state allows.
@@ -301,7 +396,26 @@ impl Session {
         self.input.drain(..used);
     }
 
-    fn after_input(&mut self, now: Now) {
+    /// After input was worked through at `now`, with `lines` the count of
+    /// lines taken before: the anchors of the deadlines, and the limits of
+    /// what is held.
+    fn after_input(&mut self, now: Now, lines: u64) {
+        let partial = match self.state {
+            State::Discard => true,
+            State::Command | State::Auth(_) => !self.input.is_empty() && !self.has_held_commands(),
+            _ => false,
+        };
+        if !partial {
+            self.line_started = None;
+        } else if self.line_started.is_none() || self.lines != lines {
+            self.line_started = Some(now);
+        }
+        if matches!(self.state, State::Data(_)) {
+            self.data_started.get_or_insert(now);
+        } else {
+            self.data_started = None;
+            self.data_octets = 0;
+        }
         if matches!(self.state, State::Closed) {
             self.input = Vec::new();
         } else if matches!(self.state, State::AwaitStore) && self.input.len() > MAX_PIPELINED {
@@ -319,12 +433,20 @@ impl Session {
     fn process(&mut self, input: &[u8]) -> usize {
         let mut pos = 0;
         while pos < input.len() {
+            if self.stopped {
+                break;
+            }
             match &mut self.state {
                 State::Closed | State::AwaitStore => break,
                 State::Data(reader) => match reader.feed(&input[pos..]) {
-                    None => pos = input.len(),
+                    None => {
+                        self.data_octets += (input.len() - pos) as u64;
+                        pos = input.len();
+                    }
                     Some((n, ended)) => {
                         pos += n;
+                        self.data_octets += n as u64;
+                        self.lines += 1;
                         self.end_of_data(ended);
                     }
                 },
@@ -332,11 +454,16 @@ impl Session {
                     None => pos = input.len(),
                     Some(i) => {
                         pos += i + 1;
+                        self.lines += 1;
                         self.state = State::Command;
                         self.error(500, Enhanced(5, 5, 2), "Error: line too long");
                     }
                 },
                 State::Command | State::Auth(_) => {
+                    if self.pending_output() > MAX_PENDING_OUTPUT {
+                        // Backpressure: the rest waits until the replies are taken.
+                        break;
+                    }
                     let Some(i) = memchr::memchr(b'\n', &input[pos..]) else {
                         if input.len() - pos > MAX_LINE {
                             pos = input.len();
@@ -346,6 +473,7 @@ impl Session {
                     };
                     let line = &input[pos..pos + i + 1];
                     pos += i + 1;
+                    self.lines += 1;
                     let text = line.strip_suffix(b"\n").unwrap_or(line);
                     let text = text.strip_suffix(b"\r").unwrap_or(text);
                     if line.len() > MAX_LINE {
@@ -386,17 +514,51 @@ impl Session {
         }
     }
 
+    /// Octets of replies queued and not yet taken.
+    fn pending_output(&self) -> usize {
+        self.out
+            .iter()
+            .map(|o| match o {
+                Output::Send(b) => b.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Sets the deadline from its anchors (see [`Session::handle_timeout`]).
     fn arm(&mut self, now: Now) {
         let limits = &self.policy.config().limits;
-        let secs = match self.state {
-            State::Data(_) => limits.data_timeout_secs,
+        // BUG idle-timer-rearms: every octet starts the clock again.
+        let idle = self.policy.bugs().has(Bug::IdleTimerRearms);
+        let phase = match self.state {
+            State::Data(_) => {
+                let start = if idle {
+                    now
+                } else {
+                    self.data_started.unwrap_or(now)
+                };
+                let credit = match limits.min_data_rate {
+                    0 => Duration::ZERO,
+                    _ if idle => Duration::ZERO,
+                    rate => Duration::from_millis(self.data_octets.saturating_mul(1000) / rate),
+                };
+                start + Duration::from_secs(limits.data_timeout_secs) + credit
+            }
             State::Closed | State::AwaitStore => {
                 self.deadline = None;
                 return;
             }
-            _ => limits.command_timeout_secs,
+            _ => {
+                let start = if idle {
+                    now
+                } else {
+                    self.line_started.unwrap_or(now)
+                };
+                start + Duration::from_secs(limits.command_timeout_secs)
+            }
         };
-        self.deadline = Some(now + Duration::from_secs(secs));
+        let lifetime = self.started + Duration::from_secs(limits.session_timeout_secs);
+        self.deadline = Some(phase.min(lifetime));
     }
 
     fn send(&mut self, bytes: &[u8]) {

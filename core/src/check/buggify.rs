@@ -24,16 +24,27 @@ pub enum Bug {
     AckBeforeStore,
     /// The node forgets its spool when it restarts.
     ForgetSpoolOnRestart,
+    /// The session's command and DATA deadlines re-arm on every octet, as
+    /// an idle timer does: a byte every few seconds holds a session open.
+    IdleTimerRearms,
+    /// The node writes replies without a deadline: a client that never
+    /// reads holds its session for ever.
+    NoWriteTimeout,
+    /// No delay after a failed AUTH and no count of failures per address.
+    NoAuthThrottle,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 8] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
         Bug::AckBeforeStore,
         Bug::ForgetSpoolOnRestart,
+        Bug::IdleTimerRearms,
+        Bug::NoWriteTimeout,
+        Bug::NoAuthThrottle,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -45,6 +56,9 @@ impl Bug {
             Bug::LfEndsData => "lf-ends-data",
             Bug::AckBeforeStore => "ack-before-store",
             Bug::ForgetSpoolOnRestart => "forget-spool-on-restart",
+            Bug::IdleTimerRearms => "idle-timer-rearms",
+            Bug::NoWriteTimeout => "no-write-timeout",
+            Bug::NoAuthThrottle => "no-auth-throttle",
         }
     }
 

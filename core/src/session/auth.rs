@@ -19,6 +19,13 @@ impl Session {
         if self.user.is_some() {
             return self.error(503, Enhanced(5, 5, 1), "Error: already authenticated");
         }
+        if self.auth_refused {
+            return self.error(
+                454,
+                Enhanced(4, 7, 0),
+                "Error: too many failed authentications, try again later",
+            );
+        }
         if self.tx.is_some() {
             return self.error(
                 503,
@@ -116,7 +123,11 @@ impl Session {
             535,
             Enhanced(5, 7, 8),
             "Error: authentication credentials invalid",
-        )
+        );
+        self.auth_failures += 1;
+        self.auth_failures_unreported += 1;
+        // The driver pauses before the next command is served.
+        self.stopped = true;
     }
 }
 

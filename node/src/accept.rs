@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use relayguard_core::check::buggify::Bug;
 use relayguard_core::{Message, Peer, Session};
@@ -13,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::node::Node;
 use crate::ports::{Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap};
-use crate::session_io::{ServerHooks, drive_server};
+use crate::session_io::{AuthThrottle, ServerHooks, drive_server};
 
 /// Releases a connection's slot, however its task ends.
 struct Slot<'a> {
@@ -57,7 +58,12 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             per_ip: &self.per_ip,
             ip: peer,
         };
-        if total >= self.config.max_connections || mine >= self.config.max_per_ip {
+        let limits = &self.policy.config().limits;
+        let rate_ok =
+            self.anvil
+                .borrow_mut()
+                .connect(peer, self.clock.now(), limits.connections_per_ip_per_minute);
+        if total >= self.config.max_connections || mine >= self.config.max_per_ip || !rate_ok {
             let refusal = format!(
                 "421 4.7.0 {} Error: too many connections\r\n",
                 self.policy.hostname()
@@ -68,8 +74,15 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             self.tap.closed(conn);
             return;
         }
-        let session = Session::new(self.policy.clone(), Peer { ip: peer }, self.clock.now());
-        let mut hooks = Connection { node: &self, conn };
+        let mut session = Session::new(self.policy.clone(), Peer { ip: peer }, self.clock.now());
+        let mut hooks = Connection {
+            node: &self,
+            conn,
+            peer,
+        };
+        if hooks.auth_refused() {
+            session.refuse_auth();
+        }
         drive_server(&mut stream, session, &self.clock, &mut hooks).await;
         self.tap.closed(conn);
     }
@@ -80,6 +93,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
 struct Connection<'a, N, S, R, M, T> {
     node: &'a Rc<Node<N, S, R, M, T>>,
     conn: u64,
+    peer: IpAddr,
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connection<'_, N, S, R, M, T> {
@@ -107,5 +121,50 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
 
     fn ack_before_store(&self) -> bool {
         self.node.bug(Bug::AckBeforeStore)
+    }
+
+    fn write_timeout(&self) -> Option<Duration> {
+        // BUG no-write-timeout: a client that never reads holds its session.
+        let secs = self.node.policy.config().limits.command_timeout_secs;
+        (!self.node.bug(Bug::NoWriteTimeout)).then(|| Duration::from_secs(secs))
+    }
+
+    fn auth_failed(&mut self, failed: u32, in_session: u32) -> AuthThrottle {
+        if self.node.bug(Bug::NoAuthThrottle) {
+            return AuthThrottle::default();
+        }
+        let l = &self.node.policy.config().limits;
+        let window = Duration::from_secs(l.auth_refusal_window_secs);
+        self.node
+            .anvil
+            .borrow_mut()
+            .auth_failed(self.peer, self.node.clock.now(), failed.into(), window);
+        let pause = Duration::from_millis(l.auth_failure_delay_ms.saturating_mul(in_session.min(10).into()));
+        self.note(&format!(
+            "failed AUTH from {}: pause {} ms",
+            self.peer,
+            pause.as_millis()
+        ));
+        AuthThrottle {
+            pause,
+            refuse: self.auth_refused(),
+        }
+    }
+
+    fn auth_refused(&self) -> bool {
+        if self.node.bug(Bug::NoAuthThrottle) {
+            return false;
+        }
+        let l = &self.node.policy.config().limits;
+        self.node.anvil.borrow().auth_refused(
+            self.peer,
+            self.node.clock.now(),
+            l.auth_failures_per_ip,
+            Duration::from_secs(l.auth_refusal_window_secs),
+        )
+    }
+
+    fn note(&mut self, what: &str) {
+        self.node.note(&format!("connection {}: {what}", self.conn));
     }
 }

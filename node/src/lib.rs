@@ -14,6 +14,7 @@
 //! and never iterates a `HashMap`: one seed, one run.
 
 mod accept;
+mod anvil;
 mod bounce;
 mod clock;
 mod config;
@@ -23,9 +24,10 @@ mod ports;
 mod queue;
 mod session_io;
 
+pub use anvil::{ANVIL_SIZE, Anvil};
 pub use clock::Clock;
 pub use config::NodeConfig;
 pub use delivery::run_client;
 pub use node::Node;
 pub use ports::{DeliverError, Entry, Mailboxes, Net, NoTap, Resolver, Spool, StoreError, Tap, Unreadable};
-pub use session_io::{ServerHooks, drive_server};
+pub use session_io::{AuthThrottle, ServerHooks, drive_server};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use relayguard_core::Policy;
 use relayguard_core::check::buggify::Bug;
 
+use crate::anvil::Anvil;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::ports::{Mailboxes, Net, Resolver, Spool, Tap};
@@ -24,6 +25,9 @@ pub struct Node<N, S, R, M, T> {
     pub(crate) clock: Clock,
     pub(crate) connections: Cell<usize>,
     pub(crate) per_ip: RefCell<BTreeMap<IpAddr, usize>>,
+    /// Failed AUTH and connection rate per client address, across
+    /// connections.
+    pub(crate) anvil: RefCell<Anvil>,
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
@@ -47,6 +51,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             clock: Clock::start(),
             connections: Cell::new(0),
             per_ip: RefCell::new(BTreeMap::new()),
+            anvil: RefCell::new(Anvil::default()),
         })
     }
 

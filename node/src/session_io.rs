@@ -8,12 +8,21 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::time::Duration;
 
 use relayguard_core::{Message, Output, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::clock::{Clock, sleep_until};
 use crate::ports::StoreError;
+
+/// What the driver decides after a failed AUTH: how long to pause before
+/// the next command is served, and whether AUTH is refused from now on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthThrottle {
+    pub pause: Duration,
+    pub refuse: bool,
+}
 
 /// What [`drive_server`] asks of whoever runs the session: storing the
 /// messages, and seeing what passes. All but `store` default to nothing.
@@ -31,10 +40,42 @@ pub trait ServerHooks {
     fn ack_before_store(&self) -> bool {
         false
     }
+    /// How long one write of replies may take before the connection is
+    /// dropped (a client that does not read); `None` waits for ever.
+    fn write_timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// `failed` more AUTH attempts failed, `in_session` in this session so
+    /// far: count them, and say how long to pause.
+    fn auth_failed(&mut self, _failed: u32, _in_session: u32) -> AuthThrottle {
+        AuthThrottle::default()
+    }
+    /// Whether this client is refused AUTH for now (asked before each
+    /// input, so that failures on other connections count too).
+    fn auth_refused(&self) -> bool {
+        false
+    }
+    /// Something worth a log line happened to the connection.
+    fn note(&mut self, _what: &str) {}
+}
+
+/// Writes `bytes` within `deadline`; false if the write failed or took
+/// longer.
+async fn write<St: AsyncWrite + Unpin>(stream: &mut St, bytes: &[u8], deadline: Option<Duration>) -> bool {
+    match deadline {
+        None => stream.write_all(bytes).await.is_ok(),
+        Some(d) => matches!(tokio::time::timeout(d, stream.write_all(bytes)).await, Ok(Ok(()))),
+    }
 }
 
 /// Runs `session` over `stream` until the session closes it, the client
-/// goes away, or a write fails. Pass `&mut stream` to keep the stream.
+/// goes away, or a write fails or does not finish within
+/// [`ServerHooks::write_timeout`]. Pass `&mut stream` to keep the stream.
+///
+/// Outputs are taken one at a time, each written before the next is asked
+/// for, and the client is read from only while the session wants input:
+/// a client that does not read its replies is served no more than the
+/// session's bound of unread replies ahead.
 pub async fn drive_server<St, H>(mut stream: St, mut s: Session, clock: &Clock, hooks: &mut H)
 where
     St: AsyncRead + AsyncWrite + Unpin,
@@ -42,13 +83,14 @@ where
 {
     let mut queue: VecDeque<Output> = VecDeque::new();
     let mut buf = vec![0u8; 8192];
+    let write_deadline = hooks.write_timeout();
     'conn: loop {
-        queue.extend(std::iter::from_fn(|| s.poll_output()));
-        while let Some(out) = queue.pop_front() {
+        while let Some(out) = queue.pop_front().or_else(|| s.poll_output()) {
             match out {
                 Output::Send(bytes) => {
                     hooks.server_bytes(&bytes);
-                    if stream.write_all(&bytes).await.is_err() {
+                    if !write(&mut stream, &bytes, write_deadline).await {
+                        hooks.note("dropped: the client does not take its replies");
                         break 'conn;
                     }
                 }
@@ -73,21 +115,37 @@ where
                             stored.map_err(|e| relayguard_core::NotStored(e.to_string())),
                         );
                     }
-                    queue.extend(std::iter::from_fn(|| s.poll_output()));
                 }
                 Output::Close => {
                     let _ = stream.shutdown().await;
                     break 'conn;
                 }
             }
+            let failed = s.take_auth_failures();
+            if failed > 0 {
+                // The 535 is out; the next command waits for the pause.
+                let t = hooks.auth_failed(failed, s.auth_failures());
+                if t.refuse {
+                    s.refuse_auth();
+                }
+                if !t.pause.is_zero() {
+                    tokio::time::sleep(t.pause).await;
+                }
+            }
         }
         let deadline = s.poll_timeout();
+        // Held commands are served as their replies are taken, above; the
+        // client is not read meanwhile.
+        let reading = s.wants_input() || deadline.is_none();
         tokio::select! {
             biased;
-            r = stream.read(&mut buf) => match r {
+            r = stream.read(&mut buf), if reading => match r {
                 Ok(0) | Err(_) => break 'conn,
                 Ok(n) => {
                     hooks.client_bytes(&buf[..n]);
+                    if hooks.auth_refused() {
+                        s.refuse_auth();
+                    }
                     s.handle_input(clock.now(), &buf[..n]);
                 }
             },

@@ -13,6 +13,8 @@ use std::time::Duration;
 use relayguard_core::{Message, Output, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use tokio::time::Instant;
+
 use crate::clock::{Clock, sleep_until};
 use crate::ports::StoreError;
 
@@ -59,13 +61,27 @@ pub trait ServerHooks {
     fn note(&mut self, _what: &str) {}
 }
 
-/// Writes `bytes` within `deadline`; false if the write failed or took
-/// longer.
-async fn write<St: AsyncWrite + Unpin>(stream: &mut St, bytes: &[u8], deadline: Option<Duration>) -> bool {
+/// Writes `bytes` by `deadline`; false if the write failed or was not done
+/// by then.
+async fn write<St: AsyncWrite + Unpin>(stream: &mut St, bytes: &[u8], deadline: Option<Instant>) -> bool {
     match deadline {
         None => stream.write_all(bytes).await.is_ok(),
-        Some(d) => matches!(tokio::time::timeout(d, stream.write_all(bytes)).await, Ok(Ok(()))),
+        Some(d) => matches!(
+            tokio::time::timeout_at(d, stream.write_all(bytes)).await,
+            Ok(Ok(()))
+        ),
     }
+}
+
+/// When a write (or a pause) must be over: [`ServerHooks::write_timeout`]
+/// from now, and never after the session's own deadline, which cannot
+/// fire while the driver waits on a write. `None` without a write timeout.
+fn write_deadline(s: &Session, clock: &Clock, timeout: Option<Duration>) -> Option<Instant> {
+    let t = clock.instant(clock.now()) + timeout?;
+    Some(match s.poll_timeout() {
+        Some(d) => t.min(clock.instant(d)),
+        None => t,
+    })
 }
 
 /// Runs `session` over `stream` until the session closes it, the client
@@ -83,13 +99,13 @@ where
 {
     let mut queue: VecDeque<Output> = VecDeque::new();
     let mut buf = vec![0u8; 8192];
-    let write_deadline = hooks.write_timeout();
+    let write_timeout = hooks.write_timeout();
     'conn: loop {
         while let Some(out) = queue.pop_front().or_else(|| s.poll_output()) {
             match out {
                 Output::Send(bytes) => {
                     hooks.server_bytes(&bytes);
-                    if !write(&mut stream, &bytes, write_deadline).await {
+                    if !write(&mut stream, &bytes, write_deadline(&s, clock, write_timeout)).await {
                         hooks.note("dropped: the client does not take its replies");
                         break 'conn;
                     }
@@ -129,7 +145,11 @@ where
                     s.refuse_auth();
                 }
                 if !t.pause.is_zero() {
-                    tokio::time::sleep(t.pause).await;
+                    let mut until = clock.instant(clock.now()) + t.pause;
+                    if let Some(d) = s.poll_timeout() {
+                        until = until.min(clock.instant(d));
+                    }
+                    tokio::time::sleep_until(until).await;
                 }
             }
         }

@@ -24,7 +24,7 @@ use crate::world::{Shared, Submission, elapsed};
 
 /// A connection to the relay, or none if the relay is down or cut off:
 /// the caller decides whether that is worth a retry.
-async fn connect(ip: IpAddr) -> Option<turmoil::net::TcpStream> {
+pub(crate) async fn connect(ip: IpAddr) -> Option<turmoil::net::TcpStream> {
     let addr = SocketAddr::new(ip, PORT);
     match tokio::time::timeout(CONNECT_TIMEOUT, turmoil::net::TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Some(s),
@@ -77,7 +77,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Cut<S> {
 /// Reads until a whole reply has arrived, the server closes, or `wait`
 /// passes; `false` only if the connection is gone. The framing is core's,
 /// the same the replay and remote clients use.
-async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Duration) -> bool {
+pub(crate) async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Duration) -> bool {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -114,6 +114,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     Submission {
                         trusted,
                         legit,
+                        first_try: Some(elapsed()),
                         ..Submission::default()
                     },
                 );
@@ -137,6 +138,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                             MessageResult::Accepted(_) => {
                                 let s = w.submissions.get_mut(&id).expect("registered");
                                 s.acked = true;
+                                s.acked_at = Some(elapsed());
                                 s.accepted = outcome
                                     .recipients
                                     .iter()
@@ -198,6 +200,13 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 tokio::time::sleep(hold).await;
                 drop(held);
             }
+            Task::Trickle {
+                connections,
+                in_data,
+                rcpt,
+            } => crate::hostile::trickler(connections, in_data, rcpt).await,
+            Task::NeverRead => crate::hostile::non_reader().await,
+            Task::Guess { tries } => crate::hostile::guesser(tries).await,
             Task::Slow => {
                 if let Some(mut s) = connect(RELAY.into()).await {
                     for &b in b"EHLO slow.example\r\n" {

@@ -33,6 +33,7 @@ impl Tap for SimTap {
         w.stats.sessions += 1;
         let watch = checkers::wire::Watch::new(&w.config, peer);
         w.watches.insert(conn, watch);
+        checkers::hostile::connected(&mut w, conn, peer);
         w.event(&format!("connect {conn} from {peer}"));
         conn
     }
@@ -43,6 +44,7 @@ impl Tap for SimTap {
             x.oracle.client_bytes(bytes);
             x.recorder.client(bytes);
         }
+        checkers::hostile::client_bytes(&mut w, conn, bytes);
     }
     fn server_bytes(&self, conn: u64, bytes: &[u8]) {
         let mut w = self.0.borrow_mut();
@@ -56,6 +58,7 @@ impl Tap for SimTap {
             x.oracle.server_bytes(bytes);
             x.recorder.server(bytes);
         }
+        checkers::hostile::server_bytes(&mut w, conn, bytes);
     }
     fn handed_on(&self, conn: u64, message: &Message) {
         let mut w = self.0.borrow_mut();
@@ -76,6 +79,7 @@ impl Tap for SimTap {
         let mut w = self.0.borrow_mut();
         w.event(&format!("close {conn}"));
         checkers::wire::finish(&mut w, conn);
+        checkers::hostile::closed(&mut w, conn);
     }
     fn event(&self, what: &str) {
         self.0.borrow_mut().event(what);

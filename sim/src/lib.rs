@@ -18,8 +18,8 @@
 //! - `swarm`: what a seed decides up front: configuration, actors, attacks,
 //!   the fault plan.
 //! - `world`: the state the hosts share, and the trace.
-//! - `backends`, `exchanger`, `actors`: the relay's backends, the foreign
-//!   exchangers, the clients.
+//! - `backends`, `exchanger`, `actors`, `hostile`: the relay's backends, the
+//!   foreign exchangers, the clients, the clients that are slow on purpose.
 //! - `faults`: the scheduler that plays the plan and heals the world.
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
@@ -31,6 +31,7 @@ mod campaign;
 mod checkers;
 mod exchanger;
 mod faults;
+mod hostile;
 mod options;
 mod report;
 mod rng;

@@ -143,3 +143,34 @@ pub(crate) const SLOW_SILENCE: Duration = Duration::from_secs(90);
 /// A cut sender's write of more than this many octets fails: only the DATA
 /// body is that long, so the connection drops in the middle of DATA.
 pub(crate) const CUT_OVER: usize = 300;
+
+// ------------------------------------------------------------ hostile peers
+
+/// The relay's deadlines in the simulation (the command timeout is drawn,
+/// 20 to 39 s): a session lasts at most [`SESSION_TIMEOUT`], failed AUTH
+/// pauses [`AUTH_DELAY`] times the failures of the session, and an address
+/// is refused AUTH after [`AUTH_FAILURES_PER_IP`] failures for longer than
+/// any run.
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+pub(crate) const MIN_DATA_RATE: u64 = 500;
+pub(crate) const AUTH_DELAY: Duration = Duration::from_millis(500);
+pub(crate) const AUTH_FAILURES_PER_IP: u64 = 5;
+
+/// A trickler sends one octet per this: far below the minimum data rate,
+/// and often enough that an idle timer would never fire.
+pub(crate) const TRICKLE_BYTE: Duration = Duration::from_secs(3);
+/// Trickling (and reconnecting when cut) stops here, well before
+/// [`GIVE_UP_AT`]; the non-reader holds its connection until
+/// [`NON_READER_UNTIL`], later than any session may last, so that a relay
+/// without a write deadline is seen holding it.
+pub(crate) const TRICKLE_UNTIL: Duration = Duration::from_secs(80);
+pub(crate) const NON_READER_UNTIL: Duration = Duration::from_secs(105);
+
+/// The checkers' slack on the relay's deadlines: turmoil's latency and
+/// tick, with room to spare.
+pub(crate) const DEADLINE_SLACK: Duration = Duration::from_secs(1);
+
+/// Liveness under attack: a legitimate message the relay accepts must be
+/// accepted within this of its first attempt, or of the heal if it was
+/// first tried before it (faults may legitimately hold it until then).
+pub(crate) const LIVENESS_BOUND: Duration = Duration::from_secs(40);

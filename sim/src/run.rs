@@ -70,6 +70,7 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
                 nc.retry_max = RETRY_MAX;
                 nc.max_queue_age = MAX_QUEUE_AGE;
                 world.borrow_mut().event("relay starts");
+                checkers::hostile::relay_starts(&mut world.borrow_mut());
                 let node = Node::new(
                     policy,
                     nc,

@@ -29,6 +29,10 @@ pub(crate) struct Submission {
     pub(crate) refused: Option<String>,
     /// Recipients answered 2xx in the accepted attempt.
     pub(crate) accepted: Vec<String>,
+    /// When the client first tried, and when the relay accepted it: for
+    /// liveness under attack.
+    pub(crate) first_try: Option<Duration>,
+    pub(crate) acked_at: Option<Duration>,
 }
 
 /// A message that reached a mailbox of the relay or a foreign exchanger.
@@ -77,6 +81,8 @@ pub(crate) struct World {
     pub(crate) hash: u64,
     pub(crate) trace: Option<Vec<String>>,
     pub(crate) stats: Stats,
+    /// The hostile-peers checker's view of the sessions.
+    pub(crate) hostile: crate::checkers::hostile::Hostile,
 }
 
 /// Figures of one run.
@@ -115,7 +121,13 @@ impl World {
             hash: FNV0,
             trace: verbose.then(Vec::new),
             stats: Stats::default(),
+            hostile: Default::default(),
         }
+    }
+
+    /// The simulated time: inside a host, its clock; outside, the run's.
+    pub(crate) fn now_in_host(&self) -> Duration {
+        turmoil::sim_elapsed().unwrap_or(self.now)
     }
 
     /// One line of the trace, hashed: the hash is how two runs of a seed

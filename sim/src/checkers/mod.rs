@@ -6,12 +6,15 @@
 //!   that an untrusted client sent to a foreign domain, nothing arrives that
 //!   no client sent (smuggling), and after the heal nothing acked is lost and
 //!   legitimate mail got through.
+//! - [`hostile`]: the deadlines and throttles against hostile peers, and
+//!   liveness while they run.
 //!
 //! The wire oracle alone would miss a relay that refuses on the wire and
 //! relays anyway; the delivery checks alone would miss a bad reply or an
 //! acceptance that a fault later hid. Together they judge both sides.
 
 pub(crate) mod delivery;
+pub(crate) mod hostile;
 pub(crate) mod wire;
 
 use crate::world::Shared;
@@ -22,4 +25,5 @@ pub(crate) fn judge_end(world: &Shared) {
     let mut w = world.borrow_mut();
     wire::finish_all(&mut w);
     delivery::judge_end(&mut w);
+    hostile::judge_end(&mut w);
 }

@@ -87,5 +87,18 @@ pub(crate) fn draw(r: &mut Rng) -> (Config, Vec<IpAddr>) {
     }
     config.limits.command_timeout_secs = 20 + r.below(20);
     config.limits.data_timeout_secs = 30;
+    hostile_limits(&mut config);
     (config, lan_hosts)
+}
+
+/// The deadlines and throttles against hostile peers: fixed, not drawn, so
+/// that the hostile actors' checkers know what to expect.
+fn hostile_limits(config: &mut Config) {
+    use crate::options::{AUTH_DELAY, AUTH_FAILURES_PER_IP, MIN_DATA_RATE, SESSION_TIMEOUT};
+    let l = &mut config.limits;
+    l.session_timeout_secs = SESSION_TIMEOUT.as_secs();
+    l.min_data_rate = MIN_DATA_RATE;
+    l.auth_failure_delay_ms = AUTH_DELAY.as_millis() as u64;
+    l.auth_failures_per_ip = AUTH_FAILURES_PER_IP;
+    l.auth_refusal_window_secs = 3600;
 }

@@ -9,6 +9,7 @@
 
 mod attacks;
 mod config;
+mod hostile;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -53,6 +54,13 @@ pub enum Role {
     Flooder,
     /// Sends EHLO a byte at a time, then goes silent.
     Slow,
+    /// Slowloris: several connections, each sending one octet every few
+    /// seconds of a command line or a message, reconnecting when cut.
+    Trickler,
+    /// Pipelines NOOPs and never reads a reply.
+    NonReader,
+    /// Guesses passwords, reconnecting when cut off.
+    Guesser,
 }
 
 #[derive(Clone, Debug)]
@@ -89,6 +97,17 @@ pub enum Task {
         hold: Duration,
     },
     Slow,
+    /// Slowloris over `connections` connections at once, in DATA (to
+    /// `rcpt`) or in a command line.
+    Trickle {
+        connections: usize,
+        in_data: bool,
+        rcpt: String,
+    },
+    NeverRead,
+    Guess {
+        tries: u32,
+    },
 }
 
 /// Derives a whole world from a seed.
@@ -259,6 +278,8 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             tasks: vec![Task::Slow],
         });
     }
+
+    hostile::draw(&mut r, &mut next_outside, &local, &mut actors);
 
     let faults = fault_plan(&mut r, &exchangers, &actors);
     Swarm {

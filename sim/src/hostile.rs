@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::{await_reply, connect};
 use crate::options::{
-    CHUNK_REPLY_WAIT, GIVE_UP_AT, GREETING_WAIT, NON_READER_UNTIL, RELAY, TRICKLE_BYTE, TRICKLE_UNTIL,
+    CHUNK_REPLY_WAIT, GIVE_UP_AT, GREETING_WAIT, NON_READER_RECONNECT_UNTIL, NON_READER_UNTIL, RELAY,
+    TRICKLE_BYTE, TRICKLE_UNTIL,
 };
 use crate::world::elapsed;
 
@@ -84,29 +85,35 @@ async fn trickle_once(in_data: bool, rcpt: &str) {
     }
 }
 
-/// Pipelines NOOPs, never reads, and holds the connection until
-/// [`NON_READER_UNTIL`].
+/// Pipelines NOOPs and never reads, holding each connection until
+/// [`NON_READER_UNTIL`]; when the relay drops one (or crashes) before
+/// [`NON_READER_RECONNECT_UNTIL`], opens another.
 pub(crate) async fn non_reader() {
-    let Some(mut s) = connect(RELAY.into()).await else {
-        return;
-    };
-    if !await_reply(&mut s, GREETING_WAIT).await {
-        return;
+    while elapsed() < NON_READER_RECONNECT_UNTIL {
+        if let Some(mut s) = connect(RELAY.into()).await {
+            if await_reply(&mut s, GREETING_WAIT).await {
+                flood_unread(&mut s).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// NOOPs in bursts, never reading; returns when a write fails (the relay
+/// dropped the connection) or at [`NON_READER_UNTIL`].
+async fn flood_unread(s: &mut turmoil::net::TcpStream) {
+    let burst = b"NOOP\r\n".repeat(1000);
     if s.write_all(b"EHLO nonreader.example\r\n").await.is_err() {
         return;
     }
-    let burst = b"NOOP\r\n".repeat(1000);
     while elapsed() < NON_READER_UNTIL {
         // A write the relay does not take within a second (it stopped
         // reading) is tried again; one that fails means it is gone.
         if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), s.write_all(&burst)).await {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let left = NON_READER_UNTIL.saturating_sub(elapsed());
-    tokio::time::sleep(left).await;
 }
 
 /// Tries `tries` wrong passwords for `carol`, reconnecting whenever the

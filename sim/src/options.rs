@@ -165,6 +165,10 @@ pub(crate) const TRICKLE_BYTE: Duration = Duration::from_secs(3);
 /// without a write deadline is seen holding it.
 pub(crate) const TRICKLE_UNTIL: Duration = Duration::from_secs(80);
 pub(crate) const NON_READER_UNTIL: Duration = Duration::from_secs(105);
+/// The non-reader opens a new connection when one is dropped until this:
+/// after the heal (no crash ends the last one), early enough that the
+/// last is held longer than [`SESSION_TIMEOUT`].
+pub(crate) const NON_READER_RECONNECT_UNTIL: Duration = Duration::from_secs(50);
 
 /// The checkers' slack on the relay's deadlines: turmoil's latency and
 /// tick, with room to spare.

@@ -52,6 +52,9 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
         Role::Spammer,
         Role::Flooder,
         Role::Slow,
+        Role::Trickler,
+        Role::NonReader,
+        Role::Guesser,
     ];
     for r in &all_roles {
         assert!(roles.contains(r), "no {r:?} in the fixed seeds");
@@ -115,4 +118,23 @@ fn the_campaign_catches_trust_routed() {
 fn the_campaign_catches_lan_check_off() {
     let f = caught(Bug::LanCheckOff);
     assert!(f.iter().any(|(_, v)| v.contains("open relay")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_idle_timer_rearms() {
+    let f = caught(Bug::IdleTimerRearms);
+    assert!(f.iter().any(|(_, v)| v.starts_with("command deadline:")), "{f:#?}");
+    assert!(f.iter().any(|(_, v)| v.starts_with("data deadline:")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_no_write_timeout() {
+    let f = caught(Bug::NoWriteTimeout);
+    assert!(f.iter().any(|(_, v)| v.starts_with("session lifetime:")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_no_auth_throttle() {
+    let f = caught(Bug::NoAuthThrottle);
+    assert!(f.iter().any(|(_, v)| v.starts_with("no auth pause:")), "{f:#?}");
 }

@@ -21,7 +21,8 @@ pub struct Args {
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
     /// Switch on an injected bug (trust-routed, lan-check-off, lf-ends-data,
-    /// ack-before-store, forget-spool-on-restart); repeatable.
+    /// ack-before-store, forget-spool-on-restart, idle-timer-rearms,
+    /// no-write-timeout, no-auth-throttle); repeatable.
     #[arg(long)]
     buggify: Vec<String>,
     /// Print JSON instead of a table.

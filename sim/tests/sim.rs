@@ -123,14 +123,20 @@ fn the_campaign_catches_lan_check_off() {
 #[test]
 fn the_campaign_catches_idle_timer_rearms() {
     let f = caught(Bug::IdleTimerRearms);
-    assert!(f.iter().any(|(_, v)| v.starts_with("command deadline:")), "{f:#?}");
+    assert!(
+        f.iter().any(|(_, v)| v.starts_with("command deadline:")),
+        "{f:#?}"
+    );
     assert!(f.iter().any(|(_, v)| v.starts_with("data deadline:")), "{f:#?}");
 }
 
 #[test]
 fn the_campaign_catches_no_write_timeout() {
     let f = caught(Bug::NoWriteTimeout);
-    assert!(f.iter().any(|(_, v)| v.starts_with("session lifetime:")), "{f:#?}");
+    assert!(
+        f.iter().any(|(_, v)| v.starts_with("session lifetime:")),
+        "{f:#?}"
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 #   Python smtplib (AUTH PLAIN relays, a wrong password gets 535),
 #   nmap's smtp-open-relay script (closed config: no relay; open config: relay),
 #   every corpus attack over TCP (nothing reaches the sink),
-#   kill -9 in the middle of a load (every 250 arrives, nothing else).
+#   kill -9 in the middle of a load (every 250 arrives, nothing else),
+#   hostile peers (slowloris, a client that never reads, password guessing).
 # Needs swaks, nmap, postfix (smtp-sink) and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
@@ -176,6 +177,45 @@ done
 echo "check: $missing"
 check "kill -9: every acknowledged message at the sink, intact; nothing unsent ($acked acked)" grep -q "^ok" <<<"$missing"
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+
+# --- hostile peers: deadlines and the AUTH throttle (scripts/hostile.py).
+# Short limits so that the bounded loops end in seconds: each check allows
+# the deadline plus 2 s.
+hostile_peers() {
+  write_config "$WORK/hostile.toml" ""
+  cat >> "$WORK/hostile.toml" <<TOML
+[limits]
+command_timeout_secs = 3
+data_timeout_secs = 3
+auth_failure_delay_ms = 200
+auth_failures_per_ip = 10
+TOML
+  serve "$WORK/hostile.toml" "$WORK/spool-hostile"
+  python3 scripts/hostile.py slowloris --port "$PORT" --sources 127.0.0.10 --count 10 --every 1 --limit 20 > "$WORK/loris.txt" &
+  local loris=$!
+  sleep 1  # the slowloris connections are open
+  local out
+  out=$(swaks --server 127.0.0.1:$PORT --local-interface $LAN --from pc@lan.example --to alice@example.com 2>&1)
+  check "hostile: swaks is served while a slowloris runs" grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"
+  wait "$loris"
+  echo "slowloris: $(cat "$WORK/loris.txt")"
+  check "hostile: 10 slowloris connections (1 octet/s) all cut within 3 s + 2" \
+    awk '$1 == "lasted" && $4 == "10/10" && $3 <= 5 { ok = 1 } END { exit !ok }' "$WORK/loris.txt"
+  out=$(python3 scripts/hostile.py slowloris --port "$PORT" --sources 127.0.0.30 --count 5 --every 1 --limit 20 --data)
+  echo "slowloris in DATA: $out"
+  check "hostile: 5 slowloris connections in DATA all cut within 3 s + 2" \
+    awk '$1 == "lasted" && $4 == "5/5" && $3 <= 5 { ok = 1 } END { exit !ok }' <<<"$out"
+  out=$(python3 scripts/hostile.py slowreader --port "$PORT" --source $OUTSIDE --limit 30)
+  echo "slow reader: $out"
+  # The replies first fill the socket buffers; then a write waits 3 s at most.
+  check "hostile: a client that never reads is dropped" grep -q "^dropped after" <<<"$out"
+  out=$(python3 scripts/hostile.py guess --port "$PORT" --source $OUTSIDE --tries 200 --limit 120)
+  echo "password guessing: $out"
+  check "hostile: of 200 wrong passwords at most 10 are tried, the rest refused, 200 ms apart at least" \
+    awk '$1 == "tries" && $2 == 200 && $4 <= 10 && $6 >= 190 && $12 >= 0.2 { ok = 1 } END { exit !ok }' <<<"$out"
+  kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+}
+hostile_peers
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

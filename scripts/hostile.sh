@@ -32,15 +32,18 @@ wait_port $PORT
 
 swaks_at() { # $1 seconds to wait first
   sleep "$1"
-  if swaks --server 127.0.0.1:$PORT --local-interface 127.0.0.2 --from pc@lan.example --to alice@example.com 2>&1 |
-    grep -qE "<- +250 2.0.0 Ok: queued"; then echo "swaks at +$1 s: served"; else echo "swaks at +$1 s: refused"; fi
+  local out
+  out=$(swaks --server 127.0.0.1:$PORT --local-interface 127.0.0.2 --from pc@lan.example --to alice@example.com 2>&1 || true)
+  if grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"; then echo "swaks at +$1 s: served"
+  else echo "swaks at +$1 s: not served: $(grep -E '^(<\*\*|\*\*\*)' <<<"$out" | head -1)"; fi
 }
 
 echo "== slowloris: 100 connections (100 addresses), one octet every 3 s of a command line, max_connections 100"
 swaks_at 5 & s1=$!
-swaks_at 15 & s2=$!
+swaks_at 12 & s2=$!
+swaks_at 20 & s3=$!
 python3 scripts/hostile.py slowloris --port $PORT --sources 127.0.1.1 --count 100 --every 3 --limit 60
-wait $s1 $s2
+wait $s1 $s2 $s3
 echo "== slowloris inside DATA: 20 connections, one octet every 3 s"
 python3 scripts/hostile.py slowloris --port $PORT --sources 127.0.2.1 --count 20 --every 3 --limit 60 --data
 echo "== slow reader: pipelined NOOPs, never read"

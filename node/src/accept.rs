@@ -36,9 +36,19 @@ impl Drop for Slot<'_> {
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
-    /// Recovers the spool, then serves until the listener fails.
+    /// Takes the spool's lock, recovers the spool, then serves until the
+    /// listener fails. A spool another instance holds is an error: two
+    /// instances on one spool would each deliver every message.
     pub async fn run(self: Rc<Self>) -> io::Result<()> {
+        if self.bug(Bug::NoSpoolLock) {
+            // BUG no-spool-lock: a second instance starts beside the first
+        } else if let Err(e) = self.spool.lock().await {
+            self.note(&format!("refusing to start: {e}"));
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, e));
+        }
         let listener = self.net.listen(self.config.listen).await?;
+        // Before the first accept: a message stored while recovery lists
+        // the queue would be recovered as well as delivered, twice.
         self.recover().await;
         loop {
             let (stream, peer) = self.net.accept(&listener).await?;
@@ -91,14 +101,13 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         self.node.tap.server_bytes(self.conn, bytes);
     }
 
-    fn handed_on(&mut self, message: &Message) {
-        self.node.tap.handed_on(self.conn, message);
-    }
-
     async fn store(&mut self, message: Message) -> Result<String, StoreError> {
         let entry = Entry::new(message);
         let stored = self.node.spool.store(&entry).await;
         if let Ok(id) = &stored {
+            // The tap hears of the message once it is stored: one the spool
+            // refused was answered 451 and is not the relay's to deliver.
+            self.node.tap.handed_on(self.conn, &entry.message);
             self.node.note(&format!("stored {id}"));
             tokio::task::spawn_local(self.node.clone().deliver(id.clone(), entry));
         }

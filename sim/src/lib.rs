@@ -18,8 +18,9 @@
 //! - `swarm`: what a seed decides up front: configuration, actors, attacks,
 //!   the fault plan.
 //! - `world`: the state the hosts share, and the trace.
-//! - `backends`, `exchanger`, `actors`: the relay's backends, the foreign
-//!   exchangers, the clients.
+//! - `backends`, `disk`, `exchanger`, `actors`: the relay's backends (its
+//!   spool and mailboxes behaving as a failing file system in `disk`), the
+//!   foreign exchangers, the clients.
 //! - `faults`: the scheduler that plays the plan and heals the world.
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
@@ -29,6 +30,7 @@ mod actors;
 mod backends;
 mod campaign;
 mod checkers;
+mod disk;
 mod exchanger;
 mod faults;
 mod options;
@@ -39,7 +41,8 @@ mod swarm;
 mod world;
 
 pub use campaign::campaign;
-pub use faults::Fault;
+pub use disk::{Errno, Junk, Op};
+pub use faults::{CrashPoint, Fault};
 pub use options::RELAY;
 pub use report::Report;
 pub use rng::Rng;

@@ -1,6 +1,8 @@
 //! What a run hands back: the verdict, the figures, the hash, and what is
 //! needed to reproduce and read a failing seed.
 
+use std::collections::BTreeMap;
+
 use relayguard_core::check::transcript::Transcript;
 
 use crate::swarm::Swarm;
@@ -22,6 +24,9 @@ pub struct Report {
     pub trace: Vec<String>,
     /// The first session the wire oracle faulted, as a transcript.
     pub offending: Option<Transcript>,
+    /// How many times each storage fault kind fired (`disk.rs`): a kind
+    /// that never fires proves nothing.
+    pub fired: BTreeMap<String, u64>,
 }
 
 impl Report {

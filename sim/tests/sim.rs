@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{Fault, Report, Role, campaign, run, swarm};
+use relayguard_sim::{CrashPoint, Errno, Fault, Junk, Op, Report, Role, campaign, run, swarm};
 
 /// The fixed campaign of `cargo test`.
 const SEEDS: std::ops::Range<u64> = 0..30;
@@ -38,9 +38,10 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
                 Fault::Hold(_) => "hold",
                 Fault::Release(_) => "release",
                 Fault::Latency(..) => "latency",
-                Fault::Crash { queued: false, .. } => "crash while storing",
-                Fault::Crash { queued: true, .. } => "crash while queued",
+                Fault::Crash { .. } => "crash",
                 Fault::ExchangerFails(..) => "exchanger fails",
+                Fault::Disk { .. } => "disk",
+                Fault::Twin { .. } => "second instance",
             });
         }
     }
@@ -56,7 +57,7 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
     for r in &all_roles {
         assert!(roles.contains(r), "no {r:?} in the fixed seeds");
     }
-    assert_eq!(faults.len(), 8, "fault kinds touched: {faults:?}");
+    assert_eq!(faults.len(), 9, "fault kinds touched: {faults:?}");
 
     let reports = campaign(&seeds(), Bugs::NONE, 2, |_| {});
     let sessions: u64 = reports.iter().map(|r| r.stats.sessions).sum();
@@ -67,6 +68,29 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
         "{sessions} {deliveries} {refused}"
     );
     assert_eq!(failing(&reports), vec![]);
+    every_storage_fault_fired(&reports);
+}
+
+/// A fault kind that never fires proves nothing: each must fire, not only
+/// be planned, in the fixed seeds.
+fn every_storage_fault_fired(reports: &[Report]) {
+    let mut fired = std::collections::BTreeMap::new();
+    for r in reports {
+        for (k, n) in &r.fired {
+            *fired.entry(k.clone()).or_insert(0u64) += n;
+        }
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    kinds.extend(Op::ALL.map(Op::name));
+    kinds.extend(Errno::ALL.map(Errno::name));
+    kinds.extend(CrashPoint::ALL.map(CrashPoint::name));
+    kinds.extend([Junk::Corrupt, Junk::Truncated, Junk::Foreign].map(Junk::name));
+    kinds.extend(["torn write", "clock behind at restart", "second instance refused"]);
+    let silent: Vec<&&str> = kinds.iter().filter(|k| !fired.contains_key(**k)).collect();
+    assert!(
+        silent.is_empty(),
+        "never fired in the fixed seeds: {silent:?}; fired: {fired:?}"
+    );
 }
 
 #[test]
@@ -115,4 +139,36 @@ fn the_campaign_catches_trust_routed() {
 fn the_campaign_catches_lan_check_off() {
     let f = caught(Bug::LanCheckOff);
     assert!(f.iter().any(|(_, v)| v.contains("open relay")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_bounce_on_transient() {
+    let f = caught(Bug::BounceOnTransient);
+    assert!(f.iter().any(|(_, v)| v.starts_with("loss:")), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_recover_all_or_nothing() {
+    let f = caught(Bug::RecoverAllOrNothing);
+    assert!(
+        f.iter()
+            .any(|(_, v)| v.starts_with("loss:") || v.contains("still queued")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn the_campaign_catches_reuse_queue_id() {
+    let f = caught(Bug::ReuseQueueId);
+    assert!(
+        f.iter()
+            .any(|(_, v)| v.starts_with("loss:") || v.contains("still queued")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn the_campaign_catches_no_spool_lock() {
+    let f = caught(Bug::NoSpoolLock);
+    assert!(f.iter().any(|(_, v)| v.starts_with("duplicate:")), "{f:#?}");
 }

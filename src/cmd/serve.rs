@@ -23,7 +23,8 @@ use relayguard_core::Message;
 use relayguard_core::Policy;
 use relayguard_core::check::record::Recorder;
 use relayguard_node::{
-    DeliverError, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap, Unreadable,
+    DeliverError, Entry, Listing, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap,
+    Unreadable,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -111,29 +112,30 @@ impl Spool for DiskSpool {
         }
     }
 
-    async fn update(&self, id: &str, entry: &Entry) {
+    async fn update(&self, id: &str, entry: &Entry) -> Result<(), StoreError> {
         let (spool, entry, id) = (self.spool.clone(), entry.clone(), id.to_string());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update(&id, &entry)).await {
-            tracing::error!("spool update: {e}");
+        match tokio::task::spawn_blocking(move || spool.update(&id, &entry)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
-    async fn remove(&self, id: &str) {
+    async fn remove(&self, id: &str) -> Result<(), StoreError> {
         let (spool, id) = (self.spool.clone(), id.to_string());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.remove(&id)).await {
-            tracing::error!("spool remove: {e}");
+        match tokio::task::spawn_blocking(move || spool.remove(&id)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
-    async fn list(&self) -> Vec<Result<(String, Entry), Unreadable>> {
+    async fn list(&self) -> Result<Listing, StoreError> {
         let spool = self.spool.clone();
         match tokio::task::spawn_blocking(move || spool.list()).await {
-            Ok(Ok(v)) => v.into_iter().map(Ok).collect(),
-            Ok(Err(e)) => {
-                tracing::error!("spool recovery: {e}");
-                Vec::new()
-            }
-            Err(_) => Vec::new(),
+            Ok(Ok(v)) => Ok(v.into_iter().map(Ok).collect()),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 

@@ -21,7 +21,8 @@ pub struct Args {
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
     /// Switch on an injected bug (trust-routed, lan-check-off, lf-ends-data,
-    /// ack-before-store, forget-spool-on-restart); repeatable.
+    /// ack-before-store, forget-spool-on-restart, bounce-on-transient,
+    /// recover-all-or-nothing, reuse-queue-id, no-spool-lock); repeatable.
     #[arg(long)]
     buggify: Vec<String>,
     /// Print JSON instead of a table.
@@ -123,6 +124,17 @@ pub fn main(args: Args) -> ExitCode {
             t.sessions as f64 / wall.as_secs_f64(),
             reports.len() as f64 * 60.0 / wall.as_secs_f64()
         );
+        let fired = fired(&reports);
+        if !fired.is_empty() {
+            println!(
+                "storage faults fired: {}",
+                fired
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         for r in &bad {
             println!("seed {} failed: {}", r.seed, r.violations[0]);
             println!(
@@ -136,6 +148,17 @@ pub fn main(args: Args) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// How many times each storage fault kind fired, over the campaign.
+fn fired(reports: &[Report]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in reports {
+        for (k, n) in &r.fired {
+            *out.entry(k.clone()).or_insert(0) += n;
+        }
+    }
+    out
 }
 
 fn total(reports: &[Report]) -> Stats {
@@ -194,6 +217,7 @@ fn json(reports: &[Report], bug_flags: &str) -> String {
         "messages": t.messages,
         "relay_refused": t.relay_refused,
         "deliveries": t.deliveries,
+        "faults_fired": fired(reports),
         "failing": reports.iter().filter(|r| !r.passed()).map(|r| serde_json::json!({
             "seed": r.seed,
             "violations": r.violations,

@@ -24,16 +24,32 @@ pub enum Bug {
     AckBeforeStore,
     /// The node forgets its spool when it restarts.
     ForgetSpoolOnRestart,
+    /// The node bounces a recipient whose local delivery failed for a
+    /// passing reason (a full disk, no descriptors left) instead of
+    /// deferring it.
+    BounceOnTransient,
+    /// Recovery recovers nothing when one spool file is unreadable.
+    RecoverAllOrNothing,
+    /// The simulated spool draws queue ids from a counter that restarts
+    /// with the process, so that ids repeat across restarts.
+    ReuseQueueId,
+    /// The node starts without taking the spool's lock, so that a second
+    /// instance on the same spool delivers what the first delivers.
+    NoSpoolLock,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 9] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
         Bug::AckBeforeStore,
         Bug::ForgetSpoolOnRestart,
+        Bug::BounceOnTransient,
+        Bug::RecoverAllOrNothing,
+        Bug::ReuseQueueId,
+        Bug::NoSpoolLock,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -45,6 +61,10 @@ impl Bug {
             Bug::LfEndsData => "lf-ends-data",
             Bug::AckBeforeStore => "ack-before-store",
             Bug::ForgetSpoolOnRestart => "forget-spool-on-restart",
+            Bug::BounceOnTransient => "bounce-on-transient",
+            Bug::RecoverAllOrNothing => "recover-all-or-nothing",
+            Bug::ReuseQueueId => "reuse-queue-id",
+            Bug::NoSpoolLock => "no-spool-lock",
         }
     }
 

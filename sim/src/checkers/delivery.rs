@@ -5,6 +5,17 @@
 //! exchanger can be traced back to who sent it, whatever the relay said on
 //! the wire. This catches a relay that answers 5xx and relays anyway, and
 //! one that lets a second message be smuggled inside the first.
+//!
+//! It also judges what the disk faults may do (`disk.rs`): a body that
+//! arrives other than its client sent it is corruption; a message that
+//! reaches a recipient more often than the at-least-once window allows is
+//! a duplicate. The window: each durable store of the message may arrive
+//! once (a client that did not hear the `250` sends again, and both copies
+//! are the relay's to deliver), plus once more for each crash that found it
+//! delivered to someone while its spool file was still there, and for each
+//! round deferred after an exchanger had accepted it (the reply was lost).
+//! Nothing else may deliver twice: not a failed `remove`, not a second
+//! instance, not a reused queue id.
 
 use relayguard_core::check::oracle;
 
@@ -16,7 +27,30 @@ pub(crate) fn judge_arrival(w: &mut World, arrival: &Arrival, at: &str, rcpts: &
     match (&arrival.id, &arrival.bounce_of) {
         (Some(id), _) => match w.submissions.get(id) {
             None => w.violation(format!("message {id} arrived at {at} but no client submitted it")),
-            Some(s) => {
+            Some(_) => {
+                if let Some(&sent) = w.bodies.get(id) {
+                    if sent != arrival.body_hash {
+                        w.violation(format!(
+                            "corruption: message {id} arrived at {at} with a body other than its client sent"
+                        ));
+                    }
+                }
+                let allowed =
+                    w.stored.get(id).copied().unwrap_or(0).max(1) + w.excused.get(id).copied().unwrap_or(0);
+                for r in rcpts {
+                    let r = r.to_ascii_lowercase();
+                    let n = 1 + w
+                        .arrivals
+                        .iter()
+                        .filter(|a| a.id.as_deref() == Some(id.as_str()) && a.rcpts.contains(&r))
+                        .count() as u64;
+                    if n > allowed {
+                        w.violation(format!(
+                            "duplicate: message {id} reached {r} {n} times; the at-least-once window allows {allowed}"
+                        ));
+                    }
+                }
+                let s = &w.submissions[id];
                 let foreign: Vec<&String> = rcpts
                     .iter()
                     .filter(|r| oracle::is_foreign(&w.config, r))
@@ -89,13 +123,89 @@ pub(crate) fn judge_end(w: &mut World) {
             }
         }
     }
-    if !w.spool.entries.is_empty() {
+    if !w.spool.queue.is_empty() {
         found.push(format!(
-            "{} messages still queued at the end",
-            w.spool.entries.len()
+            "{} files still queued at the end: {:?}",
+            w.spool.queue.len(),
+            w.spool.queue.keys().collect::<Vec<_>>()
         ));
     }
     for f in found {
         w.violation(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use relayguard_core::Config;
+
+    use crate::rng::{FNV0, fnv};
+    use crate::world::{Submission, World};
+
+    const BODY: &[u8] = b"X-Sim-Id: m1\r\nFrom: <a@b.example>\r\n\r\nHello.\r\n";
+
+    fn world() -> World {
+        let mut w = World::new(Config::default(), BTreeSet::new(), false);
+        w.submissions.insert(
+            "m1".into(),
+            Submission {
+                trusted: true,
+                legit: true,
+                acked: true,
+                ..Submission::default()
+            },
+        );
+        w.bodies.insert("m1".into(), fnv(FNV0, BODY));
+        w.stored.insert("m1".into(), 1);
+        w
+    }
+
+    fn arrive(w: &mut World, body: &[u8]) {
+        w.arrive("exchanger x".into(), vec!["bob@x.example".into()], false, body);
+    }
+
+    #[test]
+    fn one_arrival_of_the_body_sent_passes() {
+        let mut w = world();
+        arrive(&mut w, BODY);
+        assert_eq!(w.violations, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_body_other_than_sent_is_corruption() {
+        let mut w = world();
+        arrive(&mut w, &BODY[..BODY.len() - 4]);
+        assert!(w.violations[0].starts_with("corruption:"), "{:?}", w.violations);
+    }
+
+    #[test]
+    fn a_second_arrival_is_a_duplicate_unless_the_window_allows_it() {
+        let mut w = world();
+        arrive(&mut w, BODY);
+        arrive(&mut w, BODY);
+        assert!(w.violations[0].starts_with("duplicate:"), "{:?}", w.violations);
+
+        // A crash found it delivered and still queued: one more is allowed,
+        // and no more than that.
+        let mut w = world();
+        arrive(&mut w, BODY);
+        w.excused.insert("m1".into(), 1);
+        arrive(&mut w, BODY);
+        assert_eq!(w.violations, Vec::<String>::new());
+        arrive(&mut w, BODY);
+        assert!(w.violations[0].starts_with("duplicate:"), "{:?}", w.violations);
+    }
+
+    #[test]
+    fn a_message_nobody_sent_is_a_phantom() {
+        let mut w = world();
+        arrive(&mut w, b"X-Sim-Id: m2\r\n\r\nHello.\r\n");
+        assert!(
+            w.violations[0].contains("no client submitted"),
+            "{:?}",
+            w.violations
+        );
     }
 }

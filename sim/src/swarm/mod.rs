@@ -9,6 +9,7 @@
 
 mod attacks;
 mod config;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -307,16 +308,8 @@ fn fault_plan(
         faults.push((at, Fault::Partition(ip)));
         faults.push((at + r.millis(500, 5_000), Fault::Repair(ip)));
     }
-    for _ in 0..1 + r.below(3) {
-        faults.push((
-            r.millis(1_000, 25_000),
-            Fault::Crash {
-                within: r.millis(500, 8_000),
-                down: r.millis(100, 3_000),
-                queued: r.chance(50),
-            },
-        ));
-    }
+    faults.extend(storage::crashes(r));
+    faults.extend(storage::disk_faults(r));
     faults.sort_by_key(|f| f.0);
     faults
 }

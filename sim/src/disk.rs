@@ -231,6 +231,10 @@ impl World {
             if let Some(id) = f.entry.as_ref().and_then(|e| sim_id(&e.message.body)) {
                 if self.arrivals.iter().any(|a| a.id.as_deref() == Some(id.as_str())) {
                     *self.excused.entry(id).or_insert(0) += 1;
+                } else {
+                    // Its last bytes may be on the wire: the exchanger can
+                    // take it while the relay is down.
+                    self.in_flight_at_crash.insert(id);
                 }
             }
         }

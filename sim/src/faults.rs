@@ -275,6 +275,7 @@ impl Scheduler {
         let (clock_behind, junk) = std::mem::take(&mut self.restart_with);
         let mut w = world.borrow_mut();
         w.event("fault restart relay");
+        w.in_flight_at_crash.clear();
         w.spool.clock_behind = clock_behind;
         if let Some(junk) = junk {
             // A copy of a queued entry (or nothing, for a foreign file),

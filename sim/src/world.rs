@@ -71,6 +71,9 @@ pub(crate) struct World {
     /// Queue ids delivered to someone since their spool file was last
     /// written: the crash-after-delivery fault waits for one.
     pub(crate) unrecorded: BTreeSet<String>,
+    /// X-Sim-Ids queued and not yet arrived when the relay crashed: one
+    /// that arrives before the restart was in flight, and is excused once.
+    pub(crate) in_flight_at_crash: BTreeSet<String>,
     pub(crate) submissions: BTreeMap<String, Submission>,
     pub(crate) arrivals: Vec<Arrival>,
     pub(crate) corpus_ips: BTreeSet<IpAddr>,
@@ -120,6 +123,7 @@ impl World {
             stored: BTreeMap::new(),
             excused: BTreeMap::new(),
             unrecorded: BTreeSet::new(),
+            in_flight_at_crash: BTreeSet::new(),
             submissions: BTreeMap::new(),
             arrivals: Vec::new(),
             corpus_ips,
@@ -177,6 +181,13 @@ impl World {
             body_hash: fnv(FNV0, body),
         };
         self.stats.deliveries += 1;
+        if let Some(id) = arrival
+            .id
+            .as_ref()
+            .filter(|id| self.in_flight_at_crash.remove(*id))
+        {
+            *self.excused.entry(id.clone()).or_insert(0) += 1;
+        }
         self.event(&format!(
             "arrival at {at} for {rcpts:?} id {id:?} bounce {is_bounce}"
         ));

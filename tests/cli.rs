@@ -2,20 +2,9 @@
 //! JSON, and errors that name the file and line.
 
 use std::path::Path;
-use std::process::Command;
 
-fn relayguard(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::relayguard;
 
 #[test]
 fn replay_of_one_attack_passes_with_a_closing_line() {

@@ -1,22 +1,11 @@
 //! `relayguard sim` as a user runs it.
 
-use std::process::Command;
-
-fn relayguard(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+mod common;
+use common::relayguard;
 
 #[test]
 fn a_small_campaign_passes_and_reports_json() {
-    let (code, out) = relayguard(&["sim", "--seeds", "4", "--jobs", "2", "--shard", "1/2", "--json"]);
+    let (code, out, _) = relayguard(&["sim", "--seeds", "4", "--jobs", "2", "--shard", "1/2", "--json"]);
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
     assert_eq!(v["seeds"], 2);
@@ -28,7 +17,7 @@ fn a_small_campaign_passes_and_reports_json() {
 #[test]
 fn a_buggy_seed_fails_names_its_reproduction_and_writes_the_session() {
     let dir = std::env::temp_dir().join(format!("relayguard-sim-cli-{}", std::process::id()));
-    let (code, out) = relayguard(&[
+    let (code, out, _) = relayguard(&[
         "sim",
         "--seed",
         "1",
@@ -57,6 +46,6 @@ fn a_buggy_seed_fails_names_its_reproduction_and_writes_the_session() {
 
 #[test]
 fn an_unknown_bug_is_a_usage_error() {
-    let (code, _) = relayguard(&["sim", "--seeds", "1", "--buggify", "nope"]);
+    let (code, _, _) = relayguard(&["sim", "--seeds", "1", "--buggify", "nope"]);
     assert_eq!(code, 2);
 }

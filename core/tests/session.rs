@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use relayguard_core::Policy;
+use relayguard_core::check::SMUGGLING_SEQUENCES;
 use relayguard_core::check::drive::{Driver, Run, run};
 use relayguard_core::check_line;
 
@@ -493,7 +494,7 @@ proptest! {
     /// (e) No smuggling sequence ends DATA or starts a second message,
     /// wherever the input is split.
     #[test]
-    fn smuggling_never_ends_data(seq in prop::sample::select(SMUGGLING.to_vec()), cut in any::<usize>()) {
+    fn smuggling_never_ends_data(seq in prop::sample::select(SMUGGLING_SEQUENCES.to_vec()), cut in any::<usize>()) {
         let mut stream = b"Subject: one\r\n\r\nfirst".to_vec();
         stream.extend_from_slice(seq);
         stream.extend_from_slice(b"MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nspoof\r\n.\r\n");
@@ -509,17 +510,3 @@ proptest! {
         prop_assert!(!text.contains("250 2.0.0 Ok: queued"), "{}", text);
     }
 }
-
-const SMUGGLING: &[&[u8]] = &[
-    b"\n.\n",
-    b"\n.\r",
-    b"\r.\n",
-    b"\r.\r",
-    b"\n.\r\n",
-    b"\r.\r\n",
-    b"\r\n.\n",
-    b"\r\n.\r",
-    b"\r\n\x00.\r\n",
-    b"\r\n.\r\r\n",
-    b"\r\r\n.\r\r\n",
-];

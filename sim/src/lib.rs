@@ -39,6 +39,7 @@ mod swarm;
 mod world;
 
 pub use campaign::campaign;
+pub use checkers::{Kind, Violation};
 pub use faults::Fault;
 pub use options::RELAY;
 pub use report::Report;

@@ -17,7 +17,7 @@ use relayguard_node::{Node, NodeConfig};
 
 use crate::actors::actor;
 use crate::backends::{SimMailboxes, SimResolver, SimSpool, SimTap, TurmoilNet};
-use crate::checkers;
+use crate::checkers::{self, Kind};
 use crate::exchanger::exchanger;
 use crate::faults::Scheduler;
 use crate::options::{
@@ -115,7 +115,9 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         let done = match sim.step() {
             Ok(done) => done,
             Err(e) => {
-                world.borrow_mut().violation(format!("simulation error: {e}"));
+                world
+                    .borrow_mut()
+                    .violation(Kind::Harness, format!("simulation error: {e}"));
                 break;
             }
         };

@@ -16,8 +16,8 @@ use relayguard_core::Config;
 use relayguard_core::check::transcript::Transcript;
 use relayguard_node::Entry;
 
-use crate::checkers::delivery;
 use crate::checkers::wire::Watch;
+use crate::checkers::{Kind, Violation, delivery};
 use crate::rng::{FNV0, fnv};
 
 /// A message a client tried to hand over, and how that went.
@@ -72,7 +72,7 @@ pub(crate) struct World {
     /// Open sessions of the relay, each with its wire checker.
     pub(crate) watches: BTreeMap<u64, Watch>,
     pub(crate) next_conn: u64,
-    pub(crate) violations: Vec<String>,
+    pub(crate) violations: Vec<Violation>,
     pub(crate) offending: Option<Transcript>,
     pub(crate) hash: u64,
     pub(crate) trace: Option<Vec<String>>,
@@ -131,9 +131,9 @@ impl World {
 
     /// A violation goes into the trace too, so that it shows where it
     /// happened among the events.
-    pub(crate) fn violation(&mut self, what: String) {
-        self.event(&format!("VIOLATION {what}"));
-        self.violations.push(what);
+    pub(crate) fn violation(&mut self, kind: Kind, text: String) {
+        self.event(&format!("VIOLATION {text}"));
+        self.violations.push(Violation::new(kind, text));
     }
 
     /// A message reached `at` (a relay mailbox or an exchanger): recorded,

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use relayguard_core::check::ViolationKind;
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{Fault, Report, Role, campaign, run, swarm};
+use relayguard_sim::{Fault, Kind, Report, Role, Violation, campaign, run, swarm};
 
 /// The fixed campaign of `cargo test`.
 const SEEDS: std::ops::Range<u64> = 0..30;
@@ -14,7 +15,7 @@ fn seeds() -> Vec<u64> {
     SEEDS.collect()
 }
 
-fn failing(reports: &[Report]) -> Vec<(u64, String)> {
+fn failing(reports: &[Report]) -> Vec<(u64, Violation)> {
     reports
         .iter()
         .filter(|r| !r.passed())
@@ -80,7 +81,7 @@ fn one_seed_gives_one_trace() {
     assert_ne!(a.hash, c.hash);
 }
 
-fn caught(bug: Bug) -> Vec<(u64, String)> {
+fn caught(bug: Bug) -> Vec<(u64, Violation)> {
     let reports = campaign(&seeds(), Bugs::NONE.with(bug), 2, |_| {});
     let f = failing(&reports);
     eprintln!("{bug}: {} of {} seeds fail: {f:#?}", f.len(), reports.len());
@@ -90,29 +91,41 @@ fn caught(bug: Bug) -> Vec<(u64, String)> {
 #[test]
 fn the_campaign_catches_lf_ends_data() {
     let f = caught(Bug::LfEndsData);
-    assert!(f.iter().any(|(_, v)| v.contains("smuggled message")), "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|(_, v)| v.kind == Kind::Wire(ViolationKind::SmuggledMessage)),
+        "{f:#?}"
+    );
 }
 
 #[test]
 fn the_campaign_catches_ack_before_store() {
     let f = caught(Bug::AckBeforeStore);
-    assert!(f.iter().any(|(_, v)| v.starts_with("loss:")), "{f:#?}");
+    assert!(f.iter().any(|(_, v)| v.kind == Kind::Loss), "{f:#?}");
 }
 
 #[test]
 fn the_campaign_catches_forget_spool_on_restart() {
     let f = caught(Bug::ForgetSpoolOnRestart);
-    assert!(f.iter().any(|(_, v)| v.starts_with("loss:")), "{f:#?}");
+    assert!(f.iter().any(|(_, v)| v.kind == Kind::Loss), "{f:#?}");
 }
 
 #[test]
 fn the_campaign_catches_trust_routed() {
     let f = caught(Bug::TrustRouted);
-    assert!(f.iter().any(|(_, v)| v.contains("open relay")), "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|(_, v)| matches!(v.kind, Kind::Wire(ViolationKind::OpenRelay) | Kind::OpenRelay)),
+        "{f:#?}"
+    );
 }
 
 #[test]
 fn the_campaign_catches_lan_check_off() {
     let f = caught(Bug::LanCheckOff);
-    assert!(f.iter().any(|(_, v)| v.contains("open relay")), "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|(_, v)| matches!(v.kind, Kind::Wire(ViolationKind::OpenRelay) | Kind::OpenRelay)),
+        "{f:#?}"
+    );
 }

@@ -196,7 +196,7 @@ fn json(reports: &[Report], bug_flags: &str) -> String {
         "deliveries": t.deliveries,
         "failing": reports.iter().filter(|r| !r.passed()).map(|r| serde_json::json!({
             "seed": r.seed,
-            "violations": r.violations,
+            "violations": r.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
             "reproduce": command(r.seed, bug_flags),
         })).collect::<Vec<_>>(),
         "hashes": reports.iter().map(|r| format!("{:016x}", r.hash)).collect::<Vec<_>>(),

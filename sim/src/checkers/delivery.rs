@@ -8,6 +8,7 @@
 
 use relayguard_core::check::oracle;
 
+use crate::checkers::Kind;
 use crate::world::{Arrival, World};
 
 /// Judges one arrival, as it happens: who submitted it, and was that client
@@ -15,30 +16,35 @@ use crate::world::{Arrival, World};
 pub(crate) fn judge_arrival(w: &mut World, arrival: &Arrival, at: &str, rcpts: &[String]) {
     match (&arrival.id, &arrival.bounce_of) {
         (Some(id), _) => match w.submissions.get(id) {
-            None => w.violation(format!("message {id} arrived at {at} but no client submitted it")),
+            None => w.violation(
+                Kind::Phantom,
+                format!("message {id} arrived at {at} but no client submitted it"),
+            ),
             Some(s) => {
                 let foreign: Vec<&String> = rcpts
                     .iter()
                     .filter(|r| oracle::is_foreign(&w.config, r))
                     .collect();
                 if !s.trusted && at.starts_with("exchanger") && !foreign.is_empty() {
-                    w.violation(format!(
+                    w.violation(Kind::OpenRelay, format!(
                         "open relay end to end: message {id} from an untrusted client reached {at} for {foreign:?}"
                     ));
                 }
             }
         },
-        (None, Some(orig)) if !orig.is_empty() && !w.submissions.contains_key(orig) => {
-            w.violation(format!("bounce at {at} of {orig}, which no client submitted"))
-        }
+        (None, Some(orig)) if !orig.is_empty() && !w.submissions.contains_key(orig) => w.violation(
+            Kind::Phantom,
+            format!("bounce at {at} of {orig}, which no client submitted"),
+        ),
         (None, Some(_)) => {}
         (None, None) => {
             // Corpus attacks carry no X-Sim-Id; a body the relay accepted
             // from a corpus spammer may arrive. Any other is smuggled.
             if !w.corpus_bodies.contains(&arrival.body_hash) {
-                w.violation(format!(
-                    "a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"
-                ));
+                w.violation(
+                    Kind::Phantom,
+                    format!("a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"),
+                );
             }
         }
     }
@@ -65,9 +71,15 @@ pub(crate) fn judge_end(w: &mut World) {
         };
         if s.legit {
             if let Some(why) = &s.refused {
-                found.push(format!("liveness: legitimate message {id} refused: {why}"));
+                found.push((
+                    Kind::Liveness,
+                    format!("liveness: legitimate message {id} refused: {why}"),
+                ));
             } else if !s.acked {
-                found.push(format!("liveness: legitimate message {id} never accepted"));
+                found.push((
+                    Kind::Liveness,
+                    format!("liveness: legitimate message {id} never accepted"),
+                ));
             }
         }
         if s.acked {
@@ -77,25 +89,29 @@ pub(crate) fn judge_end(w: &mut World) {
             if s.legit {
                 for r in &s.accepted {
                     if !arrived(Some(r)) {
-                        found.push(format!(
-                            "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                        found.push((
+                            Kind::Loss,
+                            format!(
+                                "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                            ),
                         ));
                     }
                 }
             } else if !arrived(None) {
-                found.push(format!(
-                    "loss: message {id} was acked with 250 but never delivered nor bounced"
+                found.push((
+                    Kind::Loss,
+                    format!("loss: message {id} was acked with 250 but never delivered nor bounced"),
                 ));
             }
         }
     }
     if !w.spool.entries.is_empty() {
-        found.push(format!(
-            "{} messages still queued at the end",
-            w.spool.entries.len()
+        found.push((
+            Kind::Stuck,
+            format!("{} messages still queued at the end", w.spool.entries.len()),
         ));
     }
-    for f in found {
-        w.violation(f);
+    for (kind, text) in found {
+        w.violation(kind, text);
     }
 }

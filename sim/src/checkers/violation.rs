@@ -1,0 +1,59 @@
+//! What a checker found, typed: tests and tools match on the kind, people
+//! read the text.
+
+use std::fmt;
+
+use relayguard_core::check::ViolationKind;
+
+/// Which rule a run broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// The wire oracle faulted a session of the relay.
+    Wire(ViolationKind),
+    /// A message from an untrusted client reached a foreign exchanger.
+    OpenRelay,
+    /// A message (or a bounce of one) arrived that no client submitted.
+    Phantom,
+    /// A message acknowledged with `250` neither arrived nor bounced.
+    Loss,
+    /// Legitimate mail was refused or never accepted.
+    Liveness,
+    /// Messages were still queued when the run ended.
+    Stuck,
+    /// The simulation itself failed (a host panicked, the world errored).
+    Harness,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kind::Wire(k) => write!(f, "wire: {k}"),
+            Kind::OpenRelay => f.write_str("open relay end to end"),
+            Kind::Phantom => f.write_str("phantom"),
+            Kind::Loss => f.write_str("loss"),
+            Kind::Liveness => f.write_str("liveness"),
+            Kind::Stuck => f.write_str("stuck"),
+            Kind::Harness => f.write_str("harness"),
+        }
+    }
+}
+
+/// One broken rule: its kind, and the sentence that says where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: Kind,
+    pub text: String,
+}
+
+impl Violation {
+    pub(crate) fn new(kind: Kind, text: String) -> Violation {
+        Violation { kind, text }
+    }
+}
+
+/// The sentence alone (it already names what broke).
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}

@@ -7,3 +7,4 @@ pub mod lint;
 pub mod replay;
 pub mod serve;
 pub mod sim;
+pub mod summary;

@@ -101,3 +101,25 @@ fn four_shards_merged_are_one_run() {
     assert_eq!(code, 2, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--check-determinism` passes on the shipped code and catches a run that
+/// lets process state into its trace (the injected `process-state-leak`).
+#[test]
+fn check_determinism_passes_and_catches_a_leak() {
+    let (code, out, err) = relayguard(&["sim", "--seeds", "3", "--jobs", "2", "--check-determinism"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("NONDETERMINISTIC"), "{out}");
+    let (code, out, _) = relayguard(&[
+        "sim",
+        "--seeds",
+        "3",
+        "--jobs",
+        "2",
+        "--check-determinism",
+        "--buggify",
+        "process-state-leak",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NONDETERMINISTIC seed 0: trace line"), "{out}");
+    assert!(out.contains("runs in this process so far"), "{out}");
+}

@@ -24,11 +24,13 @@
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
 //! - `run`, `report`, `campaign`: one seed, its result, many seeds.
+//! - `determinism`: a seed run twice, and where the two runs parted.
 
 mod actors;
 mod backends;
 mod campaign;
 mod checkers;
+mod determinism;
 mod exchanger;
 mod faults;
 mod options;
@@ -40,6 +42,7 @@ mod world;
 
 pub use campaign::campaign;
 pub use checkers::{Kind, Violation};
+pub use determinism::first_difference;
 pub use faults::Fault;
 pub use options::RELAY;
 pub use report::Report;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use relayguard_core::Policy;
-use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_node::{Node, NodeConfig};
 
 use crate::actors::actor;
@@ -27,6 +27,9 @@ use crate::options::{
 use crate::report::{Report, describe};
 use crate::swarm::{Role, swarm};
 use crate::world::{Shared, World};
+
+/// Only read by the injected bug `process-state-leak`.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs one seed to the end and judges it.
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
@@ -70,6 +73,13 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
                 nc.retry_max = RETRY_MAX;
                 nc.max_queue_age = MAX_QUEUE_AGE;
                 world.borrow_mut().event("relay starts");
+                if policy.bugs().has(Bug::ProcessStateLeak) {
+                    // BUG process-state-leak: a count kept across runs reaches the trace.
+                    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    world
+                        .borrow_mut()
+                        .event(&format!("runs in this process so far: {n}"));
+                }
                 let node = Node::new(
                     policy,
                     nc,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use relayguard_core::check::ViolationKind;
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{Fault, Kind, Report, Role, Violation, campaign, run, swarm};
+use relayguard_sim::{Fault, Kind, Report, Role, Violation, campaign, first_difference, run, swarm};
 
 /// The fixed campaign of `cargo test`.
 const SEEDS: std::ops::Range<u64> = 0..30;
@@ -68,6 +68,15 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
         "{sessions} {deliveries} {refused}"
     );
     assert_eq!(failing(&reports), vec![]);
+}
+
+/// The determinism checker finds nothing on the shipped code, and finds the
+/// trace line where a leak of process state makes two runs part.
+#[test]
+fn the_determinism_check_bites() {
+    assert_eq!(first_difference(5, Bugs::NONE), None);
+    let d = first_difference(5, Bugs::NONE.with(Bug::ProcessStateLeak)).expect("two runs differ");
+    assert!(d.contains("runs in this process so far"), "{d}");
 }
 
 #[test]

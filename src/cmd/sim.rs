@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{COMMIT, Report, campaign, run, swarm};
+use relayguard_sim::{COMMIT, Report, campaign, first_difference, run, swarm};
 
-use super::summary::{Summary, reproduce};
+use super::summary::{Nondeterministic, Summary, reproduce};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -25,13 +25,17 @@ pub struct Args {
     /// Run only shard I of N (seeds s with s % N == I), as `I/N`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
-    /// Switch on an injected bug (trust-routed, lan-check-off, lf-ends-data,
-    /// ack-before-store, forget-spool-on-restart); repeatable.
+    /// Switch on an injected bug by name (docs/simulation.md lists them);
+    /// repeatable.
     #[arg(long)]
     buggify: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run every seed twice and fail on any difference between the two
+    /// runs (the trace hash, then the first differing trace line).
+    #[arg(long)]
+    check_determinism: bool,
     /// Where a failing seed's offending session is written.
     #[arg(long, default_value = "corpus/regressions")]
     regressions: PathBuf,
@@ -125,9 +129,23 @@ pub fn main(args: Args) -> ExitCode {
         }
         bar.inc(1);
     });
+    let mut summary = Summary::new(&reports, &args.buggify);
+    if args.check_determinism {
+        bar.set_message("second runs");
+        let again = campaign(&seeds, bugs, args.jobs, |_| {});
+        for (a, b) in reports.iter().zip(&again) {
+            if a.hash != b.hash {
+                let difference = first_difference(a.seed, bugs)
+                    .unwrap_or_else(|| format!("seed {}: hash {:016x} then {:016x}", a.seed, a.hash, b.hash));
+                summary.nondeterministic.push(Nondeterministic {
+                    seed: a.seed,
+                    difference,
+                });
+            }
+        }
+    }
     bar.finish_and_clear();
     let wall = start.elapsed();
-    let summary = Summary::new(&reports, &args.buggify);
     if args.json {
         println!("{}", summary.to_json());
     } else {
@@ -142,9 +160,8 @@ pub fn main(args: Args) -> ExitCode {
     }
     if let Some(r) = reports.iter().find(|r| !r.passed()) {
         write_regression(&args, r);
-        return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
+    summary.exit_code()
 }
 
 /// Writes the offending session, and the seed's configuration beside it.

@@ -23,6 +23,10 @@ pub struct Summary {
     pub deliveries: u64,
     pub violations: u64,
     pub failing: Vec<Failing>,
+    /// With `--check-determinism`: the seeds whose two runs differed, and
+    /// where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nondeterministic: Vec<Nondeterministic>,
     /// The seeds run, ascending, and their trace hashes in the same order.
     pub seed_list: Vec<u64>,
     pub hashes: Vec<String>,
@@ -34,6 +38,13 @@ pub struct Failing {
     pub seed: u64,
     pub violations: Vec<String>,
     pub reproduce: String,
+}
+
+/// A seed that gave two different runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nondeterministic {
+    pub seed: u64,
+    pub difference: String,
 }
 
 /// The command that reruns a seed. Printed with [`COMMIT`] beside it: the
@@ -102,6 +113,7 @@ impl Summary {
             out.deliveries += p.deliveries;
             out.violations += p.violations;
             out.failing.extend(p.failing);
+            out.nondeterministic.extend(p.nondeterministic);
             seeds.extend(p.seed_list.into_iter().zip(p.hashes));
         }
         seeds.sort();
@@ -109,12 +121,13 @@ impl Summary {
             return Err(format!("seed {} is in two shards", w[0].0));
         }
         out.failing.sort_by_key(|f| f.seed);
+        out.nondeterministic.sort_by_key(|n| n.seed);
         (out.seed_list, out.hashes) = seeds.into_iter().unzip();
         Ok(out)
     }
 
     pub fn passed(&self) -> bool {
-        self.failing.is_empty()
+        self.failing.is_empty() && self.nondeterministic.is_empty()
     }
 
     pub fn exit_code(&self) -> ExitCode {
@@ -143,6 +156,9 @@ impl Summary {
                 f.violations.first().map_or("", |v| v)
             );
             println!("  reproduce: {}  # at commit {}", f.reproduce, self.commit);
+        }
+        for n in &self.nondeterministic {
+            println!("NONDETERMINISTIC {}", n.difference);
         }
     }
 

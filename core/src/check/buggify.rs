@@ -24,16 +24,20 @@ pub enum Bug {
     AckBeforeStore,
     /// The node forgets its spool when it restarts.
     ForgetSpoolOnRestart,
+    /// The simulation lets state of the process (a run counter) into a
+    /// run's trace: the same seed no longer gives the same run.
+    ProcessStateLeak,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
         Bug::AckBeforeStore,
         Bug::ForgetSpoolOnRestart,
+        Bug::ProcessStateLeak,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -45,6 +49,7 @@ impl Bug {
             Bug::LfEndsData => "lf-ends-data",
             Bug::AckBeforeStore => "ack-before-store",
             Bug::ForgetSpoolOnRestart => "forget-spool-on-restart",
+            Bug::ProcessStateLeak => "process-state-leak",
         }
     }
 

@@ -138,3 +138,46 @@ fn the_campaign_catches_lan_check_off() {
         "{f:#?}"
     );
 }
+
+/// Every injected bug the wire oracle catches leaves an offending session;
+/// the shrinker cuts it to a few client lines that still fail with the bug
+/// and pass without it.
+#[test]
+fn each_wire_bug_shrinks_to_a_few_lines() {
+    use std::sync::Arc;
+
+    use relayguard_core::Policy;
+    use relayguard_core::check::replay::{Mode, replay};
+    use relayguard_core::check::shrink;
+
+    for bug in [Bug::TrustRouted, Bug::LanCheckOff, Bug::LfEndsData] {
+        let bugs = Bugs::NONE.with(bug);
+        let (seed, t) = SEEDS
+            .filter_map(|s| run(s, bugs, false).offending.map(|t| (s, t)))
+            .next()
+            .unwrap_or_else(|| panic!("{bug}: no seed of the fixed campaign left an offending session"));
+        let config = swarm(seed, bugs).config;
+        let with = Arc::new(Policy::with_bugs(config.clone(), bugs).unwrap());
+        let without = Arc::new(Policy::new(config).unwrap());
+        let s = shrink(&t, with.clone()).unwrap_or_else(|| panic!("{bug}: seed {seed}: nothing to shrink"));
+        eprintln!(
+            "{bug}: seed {seed}: {} client lines to {}:\n{}",
+            s.lines_before,
+            s.lines_after,
+            s.transcript.to_text()
+        );
+        assert!(s.lines_after <= 8, "{bug}: {} lines left", s.lines_after);
+        assert!(s.lines_after < s.lines_before, "{bug}: nothing removed");
+        let on = replay(&s.transcript, with, Mode::Audit);
+        assert!(
+            on.violations.iter().any(|v| v.kind == s.kind),
+            "{bug}: the shrunk session passes with the bug"
+        );
+        let off = replay(&s.transcript, without, Mode::Audit);
+        assert!(
+            off.violations.is_empty(),
+            "{bug}: fails without the bug: {:?}",
+            off.violations
+        );
+    }
+}

@@ -6,5 +6,6 @@ pub mod explain;
 pub mod lint;
 pub mod replay;
 pub mod serve;
+pub mod shrink;
 pub mod sim;
 pub mod summary;

@@ -9,12 +9,14 @@ pub mod drive;
 pub mod oracle;
 pub mod record;
 pub mod replay;
+pub mod shrink;
 pub mod transcript;
 
 pub use buggify::{Bug, Bugs};
 pub use drive::{Driver, Run};
 pub use oracle::{Oracle, Verdict, Violation, ViolationKind};
 pub use record::Recorder;
+pub use shrink::{Shrunk, shrink};
 pub use transcript::{Step, Transcript};
 
 /// The end-of-data look-alikes of SMTP smuggling, in the catalogue's

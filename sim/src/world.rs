@@ -133,7 +133,8 @@ impl World {
     /// happened among the events.
     pub(crate) fn violation(&mut self, kind: Kind, text: String) {
         self.event(&format!("VIOLATION {text}"));
-        self.violations.push(Violation::new(kind, text));
+        let at = turmoil::sim_elapsed().unwrap_or(self.now);
+        self.violations.push(Violation::new(kind, text, at));
     }
 
     /// A message reached `at` (a relay mailbox or an exchanger): recorded,

@@ -16,6 +16,9 @@ pub struct Args {
     /// How many seeds to run (seeds 0..N, or the shard's share of them).
     #[arg(long, default_value_t = 200)]
     seeds: u64,
+    /// The first seed of the range: seeds FROM..FROM+N.
+    #[arg(long, default_value_t = 0, conflicts_with = "seed")]
+    from: u64,
     /// Run one seed and print its configuration, actors, faults and trace.
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
@@ -111,7 +114,8 @@ pub fn main(args: Args) -> ExitCode {
         };
     }
     let (i, n) = args.shard.unwrap_or((0, 1));
-    let seeds: Vec<u64> = (0..args.seeds).filter(|s| s % n == i).collect();
+    let end = args.from.saturating_add(args.seeds);
+    let seeds: Vec<u64> = (args.from..end).filter(|s| s % n == i).collect();
     let bar = indicatif::ProgressBar::new(seeds.len() as u64);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());

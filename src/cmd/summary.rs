@@ -36,6 +36,8 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failing {
     pub seed: u64,
+    /// Simulated milliseconds until the first violation.
+    pub first_violation_ms: u64,
     pub violations: Vec<String>,
     pub reproduce: String,
 }
@@ -73,6 +75,12 @@ impl Summary {
             if !r.passed() {
                 s.failing.push(Failing {
                     seed: r.seed,
+                    first_violation_ms: r
+                        .violations
+                        .iter()
+                        .map(|v| v.at.as_millis() as u64)
+                        .min()
+                        .unwrap_or(0),
                     violations: r.violations.iter().map(|v| v.to_string()).collect(),
                     reproduce: reproduce(r.seed, bugs),
                 });

@@ -43,11 +43,14 @@ impl fmt::Display for Kind {
 pub struct Violation {
     pub kind: Kind,
     pub text: String,
+    /// Simulated time since the start of the run: how fast the seed fails
+    /// (a fleet replays the fastest-failing seeds first).
+    pub at: std::time::Duration,
 }
 
 impl Violation {
-    pub(crate) fn new(kind: Kind, text: String) -> Violation {
-        Violation { kind, text }
+    pub(crate) fn new(kind: Kind, text: String, at: std::time::Duration) -> Violation {
+        Violation { kind, text, at }
     }
 }
 

@@ -239,6 +239,12 @@ pub struct Limits {
     pub command_timeout_secs: u64,
     /// The same while a message is being received. Default 600.
     pub data_timeout_secs: u64,
+    /// Commands that move no mail (NOOP, RSET, VRFY, HELP) a session may
+    /// send between two stored messages: the next one hears `421 4.7.0`
+    /// and the session closes, so a NOOP flood cannot keep a connection
+    /// (and its log) busy forever. As Postfix's `smtpd_junk_command_limit`.
+    /// Default 100.
+    pub max_junk_commands: usize,
 }
 
 impl Default for Limits {
@@ -249,6 +255,7 @@ impl Default for Limits {
             max_errors: 20,
             command_timeout_secs: 300,
             data_timeout_secs: 600,
+            max_junk_commands: 100,
         }
     }
 }
@@ -394,6 +401,7 @@ impl Config {
             ("max_errors", l.max_errors as u64),
             ("command_timeout_secs", l.command_timeout_secs),
             ("data_timeout_secs", l.data_timeout_secs),
+            ("max_junk_commands", l.max_junk_commands as u64),
         ] {
             if v == 0 {
                 return Err(inv(format!("limits.{key} must be at least 1"), key));

@@ -482,7 +482,11 @@ impl Session {
             Err(e) => return self.parse_error(line, e),
         };
         if self.junk_limit_reached(&cmd) {
-            self.reply(421, Enhanced(4, 7, 0), "Error: too many commands that move no mail");
+            self.reply(
+                421,
+                Enhanced(4, 7, 0),
+                "Error: too many commands that move no mail",
+            );
             return self.close();
         }
         match cmd {

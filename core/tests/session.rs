@@ -214,7 +214,12 @@ fn a_noop_flood_is_cut_after_max_junk_commands() {
         .into_iter()
         .filter(|l| !l.starts_with("250-"))
         .collect();
-    assert_eq!(lines.len(), 1 + 100 + 1, "{:?}", &lines[lines.len().saturating_sub(3)..]);
+    assert_eq!(
+        lines.len(),
+        1 + 100 + 1,
+        "{:?}",
+        &lines[lines.len().saturating_sub(3)..]
+    );
     assert!(lines[1..=100].iter().all(|l| l.starts_with("250 2.0.0")));
     assert!(lines[101].starts_with("421 4.7.0"), "{}", lines[101]);
     assert!(r.closed);
@@ -224,8 +229,10 @@ fn a_noop_flood_is_cut_after_max_junk_commands() {
 fn rset_vrfy_help_count_as_junk_and_a_stored_message_resets_the_count() {
     let p = Arc::new(
         Policy::new(
-            relayguard_core::Config::from_toml(&CONFIG.replace("[limits]", "[limits]\nmax_junk_commands = 3"))
-                .unwrap(),
+            relayguard_core::Config::from_toml(
+                &CONFIG.replace("[limits]", "[limits]\nmax_junk_commands = 3"),
+            )
+            .unwrap(),
         )
         .unwrap(),
     );
@@ -246,7 +253,9 @@ fn rset_vrfy_help_count_as_junk_and_a_stored_message_resets_the_count() {
         .collect();
     assert_eq!(
         codes,
-        ["250", "250", "250", "252", "250", "250", "354", "250", "214", "250", "250", "421"]
+        [
+            "250", "250", "250", "252", "250", "250", "354", "250", "214", "250", "250", "421"
+        ]
     );
     assert_eq!(r.messages.len(), 1);
     assert!(r.closed);

@@ -1,5 +1,8 @@
 //! The accept loop: one task per connection, within the total and per-IP
-//! connection limits.
+//! connection limits. When `accept` fails for want of descriptors, buffers
+//! or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the loop waits, doubling the
+//! wait up to a cap, and says so once per episode, instead of trying again
+//! at full rate with a log line each time.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -36,13 +39,34 @@ impl Drop for Slot<'_> {
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
-    /// Recovers the spool, then serves until the listener fails.
+    /// Recovers the spool, then serves; fails only if it cannot listen.
+    /// Errors of `accept` are waited out (see [`AcceptBackoff`]).
     pub async fn run(self: Rc<Self>) -> io::Result<()> {
         let listener = self.net.listen(self.config.listen).await?;
         self.recover().await;
+        let mut backoff = AcceptBackoff::default();
         loop {
-            let (stream, peer) = self.net.accept(&listener).await?;
-            tokio::task::spawn_local(self.clone().serve(stream, peer));
+            match self.net.accept(&listener).await {
+                Ok((stream, peer)) => {
+                    if let Some(episode) = backoff.ended() {
+                        self.note(&episode);
+                    }
+                    tokio::task::spawn_local(self.clone().serve(stream, peer));
+                }
+                // That one client went away before it was accepted: the
+                // next one may be fine.
+                Err(e) if per_connection(&e) => tokio::task::yield_now().await,
+                Err(e) => {
+                    let (wait, first) = backoff.failed(&self.config);
+                    if first {
+                        self.note(&format!(
+                            "accept: {e}; waiting, from {wait:?} doubling up to {:?}, until it works again",
+                            self.config.accept_backoff_max
+                        ));
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
     }
 
@@ -72,6 +96,58 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         let mut hooks = Connection { node: &self, conn };
         drive_server(&mut stream, session, &self.clock, &mut hooks).await;
         self.tap.closed(conn);
+    }
+}
+
+/// An error of `accept` about the one connection being accepted, not about
+/// the server: try the next at once.
+fn per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// The accept loop's wait after failures that are about the server (no
+/// descriptor left, no buffer, no memory): `accept_backoff_base`, doubled
+/// after each further failure up to `accept_backoff_max`. An episode (the
+/// failures between two accepted connections) is logged when it starts and
+/// when it ends, not at every try.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    /// Failures in the current episode.
+    failures: u32,
+    /// Time waited in the current episode.
+    waited: std::time::Duration,
+}
+
+impl AcceptBackoff {
+    /// One more failure: how long to wait, and whether it starts an episode.
+    fn failed(&mut self, config: &crate::NodeConfig) -> (std::time::Duration, bool) {
+        let exp = self.failures.min(20);
+        let wait = config
+            .accept_backoff_base
+            .saturating_mul(1 << exp)
+            .min(config.accept_backoff_max);
+        self.failures += 1;
+        self.waited += wait;
+        (wait, self.failures == 1)
+    }
+
+    /// A connection was accepted: the line that ends an episode, if one
+    /// was under way.
+    fn ended(&mut self) -> Option<String> {
+        let b = std::mem::take(self);
+        (b.failures > 0).then(|| {
+            format!(
+                "accept: working again after {} failed tries and {:?} of waiting",
+                b.failures, b.waited
+            )
+        })
     }
 }
 

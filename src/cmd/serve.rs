@@ -81,21 +81,12 @@ impl Net for TcpNet {
         TcpListener::bind(addr).await
     }
 
+    /// Errors go to the node's accept loop, which waits out a lack of
+    /// descriptors with a growing backoff.
     async fn accept(&self, listener: &TcpListener) -> io::Result<(TcpStream, IpAddr)> {
-        loop {
-            match listener.accept().await {
-                Ok((s, peer)) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok((s, peer.ip().to_canonical()));
-                }
-                // A client that vanished between SYN and accept, or a
-                // momentary lack of descriptors: keep serving the others.
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
+        let (s, peer) = listener.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, peer.ip().to_canonical()))
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
@@ -289,7 +280,11 @@ impl Tap for Log {
     }
 
     fn event(&self, what: &str) {
-        tracing::info!("queue: {what}");
+        if what.starts_with("accept:") {
+            tracing::warn!("{what}");
+        } else {
+            tracing::info!("queue: {what}");
+        }
     }
 }
 

@@ -65,7 +65,7 @@ impl Default for Config {
 }
 
 /// `[domains]`: where mail is delivered here, and where it is sent on.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Domains {
     /// The domains this server is the final destination for, from anyone
@@ -78,6 +78,23 @@ pub struct Domains {
     /// Domains this server is a backup MX for: mail to them is accepted
     /// from anyone and sent on.
     pub relay_to: Vec<String>,
+    /// Mailbox folders `relayguard serve` may create in its Maildir tree;
+    /// mail for a new mailbox beyond it is not delivered (permanent
+    /// failure). Without a `mailboxes` list any local part is accepted, so
+    /// this is what bounds the folders outside clients can make. 0: only
+    /// folders that already exist. Default 1000.
+    pub max_mailboxes: usize,
+}
+
+impl Default for Domains {
+    fn default() -> Domains {
+        Domains {
+            local: Vec::new(),
+            mailboxes: None,
+            relay_to: Vec::new(),
+            max_mailboxes: 1000,
+        }
+    }
 }
 
 /// `[lan]`: the clients inside. They may relay (as [`Relay`] allows), and

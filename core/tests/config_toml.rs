@@ -61,6 +61,7 @@ fn config() -> impl Strategy<Value = Config> {
                 local,
                 mailboxes,
                 relay_to,
+                max_mailboxes: n[0] as usize,
             },
             lan: Lan { networks },
             access: Access { allow, list },

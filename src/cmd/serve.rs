@@ -161,17 +161,19 @@ impl Resolver for Routes {
     }
 }
 
-struct Maildirs(PathBuf);
+/// The Maildir tree, and how many mailbox folders it may grow to.
+struct Maildirs(PathBuf, Arc<maildir::FolderLimit>);
 
 impl Mailboxes for Maildirs {
     async fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> Result<(), DeliverError> {
-        let (root, mailbox, name, body) = (
+        let (root, mailbox, name, body, limit) = (
             self.0.clone(),
             mailbox.to_string(),
             format!("{id}.{mailbox}"),
             message.body.clone(),
+            self.1.clone(),
         );
-        tokio::task::spawn_blocking(move || maildir::deliver(&root, &mailbox, &name, &body))
+        tokio::task::spawn_blocking(move || maildir::deliver_limited(&root, &mailbox, &name, &body, &limit))
             .await
             .map_err(|e| DeliverError::Transient(e.to_string()))?
             .map(|_| ())
@@ -323,6 +325,7 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let folders = Arc::new(maildir::FolderLimit::new(policy.config().domains.max_mailboxes));
     let routes = policy
         .config()
         .routes
@@ -373,7 +376,7 @@ pub fn main(args: Args) -> ExitCode {
                 run,
             },
             Routes(routes),
-            Maildirs(absolute(&args.spool)),
+            Maildirs(absolute(&args.spool), folders),
             tap,
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

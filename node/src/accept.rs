@@ -48,7 +48,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         loop {
             match self.net.accept(&listener).await {
                 Ok((stream, peer)) => {
-                    if let Some(episode) = backoff.ended() {
+                    if let Some(episode) = backoff.accepted(&self.config) {
                         self.note(&episode);
                     }
                     tokio::task::spawn_local(self.clone().serve(stream, peer));
@@ -114,40 +114,62 @@ fn per_connection(e: &io::Error) -> bool {
 
 /// The accept loop's wait after failures that are about the server (no
 /// descriptor left, no buffer, no memory): `accept_backoff_base`, doubled
-/// after each further failure up to `accept_backoff_max`. An episode (the
-/// failures between two accepted connections) is logged when it starts and
-/// when it ends, not at every try.
+/// after each further failure up to `accept_backoff_max`, and back to the
+/// base once a connection is accepted. An episode starts with the first
+/// failure and ends with the first connection accepted after ten times
+/// `accept_backoff_max` without a failure; it is logged when it starts and
+/// when it ends, not at every try, so that descriptors freed and used up
+/// again at once (a churn of failures and accepts) stay one episode.
 #[derive(Debug, Default)]
 struct AcceptBackoff {
-    /// Failures in the current episode.
+    /// Failures since the last accepted connection: the wait's exponent.
+    streak: u32,
+    /// The episode under way: when it started, failures and time waited.
+    episode: Option<Episode>,
+}
+
+#[derive(Debug)]
+struct Episode {
     failures: u32,
-    /// Time waited in the current episode.
     waited: std::time::Duration,
+    last_failure: tokio::time::Instant,
 }
 
 impl AcceptBackoff {
     /// One more failure: how long to wait, and whether it starts an episode.
     fn failed(&mut self, config: &crate::NodeConfig) -> (std::time::Duration, bool) {
-        let exp = self.failures.min(20);
         let wait = config
             .accept_backoff_base
-            .saturating_mul(1 << exp)
+            .saturating_mul(1 << self.streak.min(20))
             .min(config.accept_backoff_max);
-        self.failures += 1;
-        self.waited += wait;
-        (wait, self.failures == 1)
+        self.streak += 1;
+        let now = tokio::time::Instant::now();
+        let first = self.episode.is_none();
+        let e = self.episode.get_or_insert(Episode {
+            failures: 0,
+            waited: std::time::Duration::ZERO,
+            last_failure: now,
+        });
+        e.failures += 1;
+        e.waited += wait;
+        e.last_failure = now;
+        (wait, first)
     }
 
-    /// A connection was accepted: the line that ends an episode, if one
-    /// was under way.
-    fn ended(&mut self) -> Option<String> {
-        let b = std::mem::take(self);
-        (b.failures > 0).then(|| {
-            format!(
-                "accept: working again after {} failed tries and {:?} of waiting",
-                b.failures, b.waited
-            )
-        })
+    /// A connection was accepted: the line that ends the episode, if one
+    /// was under way and has been quiet long enough.
+    fn accepted(&mut self, config: &crate::NodeConfig) -> Option<String> {
+        self.streak = 0;
+        let quiet = config.accept_backoff_max.saturating_mul(10);
+        let e = self.episode.as_ref()?;
+        if e.last_failure.elapsed() < quiet {
+            return None;
+        }
+        let e = self.episode.take()?;
+        Some(format!(
+            "accept: working again after {} failed tries and {:?} of waiting",
+            e.failures, e.waited
+        ))
     }
 }
 

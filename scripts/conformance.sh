@@ -223,6 +223,27 @@ check "50 MiB junk line: the transcript says @truncated" grep -q "^@truncated " 
 out=$("$BIN" replay --config "$WORK/bounded.toml" "$big" 2>&1)
 check "a truncated transcript replays, and replay says it was truncated" grep -q "ok .*recording truncated after" <<<"$out"
 
+# The log budget alone: with the junk limit out of the way, 200,000 NOOPs
+# are all answered, and the log keeps --log-lines-per-session of them.
+{ cat "$WORK/bounded.toml"; printf '[limits]\nmax_junk_commands = 1000000\n'; } > "$WORK/nojunk.toml"
+"$BIN" serve --config "$WORK/nojunk.toml" --listen "127.0.0.1:$PORT" --spool "$WORK/spool-nojunk" --grace 1 \
+  2>"$WORK/nojunk.log" &
+SERVE_PID=$!; pids+=("$SERVE_PID")
+wait_port 127.0.0.1 "$PORT"
+python3 - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"EHLO flood.example\r\n" + b"NOOP\r\n" * 200000 + b"QUIT\r\n")
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+PY
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+check "NOOP flood without the junk limit: $(wc -l < "$WORK/nojunk.log") log lines" test "$(wc -l < "$WORK/nojunk.log")" -lt 300
+check "NOOP flood without the junk limit: the close says how many lines were left out" grep -q "more lines of this session not logged" "$WORK/nojunk.log"
+
 # Descriptor exhaustion: 100 held connections against 64 descriptors.
 prlimit --nofile=64 "$BIN" serve --config "$WORK/bounded.toml" --listen "127.0.0.1:$PORT" --spool "$WORK/spool-nofile" \
   --grace 1 --max-connections 1000 --max-per-ip 1000 2>"$WORK/nofile.log" &

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 BIN=${RELAYGUARD:-target/release/relayguard}
 [ -x "$BIN" ] || cargo build --release --quiet
-WORK=$(mktemp -d /tmp/relayguard-bounded.XXXXXX)
+WORK=$(mktemp -d -t relayguard-bounded.XXXXXX)
 PORT=${PORT:-2950}
 pids=()
 cleanup() {

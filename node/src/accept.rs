@@ -1,8 +1,9 @@
 //! The accept loop: one task per connection, within the total and per-IP
 //! connection limits. When `accept` fails for want of descriptors, buffers
-//! or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the loop waits, doubling the
-//! wait up to a cap, and says so once per episode, instead of trying again
-//! at full rate with a log line each time.
+//! or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM; any error that is not about
+//! the one connection being accepted) the loop waits, doubling the wait up
+//! to a cap, and says so once per episode, instead of trying again at full
+//! rate with a log line each time.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;

@@ -73,6 +73,114 @@ pub fn deliver_error(e: io::Error) -> DeliverError {
     }
 }
 
+/// The mailbox folders of a Maildir tree, counted, so that `deliver` into
+/// a mailbox that has no folder yet can be refused beyond
+/// `domains.max_mailboxes`: without a `mailboxes` list any local part is
+/// accepted, and each would otherwise become a folder.
+#[derive(Debug)]
+pub struct FolderLimit {
+    max: usize,
+    /// Folders under `maildir/<domain>/`, counted on first use.
+    count: std::sync::Mutex<Option<usize>>,
+}
+
+impl FolderLimit {
+    pub fn new(max: usize) -> FolderLimit {
+        FolderLimit {
+            max,
+            count: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Ok when `mailbox` has its folder, or there is room for one more (it
+    /// is then made, under the lock, so two deliveries count it once).
+    pub fn admit(&self, root: &Path, mailbox: &str) -> io::Result<()> {
+        let dir = folder(root, mailbox);
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let n = match *count {
+            Some(n) => n,
+            None => count_folders(&root.join("maildir"))?,
+        };
+        if n >= self.max {
+            *count = Some(n);
+            return Err(io::Error::other(format!(
+                "no folder for mailbox {mailbox}, and domains.max_mailboxes ({}) are made already",
+                self.max
+            )));
+        }
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        *count = Some(n + 1);
+        Ok(())
+    }
+}
+
+/// Folders two levels down (`<domain>/<local>`); none when there is no tree.
+fn count_folders(maildir: &Path) -> io::Result<usize> {
+    let domains = match fs::read_dir(maildir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    for d in domains {
+        let d = d?;
+        if d.file_type()?.is_dir() {
+            for m in fs::read_dir(d.path())? {
+                if m?.file_type()?.is_dir() {
+                    n += 1;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// [`deliver`], but a mailbox without a folder gets one only within
+/// `limit`; beyond it the delivery fails for good ([`deliver_error`] says
+/// permanent).
+pub fn deliver_limited(
+    root: &Path,
+    mailbox: &str,
+    name: &str,
+    body: &[u8],
+    limit: &FolderLimit,
+) -> io::Result<PathBuf> {
+    limit.admit(root, mailbox)?;
+    deliver(root, mailbox, name, body)
+}
+
+#[cfg(test)]
+mod folder_limit_tests {
+    use super::*;
+
+    #[test]
+    fn new_folders_stop_at_the_limit_and_existing_ones_still_receive() {
+        let root = std::env::temp_dir().join(format!("relayguard-maildir-limit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        deliver(&root, "old@example.com", "m0.old", b"hi\r\n").unwrap();
+        let limit = FolderLimit::new(3);
+        for i in 0..2 {
+            deliver_limited(&root, &format!("u{i}@example.com"), "m1", b"hi\r\n", &limit).unwrap();
+        }
+        let e = deliver_limited(&root, "u9@example.com", "m1", b"hi\r\n", &limit).unwrap_err();
+        assert!(!deliver_error(e).is_transient());
+        assert!(!folder(&root, "u9@example.com").exists());
+        deliver_limited(&root, "u0@example.com", "m2", b"hi\r\n", &limit).unwrap();
+        deliver_limited(&root, "old@example.com", "m3", b"hi\r\n", &limit).unwrap();
+        assert_eq!(count_folders(&root.join("maildir")).unwrap(), 3);
+        // 0: only the folders that exist.
+        let none = FolderLimit::new(0);
+        assert!(deliver_limited(&root, "new@example.com", "m4", b"hi\r\n", &none).is_err());
+        deliver_limited(&root, "old@example.com", "m4", b"hi\r\n", &none).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,6 +137,7 @@ fn rebuild(t: &Transcript, units: &[Unit]) -> Transcript {
         auth: t.auth.clone(),
         expect: t.expect.or(Some(Expect::Closed)),
         source: t.source.clone(),
+        truncated: t.truncated,
         steps,
     }
 }

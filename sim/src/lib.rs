@@ -25,6 +25,8 @@
 //!   and liveness judgement on what was delivered.
 //! - `run`, `report`, `campaign`: one seed, its result, many seeds.
 //! - `determinism`: a seed run twice, and where the two runs parted.
+//! - `shrink`: a failing seed's world cut down to the actors and faults
+//!   that still make it fail.
 
 mod actors;
 mod backends;
@@ -37,6 +39,7 @@ mod options;
 mod report;
 mod rng;
 mod run;
+mod shrink;
 mod swarm;
 mod world;
 
@@ -47,7 +50,8 @@ pub use faults::Fault;
 pub use options::RELAY;
 pub use report::Report;
 pub use rng::Rng;
-pub use run::run;
+pub use run::{run, run_swarm};
+pub use shrink::{ShrunkSeed, shrink_seed};
 pub use swarm::{Actor, Role, Swarm, Task, swarm};
 pub use world::Stats;
 

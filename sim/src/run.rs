@@ -25,7 +25,7 @@ use crate::options::{
     RELAY_CONNECT_TIMEOUT, RELAY_REPLY_TIMEOUT, RETRY_BASE, RETRY_MAX, SIM_LIMIT, SPOOL_WRITE, TICK,
 };
 use crate::report::{Report, describe};
-use crate::swarm::{Role, swarm};
+use crate::swarm::{Role, Swarm, swarm};
 use crate::world::{Shared, World};
 
 /// Only read by the injected bug `process-state-leak`.
@@ -33,7 +33,12 @@ static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0)
 
 /// Runs one seed to the end and judges it.
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
-    let swarm = swarm(seed, bugs);
+    run_swarm(seed, swarm(seed, bugs), verbose)
+}
+
+/// Runs a seed's world, as drawn or cut down by the shrinker: `seed` still
+/// drives the network and each actor's stream.
+pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
     let describe = describe(&swarm);
     let corpus_ips = swarm
         .actors
@@ -110,7 +115,8 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
             actor(
                 world.clone(),
                 a.clone(),
-                seed.wrapping_mul(31).wrapping_add(i as u64),
+                seed.wrapping_mul(31)
+                    .wrapping_add(swarm.streams.get(i).copied().unwrap_or(i as u64)),
             ),
         );
     }

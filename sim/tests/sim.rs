@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 
 use relayguard_core::check::ViolationKind;
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{Fault, Kind, Report, Role, Violation, campaign, first_difference, run, swarm};
+use relayguard_sim::{
+    Fault, Kind, Report, Role, Swarm, Violation, campaign, first_difference, run, run_swarm, shrink_seed,
+    swarm,
+};
 
 /// The fixed campaign of `cargo test`.
 const SEEDS: std::ops::Range<u64> = 0..30;
@@ -179,5 +182,38 @@ fn each_wire_bug_shrinks_to_a_few_lines() {
             "{bug}: fails without the bug: {:?}",
             off.violations
         );
+    }
+}
+
+/// The node's bugs leave no offending session (the loss shows at the end):
+/// the seed itself shrinks, to a few actors and faults that still lose mail
+/// with the bug and not without it.
+#[test]
+fn each_node_bug_shrinks_to_a_few_actors_and_faults() {
+    for bug in [Bug::AckBeforeStore, Bug::ForgetSpoolOnRestart] {
+        let bugs = Bugs::NONE.with(bug);
+        let seed = SEEDS
+            .find(|&s| !run(s, bugs, false).passed())
+            .unwrap_or_else(|| panic!("{bug}: no failing seed in the fixed campaign"));
+        let s = shrink_seed(seed, bugs).expect("the seed fails");
+        eprintln!("{bug}: seed {seed}: {:#?}", s.report.describe);
+        assert!(
+            s.swarm.actors.len() <= 3,
+            "{bug}: {} actors",
+            s.swarm.actors.len()
+        );
+        assert!(
+            s.swarm.faults.len() <= 3,
+            "{bug}: {} faults",
+            s.swarm.faults.len()
+        );
+        assert!(s.swarm.actors.len() < s.actors_before, "{bug}: no actor removed");
+        assert!(s.report.violations.iter().any(|v| v.kind == s.kind), "{bug}");
+        let fixed = Swarm {
+            bugs: Bugs::NONE,
+            ..s.swarm.clone()
+        };
+        let off = run_swarm(seed, fixed, false);
+        assert!(off.passed(), "{bug}: fails without the bug: {:?}", off.violations);
     }
 }

@@ -144,7 +144,8 @@ fn rebuild(t: &Transcript, units: &[Unit]) -> Transcript {
 
 /// The classic ddmin: a smallest subsequence (1-minimal: no single item can
 /// go) of `items` on which `fails` still holds, if it holds on `items`.
-fn ddmin<T: Clone>(mut items: Vec<T>, fails: &mut impl FnMut(&[T]) -> bool) -> Vec<T> {
+/// The simulation shrinks a failing seed's actors and faults with it.
+pub fn ddmin<T: Clone>(mut items: Vec<T>, fails: &mut impl FnMut(&[T]) -> bool) -> Vec<T> {
     let mut n = 2;
     while items.len() >= 2 {
         let chunk = items.len().div_ceil(n);

@@ -155,7 +155,8 @@ fn each_wire_bug_shrinks_to_a_few_lines() {
 
     for bug in [Bug::TrustRouted, Bug::LanCheckOff, Bug::LfEndsData] {
         let bugs = Bugs::NONE.with(bug);
-        let (seed, t) = SEEDS
+        let (seed, t) = seeds()
+            .into_iter()
             .filter_map(|s| run(s, bugs, false).offending.map(|t| (s, t)))
             .next()
             .unwrap_or_else(|| panic!("{bug}: no seed of the fixed campaign left an offending session"));
@@ -192,7 +193,8 @@ fn each_wire_bug_shrinks_to_a_few_lines() {
 fn each_node_bug_shrinks_to_a_few_actors_and_faults() {
     for bug in [Bug::AckBeforeStore, Bug::ForgetSpoolOnRestart] {
         let bugs = Bugs::NONE.with(bug);
-        let seed = SEEDS
+        let seed = seeds()
+            .into_iter()
             .find(|&s| !run(s, bugs, false).passed())
             .unwrap_or_else(|| panic!("{bug}: no failing seed in the fixed campaign"));
         let s = shrink_seed(seed, bugs).expect("the seed fails");

@@ -3,5 +3,6 @@
 //! fsynced spool, Maildir delivery, and transcript replay over TCP.
 
 pub mod maildir;
+pub mod probe;
 pub mod remote;
 pub mod spool;

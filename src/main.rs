@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-use cmd::{explain, lint, replay, serve, sim};
+use cmd::{explain, lint, probe, replay, serve, sim};
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
@@ -27,6 +27,8 @@ enum Command {
     Sim(sim::Args),
     /// Run the relay on real sockets, with a durable spool.
     Serve(serve::Args),
+    /// Audit a live relay with the attack corpus, judged by what arrives.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +38,6 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::main(args),
         Command::Sim(args) => sim::main(args),
         Command::Serve(args) => serve::main(args),
+        Command::Probe(args) => probe::main(args),
     }
 }

@@ -205,6 +205,19 @@ pub fn tag_subjects(bytes: &[u8], token: &str, n: &mut usize) -> Vec<u8> {
     out
 }
 
+/// `bytes` with every `from` replaced by `to`.
+pub fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(i) = sink::find(rest, from) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(to);
+        rest = &rest[i + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// The first line starting with `prefix` (ASCII case-insensitive), in
 /// order, from the rounds.
 fn lines(rounds: &[(Vec<u8>, usize)]) -> Vec<Vec<u8>> {
@@ -352,6 +365,9 @@ fn run_case(opts: &Options, index: usize, case: &Case) -> Run {
         .map(|(b, k)| {
             let b = opts.site.apply(&b);
             let b = if smuggling {
+                // The smuggled recipient names the run, so that a log can
+                // tell which transcript's smuggled commands were run.
+                let b = replace_all(&b, b"victim@", format!("victim-{token}@").as_bytes());
                 tag_subjects(&b, &token, &mut n)
             } else {
                 b
@@ -393,11 +409,10 @@ fn awaited(runs: &[Run]) -> Vec<String> {
         if let Some(s) = &r.smuggle
             && r.record.as_ref().is_some_and(|rec| rec.error.is_none())
         {
-            if s.extra_replies > 0 {
-                out.push(s.token2.clone());
-            }
             if s.outbound {
                 out.push(s.token1.clone());
+            } else if s.extra_replies > 0 {
+                out.push(s.token2.clone());
             }
         }
     }
@@ -426,6 +441,12 @@ fn judge(run: &mut Run, received: &[Received], wait: Duration) {
                 .iter()
                 .any(|m| m.has_token(&s.token1) && sink::find(&m.data, &s.sequence).is_some());
         worst = verdict::smuggling_verdict(s.outbound, s.extra_replies, s.separate, s.unchanged);
+        if s.outbound && (s.separate || s.extra_replies > 0) {
+            run.notes.push(format!(
+                "from the LAN, the target ended DATA at `{}` and ran the commands after it (inbound smuggling by a trusted client)",
+                client::shown(&s.sequence)
+            ));
+        }
         kind = if s.outbound {
             "smuggling-outbound"
         } else {
@@ -574,6 +595,15 @@ mod tests {
         assert_eq!(r[0], (b"EHLO x\r\n".to_vec(), 1));
         assert_eq!(r[1], (b"MAIL FROM:<a>\r\nRCPT TO:<b>\r\n".to_vec(), 2));
         assert_eq!(r[2], (b"x\r\nQUIT\r\n".to_vec(), 0));
+    }
+
+    #[test]
+    fn replace_all_replaces_every_occurrence() {
+        assert_eq!(
+            replace_all(b"victim@a victim@b", b"victim@", b"v-1@"),
+            b"v-1@a v-1@b"
+        );
+        assert_eq!(replace_all(b"none", b"victim@", b"x"), b"none");
     }
 
     #[test]

@@ -170,23 +170,33 @@ pub fn attempt_verdict(
     }
 }
 
-/// The verdict of a smuggling transcript.
+/// The verdict of a smuggling transcript. Inbound, the smuggled message
+/// arriving on its own confirms, extra replies suspect. Outbound (from the
+/// LAN, which may send any message it likes) only the sequence reaching
+/// the next hop unchanged counts: the target would be server A.
 pub fn smuggling_verdict(
     outbound: bool,
     extra_replies: usize,
     separate: bool,
     unchanged: bool,
 ) -> (Verdict, String) {
+    if outbound {
+        return if unchanged {
+            (
+                Verdict::Confirmed,
+                "the target forwarded the smuggling sequence unchanged to the next hop".into(),
+            )
+        } else {
+            (
+                Verdict::Refused,
+                "the smuggling sequence did not reach the next hop unchanged".into(),
+            )
+        };
+    }
     if separate {
         return (
             Verdict::Confirmed,
             "the smuggled second message arrived as a message of its own".into(),
-        );
-    }
-    if outbound && unchanged {
-        return (
-            Verdict::Confirmed,
-            "the target forwarded the smuggling sequence unchanged to the next hop".into(),
         );
     }
     if extra_replies > 0 {
@@ -203,21 +213,30 @@ pub fn smuggling_verdict(
     )
 }
 
-/// The smuggling sequence of a first message: the line-end characters and
-/// dots (and NULs) just before the smuggled `MAIL FROM`, starting at its
-/// first CR or LF.
+/// The smuggling sequence of a transcript's bytes: the line-end
+/// characters, dots and NULs just before the first `MAIL FROM:` that such
+/// a run holding a dot or a NUL precedes (the smuggled command, not the
+/// transcript's own), starting at its first CR or LF.
 pub fn smuggling_sequence(content: &[u8]) -> Option<Vec<u8>> {
-    let at = crate::probe::sink::find(content, b"MAIL FROM:")?;
-    let before = &content[..at];
-    let start = before
-        .iter()
-        .rposition(|b| !matches!(b, b'\r' | b'\n' | b'.' | 0))
-        .map_or(0, |i| i + 1);
-    let mut seq = &before[start..];
-    while let Some((b'.', rest)) = seq.split_first() {
-        seq = rest;
+    let needle = b"MAIL FROM:";
+    let mut from = 0;
+    while let Some(off) = crate::probe::sink::find(&content[from..], needle) {
+        let at = from + off;
+        let before = &content[..at];
+        let start = before
+            .iter()
+            .rposition(|b| !matches!(b, b'\r' | b'\n' | b'.' | 0))
+            .map_or(0, |i| i + 1);
+        let mut seq = &before[start..];
+        while let Some((b'.', rest)) = seq.split_first() {
+            seq = rest;
+        }
+        if seq.iter().any(|&b| b == b'.' || b == 0) {
+            return Some(seq.to_vec());
+        }
+        from = at + needle.len();
     }
-    (!seq.is_empty()).then(|| seq.to_vec())
+    None
 }
 
 /// One line on what to change, for the usual MTAs.
@@ -339,6 +358,9 @@ mod tests {
         assert_eq!(smuggling_verdict(false, 0, false, false).0, Verdict::Refused);
         assert_eq!(smuggling_verdict(false, 0, false, true).0, Verdict::Refused);
         assert_eq!(smuggling_verdict(true, 0, false, true).0, Verdict::Confirmed);
+        // From the LAN, the target splitting the message is not a finding:
+        // the LAN may send any message. Only what goes on counts.
+        assert_eq!(smuggling_verdict(true, 4, true, false).0, Verdict::Refused);
     }
 
     #[test]
@@ -348,6 +370,12 @@ mod tests {
         assert_eq!(seq(b"Outbound message.\r\n.\r\r\nMAIL FROM:<a>"), b"\r\n.\r\r\n");
         assert_eq!(seq(b"x\r\n\0.\r\nMAIL FROM:<a>"), b"\r\n\0.\r\n");
         assert_eq!(smuggling_sequence(b"no commands here"), None);
+        // The transcript's own MAIL FROM (after a plain CRLF) is skipped.
+        assert_eq!(
+            seq(b"EHLO x\r\nMAIL FROM:<s>\r\nDATA\r\nbody.\r\n.\r\r\nMAIL FROM:<a>"),
+            b"\r\n.\r\r\n"
+        );
+        assert_eq!(smuggling_sequence(b"EHLO x\r\nMAIL FROM:<s>\r\n"), None);
     }
 
     #[test]

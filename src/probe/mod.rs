@@ -231,12 +231,15 @@ fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
     line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// The relay candidates of a transcript: (greeting line, MAIL line,
-/// RCPT line, destination), without repeats.
-fn candidates(rounds: &[(Vec<u8>, usize)], site: &Site) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Dest)> {
+/// A relay candidate: the greeting line, the MAIL line and the RCPT line
+/// to send, and where the recipient points.
+type Candidate = (Vec<u8>, Vec<u8>, Vec<u8>, Dest);
+
+/// The relay candidates of a transcript, without repeats.
+fn candidates(rounds: &[(Vec<u8>, usize)], site: &Site) -> Vec<Candidate> {
     let mut helo = b"EHLO relayguard.probe\r\n".to_vec();
     let mut mail = b"MAIL FROM:<>\r\n".to_vec();
-    let mut out: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Dest)> = Vec::new();
+    let mut out: Vec<Candidate> = Vec::new();
     let mut seen_helo = false;
     for line in lines(rounds) {
         let line = if line.ends_with(b"\r\n") {
@@ -278,13 +281,7 @@ fn header_text(bytes: &[u8]) -> String {
 
 /// Sends one probe message: greeting line, MAIL, RCPT, then DATA and the
 /// message only if RCPT was accepted.
-fn attempt(
-    opts: &Options,
-    source: Option<IpAddr>,
-    name: &str,
-    cand: &(Vec<u8>, Vec<u8>, Vec<u8>, Dest),
-    token: String,
-) -> Attempt {
+fn attempt(opts: &Options, source: Option<IpAddr>, name: &str, cand: &Candidate, token: String) -> Attempt {
     let (helo, mail, rcpt, dest) = cand;
     let mut d = Dialog::open(opts.target, source, opts.timing);
     d.exchange(helo, 1);
@@ -410,7 +407,19 @@ fn awaited(runs: &[Run]) -> Vec<String> {
             && r.record.as_ref().is_some_and(|rec| rec.error.is_none())
         {
             if s.outbound {
-                out.push(s.token1.clone());
+                // Worth waiting for only if the first message was taken.
+                let taken = r.record.as_ref().is_some_and(|rec| {
+                    rec.exchanges.iter().any(|e| {
+                        sink::find(&e.sent, s.token1.as_bytes()).is_some()
+                            && e.replies
+                                .first()
+                                .and_then(|r| code(r))
+                                .is_some_and(|c| (200..300).contains(&c))
+                    })
+                });
+                if taken {
+                    out.push(s.token1.clone());
+                }
             } else if s.extra_replies > 0 {
                 out.push(s.token2.clone());
             }

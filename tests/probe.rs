@@ -11,6 +11,9 @@ use std::process::Command;
 enum Mode {
     /// Refuses foreign and routed recipients.
     Closed,
+    /// Closed, but ends DATA at a dot line after a bare LF too, as Postfix
+    /// 3.7 does by default: smuggled commands run.
+    ClosedLfDot,
     /// Accepts everything and sends foreign mail to the sink.
     Open,
     /// Accepts everything and delivers nothing.
@@ -81,7 +84,7 @@ fn session(stream: TcpStream, mode: Mode, sink: SocketAddr) {
             }
             "RCPT" => {
                 let a = address(&text);
-                if mode == Mode::Closed && !is_local(&a) {
+                if matches!(mode, Mode::Closed | Mode::ClosedLfDot) && !is_local(&a) {
                     b"554 5.7.1 relay denied\r\n"
                 } else {
                     rcpts.push(a);
@@ -98,6 +101,10 @@ fn session(stream: TcpStream, mode: Mode, sink: SocketAddr) {
                         return;
                     }
                     if line == b".\r\n" && (data.is_empty() || data.ends_with(b"\r\n")) {
+                        break;
+                    }
+                    let after_lf = data.is_empty() || data.ends_with(b"\n");
+                    if mode == Mode::ClosedLfDot && after_lf && (line == b".\n" || line == b".\r\n") {
                         break;
                     }
                     data.extend_from_slice(&line);
@@ -228,6 +235,24 @@ fn an_open_relay_that_delivers_nothing_is_only_suspected() {
     assert_eq!(code, 1, "{json:#}\n{err}");
     assert_eq!(verdict(&json, "nmap-02-foreign-sender.smtp"), "suspected");
     assert!(json["sink"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_closed_relay_that_ends_data_at_a_bare_lf_is_suspected_of_smuggling() {
+    let sink = free_port();
+    let (code, json, err) = probe(fake(Mode::ClosedLfDot, sink), sink);
+    assert_eq!(code, 1, "{json:#}\n{err}");
+    // The relay itself is closed...
+    assert_eq!(verdict(&json, "nmap-02-foreign-sender.smtp"), "refused");
+    // ...but it answered the commands smuggled after `\n.\n`.
+    assert_eq!(verdict(&json, "smuggling-lf-dot-lf.smtp"), "suspected");
+    let t = json["transcripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["transcript"] == "smuggling-lf-dot-lf.smtp")
+        .unwrap();
+    assert!(t["smuggling"]["extra_replies"].as_u64().unwrap() >= 2, "{t:#}");
 }
 
 #[test]

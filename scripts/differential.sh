@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 BIN=${RELAYGUARD:-target/release/relayguard}
 [ -x "$BIN" ] || cargo build --release --quiet
 command -v postfix >/dev/null || { echo "differential: postfix is not installed"; exit 2; }
-WORK=$(mktemp -d /tmp/relayguard-differential.XXXXXX)
+WORK=$(mktemp -d -t relayguard-differential.XXXXXX)
 chmod 755 "$WORK"
 PORT=${PORT:-2725}
 SINK_PORT=$((PORT + 1))
@@ -137,7 +137,11 @@ config() {
   done
   postfix -c "$dir/etc" stop >/dev/null 2>&1
   running=""
-  sleep 1
+  # The next instance takes the same port: wait (bounded) until it is free.
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+    sleep 0.1
+  done
   local rc
   rc=$(cat "$dir/probe.rc")
   if [ "$rc" = "$want" ]; then ok "$name: probe exit $rc (${took}s)"; else no "$name: probe exit $rc, expected $want"; head -5 "$dir/probe.err"; fi

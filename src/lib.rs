@@ -4,5 +4,6 @@
 
 pub mod bounded;
 pub mod maildir;
+pub mod probe;
 pub mod remote;
 pub mod spool;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-use cmd::{explain, lint, replay, serve, shrink, sim};
+use cmd::{explain, lint, probe, replay, serve, shrink, sim};
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
@@ -29,6 +29,8 @@ enum Command {
     Serve(serve::Args),
     /// Cut a failing transcript down to the lines that still fail.
     Shrink(shrink::Args),
+    /// Audit a live relay with the attack corpus, judged by what arrives.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +41,6 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::main(args),
         Command::Serve(args) => serve::main(args),
         Command::Shrink(args) => shrink::main(args),
+        Command::Probe(args) => probe::main(args),
     }
 }

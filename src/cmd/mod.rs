@@ -4,6 +4,7 @@
 
 pub mod explain;
 pub mod lint;
+pub mod probe;
 pub mod replay;
 pub mod serve;
 pub mod shrink;

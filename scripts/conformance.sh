@@ -4,7 +4,9 @@
 #   Python smtplib (AUTH PLAIN relays, a wrong password gets 535),
 #   nmap's smtp-open-relay script (closed config: no relay; open config: relay),
 #   every corpus attack over TCP (nothing reaches the sink),
-#   kill -9 in the middle of a load (every 250 arrives, nothing else).
+#   kill -9 in the middle of a load (every 250 arrives, nothing else),
+#   disk and kernel faults (scripts/conformance-disk.sh: a full tmpfs, a
+#   corrupt queue, prlimit --nofile, SIGHUP, a second server, peak RSS).
 # Needs swaks, nmap, postfix (smtp-sink) and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
@@ -87,6 +89,14 @@ wait_sink() {
   done
   return 1
 }
+
+# Disk and kernel faults (issue 11) live in their own file; DISK_ONLY=1 runs only them.
+. scripts/conformance-disk.sh
+if [ -n "${DISK_ONLY:-}" ]; then
+  disk_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
 
 start_sink
 write_config "$WORK/closed.toml" ""
@@ -176,6 +186,8 @@ done
 echo "check: $missing"
 check "kill -9: every acknowledged message at the sink, intact; nothing unsent ($acked acked)" grep -q "^ok" <<<"$missing"
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+
+disk_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

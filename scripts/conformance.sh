@@ -8,6 +8,8 @@
 #   bounded side effects: a NOOP flood is cut with a bounded log, a 50 MiB
 #   junk line gives a capped transcript, descriptor exhaustion
 #   (prlimit --nofile) logs a few lines and the server recovers.
+#   disk and kernel faults (scripts/conformance-disk.sh: a full tmpfs, a
+#   corrupt queue, prlimit --nofile, SIGHUP, a second server, peak RSS).
 # Needs swaks, nmap, postfix (smtp-sink) and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
@@ -90,6 +92,14 @@ wait_sink() {
   done
   return 1
 }
+
+# Disk and kernel faults (issue 11) live in their own file; DISK_ONLY=1 runs only them.
+. scripts/conformance-disk.sh
+if [ -n "${DISK_ONLY:-}" ]; then
+  disk_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
 
 start_sink
 write_config "$WORK/closed.toml" ""
@@ -266,6 +276,7 @@ n=$(grep -c "accept:" "$WORK/nofile.log")
 check "nofile exhausted: accept failed and was logged ($n accept lines, at most 4)" test "$n" -ge 1 -a "$n" -le 4
 check "nofile exhausted: the server recovers and serves swaks" grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+disk_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

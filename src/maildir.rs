@@ -5,13 +5,13 @@
 //! partial message. Names come from the caller (unique per message and
 //! recipient), not from a clock.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use relayguard_node::DeliverError;
 
-use crate::spool::is_transient;
+use crate::spool::{is_transient, sync_dir};
 
 /// The folder of a mailbox key `local@domain`. Bytes that could escape the
 /// tree or confuse a shell are written as `%XX`.
@@ -33,9 +33,34 @@ fn safe(part: &str) -> String {
 }
 
 /// Delivers `body` to `mailbox` under the file name `name`. Returns the path
-/// in `new/`. Delivering the same name twice is not an error (a redelivery
-/// after a crash writes the same message again).
+/// in `new/`.
+///
+/// A name already in `new/` is success only if it holds this very message
+/// (a redelivery after a crash between the delivery and the spool's
+/// update); any other file there is an error (`AlreadyExists`), never
+/// overwritten and never taken for a delivery. A failed write leaves
+/// nothing in `tmp/`.
+///
+/// Once the link into `new/` is made the message is delivered: a reader
+/// sees it. Errors after that point (removing the `tmp/` name, the fsync of
+/// `new/`) are logged and do not fail the delivery: failing it would bounce
+/// or redeliver a message that is in the mailbox. The fsync is not retried:
+/// after a failed fsync the kernel may have dropped the dirty data and a
+/// second call can succeed without writing it, so a retry proves nothing.
+/// What is left is the window any Maildir has: a crash of the machine
+/// before the kernel writes the folder back.
 pub fn deliver(root: &Path, mailbox: &str, name: &str, body: &[u8]) -> io::Result<PathBuf> {
+    deliver_with(root, mailbox, name, body, &sync_dir)
+}
+
+/// [`deliver`] with the folder fsync given, so that tests can make it fail.
+fn deliver_with(
+    root: &Path,
+    mailbox: &str,
+    name: &str,
+    body: &[u8],
+    sync: &dyn Fn(&Path) -> io::Result<()>,
+) -> io::Result<PathBuf> {
     let dir = folder(root, mailbox);
     for sub in ["tmp", "new", "cur"] {
         fs::create_dir_all(dir.join(sub))?;
@@ -43,24 +68,51 @@ pub fn deliver(root: &Path, mailbox: &str, name: &str, body: &[u8]) -> io::Resul
     let name = safe(name);
     let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
-    let mut f = OpenOptions::new()
+    let written = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&tmp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    drop(f);
-    match fs::hard_link(&tmp, &new) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        _ => {}
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(body)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        // A half message must not keep the disk full.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::remove_file(&tmp)?;
-    File::open(dir.join("new"))?.sync_all()?;
+    let linked = fs::hard_link(&tmp, &new);
+    if let Err(e) = fs::remove_file(&tmp) {
+        tracing::warn!("maildir: removing {}: {e}", tmp.display());
+    }
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !holds(&new, body)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} already holds another message", new.display()),
+                ));
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    if let Err(e) = sync(&dir.join("new")) {
+        tracing::error!(
+            "maildir: {} delivered, but the fsync of its folder failed: {e}",
+            new.display()
+        );
+    }
     Ok(new)
+}
+
+/// Whether the file at `path` holds exactly `body`.
+fn holds(path: &Path, body: &[u8]) -> io::Result<bool> {
+    if fs::metadata(path)?.len() != body.len() as u64 {
+        return Ok(false);
+    }
+    Ok(fs::read(path)? == body)
 }
 
 /// A failed [`deliver`] as the node sees it: a full disk is worth another
@@ -215,13 +267,26 @@ mod tests {
         fs::remove_file(&root).unwrap();
     }
 
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("relayguard-maildir-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
     #[test]
     fn delivers_into_new() {
-        let root = std::env::temp_dir().join(format!("relayguard-maildir-{}", std::process::id()));
+        let root = scratch("new");
         let p = deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
         assert!(p.starts_with(root.join("maildir/example.com/bob/new")));
+        // The same message again (a redelivery after a crash): success, one file.
         deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap();
+        assert_eq!(
+            fs::read_dir(root.join("maildir/example.com/bob/new"))
+                .unwrap()
+                .count(),
+            1
+        );
         assert_eq!(
             fs::read_dir(root.join("maildir/example.com/bob/tmp"))
                 .unwrap()
@@ -229,5 +294,79 @@ mod tests {
             0
         );
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn another_message_under_an_existing_name_is_not_success() {
+        let root = scratch("exists");
+        let p = deliver(&root, "bob@example.com", "m1.bob", b"first\r\n").unwrap();
+        for other in [&b"second\r\n"[..], b"first\r\n\r\n", b"firs\r\n"] {
+            let e = deliver(&root, "bob@example.com", "m1.bob", other).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+            assert!(!deliver_error(e).is_transient());
+        }
+        assert_eq!(fs::read(&p).unwrap(), b"first\r\n");
+        assert_eq!(
+            fs::read_dir(root.join("maildir/example.com/bob/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_in_tmp() {
+        let root = scratch("partial");
+        deliver(&root, "bob@example.com", "m0.bob", b"x").unwrap();
+        // /dev/full: every write fails with ENOSPC, as on a full disk.
+        let tmp = root.join("maildir/example.com/bob/tmp/m1.bob");
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let e = deliver(&root, "bob@example.com", "m1.bob", b"hello\r\n").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+        assert!(deliver_error(e).is_transient());
+        assert_eq!(
+            fs::read_dir(root.join("maildir/example.com/bob/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(!root.join("maildir/example.com/bob/new/m1.bob").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_failed_folder_fsync_after_the_link_is_still_a_delivery() {
+        let root = scratch("fsync");
+        let eio = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
+        let p = deliver_with(&root, "bob@example.com", "m1.bob", b"hi\r\n", &eio).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        for n in [
+            libc::ENOSPC,
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::EIO,
+            libc::EAGAIN,
+            libc::EINTR,
+            libc::EDQUOT,
+        ] {
+            let e = deliver_error(io::Error::from_raw_os_error(n));
+            assert!(e.is_transient(), "errno {n}: {e}");
+        }
+        for n in [
+            libc::EACCES,
+            libc::EEXIST,
+            libc::ENOTDIR,
+            libc::EROFS,
+            libc::ENAMETOOLONG,
+        ] {
+            let e = deliver_error(io::Error::from_raw_os_error(n));
+            assert!(!e.is_transient(), "errno {n}: {e}");
+        }
     }
 }

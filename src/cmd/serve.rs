@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use relayguard::bounded::{LineBudget, RecordBudget};
@@ -97,18 +96,21 @@ impl Net for TcpNet {
 /// The spool on disk; the file work runs on tokio's blocking threads.
 struct DiskSpool {
     spool: Arc<FsSpool>,
-    next: AtomicU64,
-    /// Unique per run: spool names must not repeat across restarts.
-    run: String,
+    /// Unique across restarts, PIDs and clock steps.
+    ids: Arc<spool::Ids>,
 }
 
 impl Spool for DiskSpool {
     async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
-        let id = format!("{}-{:06}", self.run, self.next.fetch_add(1, Ordering::Relaxed));
-        let (spool, entry, name) = (self.spool.clone(), entry.clone(), id.clone());
-        match tokio::task::spawn_blocking(move || spool.store(&name, &entry)).await {
+        let id = self.ids.next();
+        // Encoded here, so that the blocking thread gets one copy of the body.
+        let (spool, file, name) = (self.spool.clone(), spool::encode_file(entry), id.clone());
+        match tokio::task::spawn_blocking(move || spool.store_file(&name, &file)).await {
             Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => Err(spool::store_error(e)),
+            Ok(Err(e)) => {
+                tracing::warn!("spool store {id}: {e}");
+                Err(spool::store_error(e))
+            }
             // The blocking task panicked or the runtime is stopping: nothing
             // was acknowledged, the client may try again.
             Err(e) => Err(StoreError::Transient(e.to_string())),
@@ -116,8 +118,8 @@ impl Spool for DiskSpool {
     }
 
     async fn update(&self, id: &str, entry: &Entry) {
-        let (spool, entry, id) = (self.spool.clone(), entry.clone(), id.to_string());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update(&id, &entry)).await {
+        let (spool, file, id) = (self.spool.clone(), spool::encode_file(entry), id.to_string());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update_file(&id, &file)).await {
             tracing::error!("spool update: {e}");
         }
     }
@@ -130,20 +132,73 @@ impl Spool for DiskSpool {
     }
 
     async fn list(&self) -> Vec<Result<(String, Entry), Unreadable>> {
-        let spool = self.spool.clone();
-        match tokio::task::spawn_blocking(move || spool.list()).await {
-            Ok(Ok(v)) => v.into_iter().map(Ok).collect(),
-            Ok(Err(e)) => {
-                tracing::error!("spool recovery: {e}");
-                Vec::new()
-            }
-            Err(_) => Vec::new(),
-        }
+        list_queue(&self.spool).await
     }
 
     async fn quarantine(&self, bad: &Unreadable) {
-        tracing::error!("spool: {} unreadable: {}", bad.name, bad.reason);
+        let (spool, name) = (self.spool.clone(), bad.name.clone());
+        match tokio::task::spawn_blocking(move || spool.quarantine(&name)).await {
+            Ok(Ok(to)) => tracing::error!(
+                "spool: queue file {} unreadable ({}); moved to {}",
+                bad.name,
+                bad.reason,
+                to.display()
+            ),
+            Ok(Err(e)) => tracing::error!(
+                "spool: queue file {} unreadable ({}); not moved: {e}",
+                bad.name,
+                bad.reason
+            ),
+            Err(e) => tracing::error!("spool: quarantine {}: {e}", bad.name),
+        }
     }
+}
+
+/// Reads the queue for recovery. Reading the folder itself may fail for a
+/// moment (no descriptor free): a few tries with a growing pause, then the
+/// queue waits for the next start, said loudly.
+async fn list_queue(spool: &Arc<FsSpool>) -> Vec<Result<(String, Entry), Unreadable>> {
+    for attempt in 0..8u32 {
+        let s = spool.clone();
+        match tokio::task::spawn_blocking(move || s.list()).await {
+            Ok(Ok(v)) => return v,
+            Ok(Err(e)) if spool::is_transient(&e) => {
+                tracing::warn!("spool recovery: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Ok(Err(e)) => {
+                tracing::error!("spool recovery: {e}; the queue waits for the next start");
+                return Vec::new();
+            }
+            Err(e) => {
+                tracing::error!("spool recovery: {e}");
+                return Vec::new();
+            }
+        }
+    }
+    tracing::error!("spool recovery: the queue could not be read; it waits for the next start");
+    Vec::new()
+}
+
+/// SIGHUP (what logrotate sends) is ignored: the log goes to stderr, which
+/// whoever started the server redirects, so there is nothing to reopen.
+/// Without a handler the signal would end the process.
+fn ignore_sighup() -> io::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::task::spawn_local(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: ignored (the log is stderr; nothing to reopen)");
+        }
+    });
+    Ok(())
+}
+
+/// Takes the spool's lock and opens it; a second server on the same spool
+/// is refused here, before it touches anything.
+fn open_spool(root: &Path) -> Result<(spool::SpoolLock, FsSpool), String> {
+    let lock = spool::SpoolLock::acquire(root).map_err(|e| e.to_string())?;
+    let spool = FsSpool::open(root).map_err(|e| format!("spool {}: {e}", root.display()))?;
+    Ok((lock, spool))
 }
 
 /// `[routes]`: a domain's own entry, else `*`.
@@ -312,11 +367,18 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let spool = match FsSpool::open(&args.spool) {
-        Ok(s) => Arc::new(s),
+    let (_lock, spool) = match open_spool(&args.spool) {
+        Ok((lock, s)) => (lock, Arc::new(s)),
         Err(e) => {
-            eprintln!("relayguard serve: spool {}: {e}", args.spool.display());
+            eprintln!("relayguard serve: {e}");
             return ExitCode::from(2);
+        }
+    };
+    let ids = match spool::Ids::new() {
+        Ok(ids) => Arc::new(ids),
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            return ExitCode::FAILURE;
         }
     };
     if let Some(dir) = &args.record {
@@ -333,13 +395,7 @@ pub fn main(args: Args) -> ExitCode {
         .filter_map(|(d, t)| Some((d.to_ascii_lowercase(), t.parse().ok()?)))
         .collect();
     // Names that stay unique across restarts; they name files, they decide nothing.
-    let run = format!(
-        "{:x}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        std::process::id()
-    );
+    let run = ids.run().to_string();
     let mut node_config = NodeConfig::new(args.listen);
     node_config.retry_base = Duration::from_secs(args.retry_base.max(1));
     node_config.retry_max = node_config.retry_max.max(node_config.retry_base);
@@ -370,16 +426,13 @@ pub fn main(args: Args) -> ExitCode {
             policy,
             node_config,
             TcpNet,
-            DiskSpool {
-                spool,
-                next: AtomicU64::new(0),
-                run,
-            },
+            DiskSpool { spool, ids },
             Routes(routes),
             Maildirs(absolute(&args.spool), folders),
             tap,
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        ignore_sighup()?;
         tracing::info!(listen = %args.listen, "serving");
         tokio::select! {
             biased;

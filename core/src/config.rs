@@ -65,7 +65,7 @@ impl Default for Config {
 }
 
 /// `[domains]`: where mail is delivered here, and where it is sent on.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Domains {
     /// The domains this server is the final destination for, from anyone
@@ -78,6 +78,23 @@ pub struct Domains {
     /// Domains this server is a backup MX for: mail to them is accepted
     /// from anyone and sent on.
     pub relay_to: Vec<String>,
+    /// Mailbox folders `relayguard serve` may create in its Maildir tree;
+    /// mail for a new mailbox beyond it is not delivered (permanent
+    /// failure). Without a `mailboxes` list any local part is accepted, so
+    /// this is what bounds the folders outside clients can make. 0: only
+    /// folders that already exist. Default 1000.
+    pub max_mailboxes: usize,
+}
+
+impl Default for Domains {
+    fn default() -> Domains {
+        Domains {
+            local: Vec::new(),
+            mailboxes: None,
+            relay_to: Vec::new(),
+            max_mailboxes: 1000,
+        }
+    }
 }
 
 /// `[lan]`: the clients inside. They may relay (as [`Relay`] allows), and
@@ -239,6 +256,12 @@ pub struct Limits {
     pub command_timeout_secs: u64,
     /// The same while a message is being received. Default 600.
     pub data_timeout_secs: u64,
+    /// Commands that move no mail (NOOP, RSET, VRFY, HELP) a session may
+    /// send between two stored messages: the next one hears `421 4.7.0`
+    /// and the session closes, so a NOOP flood cannot keep a connection
+    /// (and its log) busy forever. As Postfix's `smtpd_junk_command_limit`.
+    /// Default 100.
+    pub max_junk_commands: usize,
 }
 
 impl Default for Limits {
@@ -249,6 +272,7 @@ impl Default for Limits {
             max_errors: 20,
             command_timeout_secs: 300,
             data_timeout_secs: 600,
+            max_junk_commands: 100,
         }
     }
 }
@@ -394,6 +418,7 @@ impl Config {
             ("max_errors", l.max_errors as u64),
             ("command_timeout_secs", l.command_timeout_secs),
             ("data_timeout_secs", l.data_timeout_secs),
+            ("max_junk_commands", l.max_junk_commands as u64),
         ] {
             if v == 0 {
                 return Err(inv(format!("limits.{key} must be at least 1"), key));

@@ -25,11 +25,15 @@
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
 //! - `run`, `report`, `campaign`: one seed, its result, many seeds.
+//! - `determinism`: a seed run twice, and where the two runs parted.
+//! - `shrink`: a failing seed's world cut down to the actors and faults
+//!   that still make it fail.
 
 mod actors;
 mod backends;
 mod campaign;
 mod checkers;
+mod determinism;
 mod disk;
 mod exchanger;
 mod faults;
@@ -37,16 +41,20 @@ mod options;
 mod report;
 mod rng;
 mod run;
+mod shrink;
 mod swarm;
 mod world;
 
 pub use campaign::campaign;
+pub use checkers::{Kind, Violation};
+pub use determinism::first_difference;
 pub use disk::{Errno, Junk, Op};
 pub use faults::{CrashPoint, Fault};
 pub use options::RELAY;
 pub use report::Report;
 pub use rng::Rng;
-pub use run::run;
+pub use run::{run, run_swarm};
+pub use shrink::{ShrunkSeed, shrink_seed};
 pub use swarm::{Actor, Role, Swarm, Task, swarm};
 pub use world::Stats;
 

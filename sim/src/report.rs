@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use relayguard_core::check::transcript::Transcript;
 
+use crate::checkers::Violation;
 use crate::swarm::Swarm;
 use crate::world::Stats;
 
@@ -13,7 +14,7 @@ use crate::world::Stats;
 pub struct Report {
     pub seed: u64,
     pub stats: Stats,
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     /// Over every trace line and every byte the clients sent, kept even
     /// when the trace is not: two runs with one hash did the same things in
     /// the same order, which is what a campaign compares across commits.

@@ -15,12 +15,12 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 
 use relayguard_core::Policy;
-use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_node::{Node, NodeConfig};
 
 use crate::actors::actor;
 use crate::backends::{SimResolver, SimTap, TurmoilNet};
-use crate::checkers;
+use crate::checkers::{self, Kind};
 use crate::disk::{SimMailboxes, SimSpool};
 use crate::exchanger::exchanger;
 use crate::faults::Scheduler;
@@ -30,12 +30,20 @@ use crate::options::{
 };
 use crate::report::{Report, describe};
 use crate::rng::{FNV0, fnv};
-use crate::swarm::{Role, Task, swarm};
+use crate::swarm::{Role, Swarm, Task, swarm};
 use crate::world::{Shared, World};
+
+/// Only read by the injected bug `process-state-leak`.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs one seed to the end and judges it.
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
-    let swarm = swarm(seed, bugs);
+    run_swarm(seed, swarm(seed, bugs), verbose)
+}
+
+/// Runs a seed's world, as drawn or cut down by the shrinker: `seed` still
+/// drives the network and each actor's stream.
+pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
     let describe = describe(&swarm);
     let corpus_ips = swarm
         .actors
@@ -113,7 +121,8 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
             actor(
                 world.clone(),
                 a.clone(),
-                seed.wrapping_mul(31).wrapping_add(i as u64),
+                seed.wrapping_mul(31)
+                    .wrapping_add(swarm.streams.get(i).copied().unwrap_or(i as u64)),
             ),
         );
     }
@@ -128,7 +137,9 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         let done = match sim.step() {
             Ok(done) => done,
             Err(e) => {
-                world.borrow_mut().violation(format!("simulation error: {e}"));
+                world
+                    .borrow_mut()
+                    .violation(Kind::Harness, format!("simulation error: {e}"));
                 break;
             }
         };
@@ -172,6 +183,13 @@ fn relay(
     nc.retry_max = RETRY_MAX;
     nc.max_queue_age = MAX_QUEUE_AGE;
     world.borrow_mut().event("relay starts");
+    if policy.bugs().has(Bug::ProcessStateLeak) {
+        // BUG process-state-leak: a count kept across runs reaches the trace.
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        world
+            .borrow_mut()
+            .event(&format!("runs in this process so far: {n}"));
+    }
     let wall = (EPOCH + crate::world::elapsed()).as_secs();
     Node::new(
         policy.clone(),

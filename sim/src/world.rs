@@ -15,8 +15,8 @@ use std::time::Duration;
 use relayguard_core::Config;
 use relayguard_core::check::transcript::Transcript;
 
-use crate::checkers::delivery;
 use crate::checkers::wire::Watch;
+use crate::checkers::{Kind, Violation, delivery};
 use crate::disk::{DiskFaults, MailState, SpoolState};
 use crate::rng::{FNV0, fnv};
 
@@ -85,7 +85,7 @@ pub(crate) struct World {
     /// Open sessions of the relay, each with its wire checker.
     pub(crate) watches: BTreeMap<u64, Watch>,
     pub(crate) next_conn: u64,
-    pub(crate) violations: Vec<String>,
+    pub(crate) violations: Vec<Violation>,
     pub(crate) offending: Option<Transcript>,
     pub(crate) hash: u64,
     pub(crate) trace: Option<Vec<String>>,
@@ -152,9 +152,10 @@ impl World {
 
     /// A violation goes into the trace too, so that it shows where it
     /// happened among the events.
-    pub(crate) fn violation(&mut self, what: String) {
-        self.event(&format!("VIOLATION {what}"));
-        self.violations.push(what);
+    pub(crate) fn violation(&mut self, kind: Kind, text: String) {
+        self.event(&format!("VIOLATION {text}"));
+        let at = turmoil::sim_elapsed().unwrap_or(self.now);
+        self.violations.push(Violation::new(kind, text, at));
     }
 
     /// A message reached `at` (a relay mailbox or an exchanger): recorded,

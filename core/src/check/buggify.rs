@@ -36,11 +36,14 @@ pub enum Bug {
     /// The node starts without taking the spool's lock, so that a second
     /// instance on the same spool delivers what the first delivers.
     NoSpoolLock,
+    /// The simulation lets state of the process (a run counter) into a
+    /// run's trace: the same seed no longer gives the same run.
+    ProcessStateLeak,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
@@ -50,6 +53,7 @@ impl Bug {
         Bug::RecoverAllOrNothing,
         Bug::ReuseQueueId,
         Bug::NoSpoolLock,
+        Bug::ProcessStateLeak,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -65,6 +69,7 @@ impl Bug {
             Bug::RecoverAllOrNothing => "recover-all-or-nothing",
             Bug::ReuseQueueId => "reuse-queue-id",
             Bug::NoSpoolLock => "no-spool-lock",
+            Bug::ProcessStateLeak => "process-state-leak",
         }
     }
 

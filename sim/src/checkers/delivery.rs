@@ -19,6 +19,7 @@
 
 use relayguard_core::check::oracle;
 
+use crate::checkers::Kind;
 use crate::world::{Arrival, World};
 
 /// Judges one arrival, as it happens: who submitted it, and was that client
@@ -26,11 +27,14 @@ use crate::world::{Arrival, World};
 pub(crate) fn judge_arrival(w: &mut World, arrival: &Arrival, at: &str, rcpts: &[String]) {
     match (&arrival.id, &arrival.bounce_of) {
         (Some(id), _) => match w.submissions.get(id) {
-            None => w.violation(format!("message {id} arrived at {at} but no client submitted it")),
+            None => w.violation(
+                Kind::Phantom,
+                format!("message {id} arrived at {at} but no client submitted it"),
+            ),
             Some(_) => {
                 if let Some(&sent) = w.bodies.get(id) {
                     if sent != arrival.body_hash {
-                        w.violation(format!(
+                        w.violation(Kind::Corruption, format!(
                             "corruption: message {id} arrived at {at} with a body other than its client sent"
                         ));
                     }
@@ -45,7 +49,7 @@ pub(crate) fn judge_arrival(w: &mut World, arrival: &Arrival, at: &str, rcpts: &
                         .filter(|a| a.id.as_deref() == Some(id.as_str()) && a.rcpts.contains(&r))
                         .count() as u64;
                     if n > allowed {
-                        w.violation(format!(
+                        w.violation(Kind::Duplicate, format!(
                             "duplicate: message {id} reached {r} {n} times; the at-least-once window allows {allowed}"
                         ));
                     }
@@ -56,23 +60,25 @@ pub(crate) fn judge_arrival(w: &mut World, arrival: &Arrival, at: &str, rcpts: &
                     .filter(|r| oracle::is_foreign(&w.config, r))
                     .collect();
                 if !s.trusted && at.starts_with("exchanger") && !foreign.is_empty() {
-                    w.violation(format!(
+                    w.violation(Kind::OpenRelay, format!(
                         "open relay end to end: message {id} from an untrusted client reached {at} for {foreign:?}"
                     ));
                 }
             }
         },
-        (None, Some(orig)) if !orig.is_empty() && !w.submissions.contains_key(orig) => {
-            w.violation(format!("bounce at {at} of {orig}, which no client submitted"))
-        }
+        (None, Some(orig)) if !orig.is_empty() && !w.submissions.contains_key(orig) => w.violation(
+            Kind::Phantom,
+            format!("bounce at {at} of {orig}, which no client submitted"),
+        ),
         (None, Some(_)) => {}
         (None, None) => {
             // Corpus attacks carry no X-Sim-Id; a body the relay accepted
             // from a corpus spammer may arrive. Any other is smuggled.
             if !w.corpus_bodies.contains(&arrival.body_hash) {
-                w.violation(format!(
-                    "a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"
-                ));
+                w.violation(
+                    Kind::Phantom,
+                    format!("a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"),
+                );
             }
         }
     }
@@ -99,9 +105,15 @@ pub(crate) fn judge_end(w: &mut World) {
         };
         if s.legit {
             if let Some(why) = &s.refused {
-                found.push(format!("liveness: legitimate message {id} refused: {why}"));
+                found.push((
+                    Kind::Liveness,
+                    format!("liveness: legitimate message {id} refused: {why}"),
+                ));
             } else if !s.acked {
-                found.push(format!("liveness: legitimate message {id} never accepted"));
+                found.push((
+                    Kind::Liveness,
+                    format!("liveness: legitimate message {id} never accepted"),
+                ));
             }
         }
         if s.acked {
@@ -111,27 +123,34 @@ pub(crate) fn judge_end(w: &mut World) {
             if s.legit {
                 for r in &s.accepted {
                     if !arrived(Some(r)) {
-                        found.push(format!(
-                            "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                        found.push((
+                            Kind::Loss,
+                            format!(
+                                "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                            ),
                         ));
                     }
                 }
             } else if !arrived(None) {
-                found.push(format!(
-                    "loss: message {id} was acked with 250 but never delivered nor bounced"
+                found.push((
+                    Kind::Loss,
+                    format!("loss: message {id} was acked with 250 but never delivered nor bounced"),
                 ));
             }
         }
     }
     if !w.spool.queue.is_empty() {
-        found.push(format!(
-            "{} files still queued at the end: {:?}",
-            w.spool.queue.len(),
-            w.spool.queue.keys().collect::<Vec<_>>()
+        found.push((
+            Kind::Stuck,
+            format!(
+                "{} files still queued at the end: {:?}",
+                w.spool.queue.len(),
+                w.spool.queue.keys().collect::<Vec<_>>()
+            ),
         ));
     }
-    for f in found {
-        w.violation(f);
+    for (kind, text) in found {
+        w.violation(kind, text);
     }
 }
 
@@ -141,6 +160,7 @@ mod tests {
 
     use relayguard_core::Config;
 
+    use crate::checkers::{Kind, Violation};
     use crate::rng::{FNV0, fnv};
     use crate::world::{Submission, World};
 
@@ -170,14 +190,14 @@ mod tests {
     fn one_arrival_of_the_body_sent_passes() {
         let mut w = world();
         arrive(&mut w, BODY);
-        assert_eq!(w.violations, Vec::<String>::new());
+        assert_eq!(w.violations, Vec::<Violation>::new());
     }
 
     #[test]
     fn a_body_other_than_sent_is_corruption() {
         let mut w = world();
         arrive(&mut w, &BODY[..BODY.len() - 4]);
-        assert!(w.violations[0].starts_with("corruption:"), "{:?}", w.violations);
+        assert!(w.violations[0].kind == Kind::Corruption, "{:?}", w.violations);
     }
 
     #[test]
@@ -185,7 +205,7 @@ mod tests {
         let mut w = world();
         arrive(&mut w, BODY);
         arrive(&mut w, BODY);
-        assert!(w.violations[0].starts_with("duplicate:"), "{:?}", w.violations);
+        assert!(w.violations[0].kind == Kind::Duplicate, "{:?}", w.violations);
 
         // A crash found it delivered and still queued: one more is allowed,
         // and no more than that.
@@ -193,19 +213,15 @@ mod tests {
         arrive(&mut w, BODY);
         w.excused.insert("m1".into(), 1);
         arrive(&mut w, BODY);
-        assert_eq!(w.violations, Vec::<String>::new());
+        assert_eq!(w.violations, Vec::<Violation>::new());
         arrive(&mut w, BODY);
-        assert!(w.violations[0].starts_with("duplicate:"), "{:?}", w.violations);
+        assert!(w.violations[0].kind == Kind::Duplicate, "{:?}", w.violations);
     }
 
     #[test]
     fn a_message_nobody_sent_is_a_phantom() {
         let mut w = world();
         arrive(&mut w, b"X-Sim-Id: m2\r\n\r\nHello.\r\n");
-        assert!(
-            w.violations[0].contains("no client submitted"),
-            "{:?}",
-            w.violations
-        );
+        assert!(w.violations[0].kind == Kind::Phantom, "{:?}", w.violations);
     }
 }

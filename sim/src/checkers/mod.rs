@@ -12,7 +12,10 @@
 //! acceptance that a fault later hid. Together they judge both sides.
 
 pub(crate) mod delivery;
+mod violation;
 pub(crate) mod wire;
+
+pub use violation::{Kind, Violation};
 
 use crate::world::Shared;
 

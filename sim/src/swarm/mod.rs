@@ -31,6 +31,10 @@ pub struct Swarm {
     /// Foreign domain → its mail exchanger's address.
     pub exchangers: BTreeMap<String, IpAddr>,
     pub actors: Vec<Actor>,
+    /// Each actor's random stream, by position in `actors`: its index when
+    /// drawn, kept when the shrinker removes other actors, so that the
+    /// ones left do what they did.
+    pub streams: Vec<u64>,
     /// Sorted by time.
     pub faults: Vec<(Duration, Fault)>,
     /// Injected bugs switched on in the relay under test.
@@ -266,6 +270,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
         config,
         lan_hosts,
         exchangers,
+        streams: (0..actors.len() as u64).collect(),
         actors,
         faults,
         bugs,

@@ -1,0 +1,69 @@
+//! What a checker found, typed: tests and tools match on the kind, people
+//! read the text.
+
+use std::fmt;
+
+use relayguard_core::check::ViolationKind;
+
+/// Which rule a run broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// The wire oracle faulted a session of the relay.
+    Wire(ViolationKind),
+    /// A message from an untrusted client reached a foreign exchanger.
+    OpenRelay,
+    /// A message (or a bounce of one) arrived that no client submitted.
+    Phantom,
+    /// A message acknowledged with `250` neither arrived nor bounced.
+    Loss,
+    /// A message arrived with a body other than the one its client sent.
+    Corruption,
+    /// A message reached a recipient more often than the at-least-once
+    /// window allows.
+    Duplicate,
+    /// Legitimate mail was refused or never accepted.
+    Liveness,
+    /// Messages were still queued when the run ended.
+    Stuck,
+    /// The simulation itself failed (a host panicked, the world errored).
+    Harness,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kind::Wire(k) => write!(f, "wire: {k}"),
+            Kind::OpenRelay => f.write_str("open relay end to end"),
+            Kind::Phantom => f.write_str("phantom"),
+            Kind::Loss => f.write_str("loss"),
+            Kind::Corruption => f.write_str("corruption"),
+            Kind::Duplicate => f.write_str("duplicate"),
+            Kind::Liveness => f.write_str("liveness"),
+            Kind::Stuck => f.write_str("stuck"),
+            Kind::Harness => f.write_str("harness"),
+        }
+    }
+}
+
+/// One broken rule: its kind, and the sentence that says where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: Kind,
+    pub text: String,
+    /// Simulated time since the start of the run: how fast the seed fails
+    /// (a fleet replays the fastest-failing seeds first).
+    pub at: std::time::Duration,
+}
+
+impl Violation {
+    pub(crate) fn new(kind: Kind, text: String, at: std::time::Duration) -> Violation {
+        Violation { kind, text, at }
+    }
+}
+
+/// The sentence alone (it already names what broke).
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}

@@ -6,6 +6,11 @@
 #   every corpus attack over TCP (nothing reaches the sink),
 #   kill -9 in the middle of a load (every 250 arrives, nothing else),
 #   hostile peers (slowloris, a client that never reads, password guessing).
+#   bounded side effects: a NOOP flood is cut with a bounded log, a 50 MiB
+#   junk line gives a capped transcript, descriptor exhaustion
+#   (prlimit --nofile) logs a few lines and the server recovers.
+#   disk and kernel faults (scripts/conformance-disk.sh: a full tmpfs, a
+#   corrupt queue, prlimit --nofile, SIGHUP, a second server, peak RSS).
 # Needs swaks, nmap, postfix (smtp-sink) and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
@@ -88,6 +93,14 @@ wait_sink() {
   done
   return 1
 }
+
+# Disk and kernel faults (issue 11) live in their own file; DISK_ONLY=1 runs only them.
+. scripts/conformance-disk.sh
+if [ -n "${DISK_ONLY:-}" ]; then
+  disk_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
 
 start_sink
 write_config "$WORK/closed.toml" ""
@@ -216,6 +229,93 @@ TOML
   kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
 }
 hostile_peers
+# --- bounded side effects: what one client can make the server write or hold
+write_config "$WORK/bounded.toml" ""
+"$BIN" serve --config "$WORK/bounded.toml" --listen "127.0.0.1:$PORT" --spool "$WORK/spool-bounded" --grace 1 \
+  --record "$WORK/rec-bounded" --record-max-session 65536 2>"$WORK/bounded.log" &
+SERVE_PID=$!; pids+=("$SERVE_PID")
+wait_port 127.0.0.1 "$PORT"
+py=$(python3 - "$PORT" "$OUTSIDE" <<'PY'
+import socket, sys
+port, src = int(sys.argv[1]), sys.argv[2]
+def talk(payload, shut=False):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    s.recv(1024)
+    try:
+        s.sendall(payload)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    got = b""
+    try:
+        while (b := s.recv(65536)):
+            got += b
+    except OSError:
+        pass
+    return got
+got = talk(b"EHLO flood.example\r\n" + b"NOOP\r\n" * 200000)
+last = got.rstrip(b"\r\n").split(b"\r\n")[-1].decode()
+print("flood", got.count(b"250 2.0.0 Ok\r\n"), last)
+talk(b"\xff" * (50 << 20), shut=True)
+print("junk sent")
+PY
+)
+check "NOOP flood: cut with 421 after max_junk_commands (100) NOOPs" grep -qE "^flood 100 421 4.7.0" <<<"$py"
+check "NOOP flood: the server log stays small ($(wc -l < "$WORK/bounded.log") lines)" test "$(wc -l < "$WORK/bounded.log")" -lt 300
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$SERVE_PID/status")
+check "50 MiB junk line: peak RSS of serve under 50 MB (${rss} kB)" test "${rss:-999999}" -lt 51200
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+big=$(ls -S "$WORK/rec-bounded"/*.smtp | head -1)
+check "50 MiB junk line: the transcript is capped ($(wc -c < "$big") octets)" test "$(wc -c < "$big")" -le $((65536 + 1024))
+check "50 MiB junk line: the transcript says @truncated" grep -q "^@truncated " "$big"
+out=$("$BIN" replay --config "$WORK/bounded.toml" "$big" 2>&1)
+check "a truncated transcript replays, and replay says it was truncated" grep -q "ok .*recording truncated after" <<<"$out"
+
+# The log budget alone: with the junk limit out of the way, 200,000 NOOPs
+# are all answered, and the log keeps --log-lines-per-session of them.
+{ cat "$WORK/bounded.toml"; printf '[limits]\nmax_junk_commands = 1000000\n'; } > "$WORK/nojunk.toml"
+"$BIN" serve --config "$WORK/nojunk.toml" --listen "127.0.0.1:$PORT" --spool "$WORK/spool-nojunk" --grace 1 \
+  2>"$WORK/nojunk.log" &
+SERVE_PID=$!; pids+=("$SERVE_PID")
+wait_port 127.0.0.1 "$PORT"
+python3 - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"EHLO flood.example\r\n" + b"NOOP\r\n" * 200000 + b"QUIT\r\n")
+try:
+    while s.recv(65536):
+        pass
+except OSError:
+    pass
+PY
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+check "NOOP flood without the junk limit: $(wc -l < "$WORK/nojunk.log") log lines" test "$(wc -l < "$WORK/nojunk.log")" -lt 300
+check "NOOP flood without the junk limit: the close says how many lines were left out" grep -q "more lines of this session not logged" "$WORK/nojunk.log"
+
+# Descriptor exhaustion: 100 held connections against 64 descriptors.
+prlimit --nofile=64 "$BIN" serve --config "$WORK/bounded.toml" --listen "127.0.0.1:$PORT" --spool "$WORK/spool-nofile" \
+  --grace 1 --max-connections 1000 --max-per-ip 1000 2>"$WORK/nofile.log" &
+SERVE_PID=$!; pids+=("$SERVE_PID")
+wait_port 127.0.0.1 "$PORT"
+python3 - "$PORT" <<'PY'
+import socket, sys, time
+socks = []
+for _ in range(100):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2))
+    except OSError:
+        pass
+time.sleep(3)
+for s in socks:
+    s.close()
+PY
+out=$(swaks --server 127.0.0.1:$PORT --local-interface $OUTSIDE --from s@outside.example --to alice@example.com 2>&1)
+n=$(grep -c "accept:" "$WORK/nofile.log")
+check "nofile exhausted: accept failed and was logged ($n accept lines, at most 4)" test "$n" -ge 1 -a "$n" -le 4
+check "nofile exhausted: the server recovers and serves swaks" grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+disk_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

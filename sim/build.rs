@@ -24,7 +24,14 @@ fn main() {
     println!("cargo:rerun-if-changed=../corpus/attacks");
     let table = attacks_table(&manifest.join("../corpus/attacks"));
     fs::write(out.join("attacks.rs"), table).expect("OUT_DIR is writable");
-    let commit = git(&manifest, &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // A build without the git directory (a container image) is told its
+    // commit by RELAYGUARD_COMMIT.
+    println!("cargo:rerun-if-env-changed=RELAYGUARD_COMMIT");
+    let commit = env::var("RELAYGUARD_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&manifest, &["rev-parse", "--short", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=RELAYGUARD_SIM_COMMIT={commit}");
     for path in head_files(&manifest) {
         println!("cargo:rerun-if-changed={}", path.display());

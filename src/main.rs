@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-use cmd::{explain, lint, replay, serve, sim};
+use cmd::{explain, lint, probe, replay, serve, shrink, sim};
 
 #[derive(Parser)]
 #[command(name = "relayguard", version, about)]
@@ -27,6 +27,10 @@ enum Command {
     Sim(sim::Args),
     /// Run the relay on real sockets, with a durable spool.
     Serve(serve::Args),
+    /// Cut a failing transcript down to the lines that still fail.
+    Shrink(shrink::Args),
+    /// Audit a live relay with the attack corpus, judged by what arrives.
+    Probe(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +40,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::main(args),
         Command::Sim(args) => sim::main(args),
         Command::Serve(args) => serve::main(args),
+        Command::Shrink(args) => shrink::main(args),
+        Command::Probe(args) => probe::main(args),
     }
 }

@@ -121,5 +121,6 @@ pub fn replay(
         expectation: None,
         stats: verdict.stats,
         sent,
+        truncated: t.truncated,
     })
 }

@@ -2,20 +2,9 @@
 //! JSON, and errors that name the file and line.
 
 use std::path::Path;
-use std::process::Command;
 
-fn relayguard(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::relayguard;
 
 #[test]
 fn replay_of_one_attack_passes_with_a_closing_line() {
@@ -134,5 +123,33 @@ fn lint_exit_codes() {
     let (code, out, _) = relayguard(&["lint", bad.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("line 2, column 27"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `relayguard shrink`: a finding of an injected bug shrinks and is written
+/// with its configuration; without the bug there is nothing to shrink.
+#[test]
+fn shrink_writes_a_smaller_failing_transcript() {
+    let dir = std::env::temp_dir().join(format!("relayguard-shrink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = "corpus/regressions/fuzz-session_script-67d5895df2b9-buggify-trust-routed.smtp";
+    let out = dir.join("min.smtp");
+    let (code, stdout, err) = relayguard(&[
+        "shrink",
+        input,
+        "--buggify",
+        "trust-routed",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(stdout.contains("still open relay"), "{stdout}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("@config min.toml"), "{text}");
+    // Fixed code passes the shrunk session.
+    let (code, stdout, _) = relayguard(&["replay", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = relayguard(&["shrink", input, "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -65,7 +65,7 @@ impl Default for Config {
 }
 
 /// `[domains]`: where mail is delivered here, and where it is sent on.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Domains {
     /// The domains this server is the final destination for, from anyone
@@ -78,6 +78,23 @@ pub struct Domains {
     /// Domains this server is a backup MX for: mail to them is accepted
     /// from anyone and sent on.
     pub relay_to: Vec<String>,
+    /// Mailbox folders `relayguard serve` may create in its Maildir tree;
+    /// mail for a new mailbox beyond it is not delivered (permanent
+    /// failure). Without a `mailboxes` list any local part is accepted, so
+    /// this is what bounds the folders outside clients can make. 0: only
+    /// folders that already exist. Default 1000.
+    pub max_mailboxes: usize,
+}
+
+impl Default for Domains {
+    fn default() -> Domains {
+        Domains {
+            local: Vec::new(),
+            mailboxes: None,
+            relay_to: Vec::new(),
+            max_mailboxes: 1000,
+        }
+    }
 }
 
 /// `[lan]`: the clients inside. They may relay (as [`Relay`] allows), and
@@ -267,6 +284,12 @@ pub struct Limits {
     /// Connections one client address may open per minute; more hear
     /// `421 4.7.0` at once. Default 60.
     pub connections_per_ip_per_minute: u64,
+    /// Commands that move no mail (NOOP, RSET, VRFY, HELP) a session may
+    /// send between two stored messages: the next one hears `421 4.7.0`
+    /// and the session closes, so a NOOP flood cannot keep a connection
+    /// (and its log) busy forever. As Postfix's `smtpd_junk_command_limit`.
+    /// Default 100.
+    pub max_junk_commands: usize,
 }
 
 impl Default for Limits {
@@ -283,6 +306,7 @@ impl Default for Limits {
             auth_failures_per_ip: 10,
             auth_refusal_window_secs: 600,
             connections_per_ip_per_minute: 60,
+            max_junk_commands: 100,
         }
     }
 }
@@ -432,6 +456,7 @@ impl Config {
             ("auth_failures_per_ip", l.auth_failures_per_ip),
             ("auth_refusal_window_secs", l.auth_refusal_window_secs),
             ("connections_per_ip_per_minute", l.connections_per_ip_per_minute),
+            ("max_junk_commands", l.max_junk_commands as u64),
         ] {
             if v == 0 {
                 return Err(inv(format!("limits.{key} must be at least 1"), key));

@@ -241,19 +241,7 @@ mod tests {
 
     #[test]
     fn smuggling_sequences_never_end_data() {
-        for seq in [
-            &b"\n.\n"[..],
-            b"\n.\r",
-            b"\r.\n",
-            b"\r.\r",
-            b"\n.\r\n",
-            b"\r.\r\n",
-            b"\r\n.\n",
-            b"\r\n.\r",
-            b"\r\n\x00.\r\n",
-            b"\r\n.\r\r\n",
-            b"\r\r\n.\r\r\n",
-        ] {
+        for seq in crate::check::SMUGGLING_SEQUENCES {
             let mut input = b"a".to_vec();
             input.extend_from_slice(seq);
             input.extend_from_slice(b"MAIL FROM:<x@y.example>\r\n");

@@ -153,6 +153,7 @@ pub fn lint(c: &Config) -> Vec<Finding> {
             );
         }
     }
+    lint_mailbox_folders(c, &mut add);
     if c.domains.local.is_empty() && c.domains.relay_to.is_empty() {
         add(
             Severity::Info,
@@ -200,6 +201,31 @@ pub fn lint(c: &Config) -> Vec<Finding> {
     out
 }
 
+/// Without a `mailboxes` list every local part is a mailbox, and `serve`
+/// makes a folder for each one mail arrives for: outside clients choose how
+/// many, up to `domains.max_mailboxes`.
+fn lint_mailbox_folders(c: &Config, add: &mut impl FnMut(Severity, &'static str, String)) {
+    let max = c.domains.max_mailboxes;
+    match &c.domains.mailboxes {
+        None => add(
+            Severity::Warning,
+            "domains.mailboxes",
+            format!(
+                "no list: every local part is accepted, and outside clients can make the server create up to {max} mailbox folders (domains.max_mailboxes); list the mailboxes"
+            ),
+        ),
+        Some(boxes) if boxes.len() > max => add(
+            Severity::Warning,
+            "domains.max_mailboxes",
+            format!(
+                "{} mailboxes are listed, but only {max} folders may be made: mail for the others fails",
+                boxes.len()
+            ),
+        ),
+        Some(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +253,21 @@ mod tests {
         );
         assert!(f.iter().any(|x| x.key == "domains.relay_to"), "{f:?}");
         assert!(!f.iter().any(|x| x.severity == Severity::Error), "{f:?}");
+    }
+
+    #[test]
+    fn no_mailboxes_list_is_a_warning_about_folders() {
+        let f = findings("[domains]\nlocal = [\"example.com\"]\nmax_mailboxes = 50\n");
+        let w: Vec<_> = f
+            .iter()
+            .filter(|x| x.key == "domains.mailboxes" && x.severity == Severity::Warning)
+            .collect();
+        assert_eq!(w.len(), 1, "{f:?}");
+        assert!(w[0].message.contains("up to 50 mailbox folders"), "{w:?}");
+        let f = findings(
+            "[domains]\nlocal = [\"example.com\"]\nmailboxes = [\"a@example.com\", \"b@example.com\"]\nmax_mailboxes = 1\n",
+        );
+        assert!(f.iter().any(|x| x.key == "domains.max_mailboxes"), "{f:?}");
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub struct Session {
     user: Option<String>,
     tx: Option<Transaction>,
     errors: usize,
+    /// NOOP, RSET, VRFY and HELP since the last stored message.
+    junk: usize,
     /// Greeted with a refusal: only QUIT is served (RFC 5321 §3.1).
     refused: bool,
     deadline: Option<Now>,
@@ -188,6 +190,7 @@ impl Session {
             user: None,
             tx: None,
             errors: 0,
+            junk: 0,
             refused: false,
             deadline: None,
             started: now,
@@ -342,7 +345,10 @@ impl Session {
         }
         self.state = State::Command;
         match result {
-            Ok(id) => self.reply(250, Enhanced(2, 0, 0), &format!("Ok: queued as {id}")),
+            Ok(id) => {
+                self.junk = 0;
+                self.reply(250, Enhanced(2, 0, 0), &format!("Ok: queued as {id}"))
+            }
             Err(_) => self.error(
                 451,
                 Enhanced(4, 3, 0),
@@ -637,6 +643,14 @@ impl Session {
             Ok(c) => c,
             Err(e) => return self.parse_error(line, e),
         };
+        if self.junk_limit_reached(&cmd) {
+            self.reply(
+                421,
+                Enhanced(4, 7, 0),
+                "Error: too many commands that move no mail",
+            );
+            return self.close();
+        }
         match cmd {
             Command::Ehlo(name) | Command::Helo(name) => {
                 let esmtp = matches!(cmd, Command::Ehlo(_));
@@ -720,6 +734,20 @@ impl Session {
             Command::Starttls => self.error(502, Enhanced(5, 5, 1), "Error: STARTTLS not available"),
             Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
         }
+    }
+
+    /// Counts the commands that move no mail, as Postfix's
+    /// `smtpd_junk_command_limit`: true when `limits.max_junk_commands` of
+    /// them came since the last stored message and this is one more.
+    fn junk_limit_reached(&mut self, cmd: &Command<'_>) -> bool {
+        if !matches!(
+            cmd,
+            Command::Noop | Command::Rset | Command::Vrfy(_) | Command::Help(_)
+        ) {
+            return false;
+        }
+        self.junk += 1;
+        self.junk > self.policy.config().limits.max_junk_commands.max(1)
     }
 
     fn parse_error(&mut self, line: &[u8], e: ParseError) {

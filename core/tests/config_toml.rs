@@ -37,7 +37,7 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::vec((text(), text(), any::<bool>()), 0..3),
         (texts(), texts(), any::<bool>(), any::<bool>()),
         // TOML integers are i64: larger values are not configurations.
-        prop::array::uniform11(0..=i64::MAX as u64),
+        prop::array::uniform12(0..=i64::MAX as u64),
         prop::collection::btree_map(text(), text(), 0..3),
     );
     (head, relay, tail).prop_map(|(h, r, t)| {
@@ -61,6 +61,7 @@ fn config() -> impl Strategy<Value = Config> {
                 local,
                 mailboxes,
                 relay_to,
+                max_mailboxes: n[0] as usize,
             },
             lan: Lan { networks },
             access: Access { allow, list },
@@ -101,6 +102,7 @@ fn config() -> impl Strategy<Value = Config> {
                 auth_failures_per_ip: n[8],
                 auth_refusal_window_secs: n[9],
                 connections_per_ip_per_minute: n[10],
+                max_junk_commands: n[11] as usize,
             },
             routes: routes.into_iter().collect::<BTreeMap<_, _>>(),
         }
@@ -116,18 +118,4 @@ proptest! {
         let back = Config::parse_toml(&text);
         prop_assert_eq!(back.as_ref().ok(), Some(&c), "{}\n{:?}", text, back);
     }
-}
-
-#[test]
-fn every_corpus_config_survives_the_round_trip_and_still_validates() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/configs");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let c = Config::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let back = Config::from_toml(&c.to_toml()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(back, c, "{}", path.display());
-        n += 1;
-    }
-    assert!(n >= 8, "{n} configs");
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use relayguard_core::Policy;
+use relayguard_core::check::SMUGGLING_SEQUENCES;
 use relayguard_core::check::drive::{Driver, Run, run};
 use relayguard_core::check_line;
 
@@ -201,6 +202,63 @@ fn error_limit_ends_the_session() {
     let lines = replies(&r);
     assert_eq!(lines.len(), 6, "{lines:?}");
     assert!(lines[5].starts_with("421 4.7.0"));
+    assert!(r.closed);
+}
+
+#[test]
+fn a_noop_flood_is_cut_after_max_junk_commands() {
+    // 200,000 pipelined NOOPs in one chunk: the default limit (100) answers
+    // the first 100 and closes with 421 at the next one.
+    let flood = "NOOP\r\n".repeat(200_000);
+    let r = session(OUTSIDE, &["EHLO x.example\r\n", &flood]);
+    let lines: Vec<String> = replies(&r)
+        .into_iter()
+        .filter(|l| !l.starts_with("250-"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1 + 100 + 1,
+        "{:?}",
+        &lines[lines.len().saturating_sub(3)..]
+    );
+    assert!(lines[1..=100].iter().all(|l| l.starts_with("250 2.0.0")));
+    assert!(lines[101].starts_with("421 4.7.0"), "{}", lines[101]);
+    assert!(r.closed);
+}
+
+#[test]
+fn rset_vrfy_help_count_as_junk_and_a_stored_message_resets_the_count() {
+    let p = Arc::new(
+        Policy::new(
+            relayguard_core::Config::from_toml(
+                &CONFIG.replace("[limits]", "[limits]\nmax_junk_commands = 3"),
+            )
+            .unwrap(),
+        )
+        .unwrap(),
+    );
+    let mail = "MAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n";
+    let chunks: Vec<&[u8]> = vec![
+        b"EHLO x.example\r\n",
+        b"NOOP\r\nRSET\r\nVRFY alice\r\n",
+        mail.as_bytes(),
+        b"hi\r\n.\r\n",
+        b"HELP\r\nNOOP\r\nNOOP\r\n",
+        b"NOOP\r\n",
+    ];
+    let r = relayguard_core::check::drive::run(p, ip(OUTSIDE), &chunks);
+    let codes: Vec<String> = replies(&r)
+        .iter()
+        .filter(|l| l.as_bytes().get(3) != Some(&b'-'))
+        .map(|l| l[..3].to_string())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "250", "250", "250", "252", "250", "250", "354", "250", "214", "250", "250", "421"
+        ]
+    );
+    assert_eq!(r.messages.len(), 1);
     assert!(r.closed);
 }
 
@@ -493,7 +551,7 @@ proptest! {
     /// (e) No smuggling sequence ends DATA or starts a second message,
     /// wherever the input is split.
     #[test]
-    fn smuggling_never_ends_data(seq in prop::sample::select(SMUGGLING.to_vec()), cut in any::<usize>()) {
+    fn smuggling_never_ends_data(seq in prop::sample::select(SMUGGLING_SEQUENCES.to_vec()), cut in any::<usize>()) {
         let mut stream = b"Subject: one\r\n\r\nfirst".to_vec();
         stream.extend_from_slice(seq);
         stream.extend_from_slice(b"MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nspoof\r\n.\r\n");
@@ -509,17 +567,3 @@ proptest! {
         prop_assert!(!text.contains("250 2.0.0 Ok: queued"), "{}", text);
     }
 }
-
-const SMUGGLING: &[&[u8]] = &[
-    b"\n.\n",
-    b"\n.\r",
-    b"\r.\n",
-    b"\r.\r",
-    b"\n.\r\n",
-    b"\r.\r\n",
-    b"\r\n.\n",
-    b"\r\n.\r",
-    b"\r\n\x00.\r\n",
-    b"\r\n.\r\r\n",
-    b"\r\r\n.\r\r\n",
-];

@@ -66,6 +66,21 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CorpusError> {
     collect_ext(paths, "smtp")
 }
 
+/// Every file directly in `dir` (a fuzz target's seed folder: inputs have
+/// no extension), sorted. A folder that does not exist is an error.
+pub fn inputs(dir: &Path) -> Result<Vec<PathBuf>, CorpusError> {
+    let io = |e| CorpusError::Io(dir.to_path_buf(), e);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        if p.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn walk(p: &Path, ext: &str, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if p.is_dir() {
         for entry in std::fs::read_dir(p)? {

@@ -137,3 +137,17 @@ fn transcript_corpus_configs_use_design_keys() {
     }
     assert!(count >= 8, "{count} configs");
 }
+
+/// What `Config::to_toml` writes of each shipped configuration reads back
+/// to the same configuration, and it still validates.
+#[test]
+fn every_corpus_config_survives_the_toml_round_trip() {
+    let configs = collect_ext(&[dir().join("configs")], "toml").unwrap();
+    assert!(configs.len() >= 8, "{} configs", configs.len());
+    for path in configs {
+        let c = relayguard_corpus::load_config(&path).unwrap();
+        let back = relayguard_core::Config::from_toml(&c.to_toml())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(back, c, "{}", path.display());
+    }
+}

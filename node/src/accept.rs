@@ -1,5 +1,9 @@
 //! The accept loop: one task per connection, within the total and per-IP
-//! connection limits.
+//! connection limits. When `accept` fails for want of descriptors, buffers
+//! or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM; any error that is not about
+//! the one connection being accepted) the loop waits, doubling the wait up
+//! to a cap, and says so once per episode, instead of trying again at full
+//! rate with a log line each time.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -37,13 +41,44 @@ impl Drop for Slot<'_> {
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
-    /// Recovers the spool, then serves until the listener fails.
+    /// Takes the spool's lock, recovers the spool, then serves; fails only
+    /// if the spool is held by another instance or it cannot listen. A
+    /// second instance on one spool would deliver every message again.
+    /// Errors of `accept` are waited out (see [`AcceptBackoff`]).
     pub async fn run(self: Rc<Self>) -> io::Result<()> {
+        if self.bug(Bug::NoSpoolLock) {
+            // BUG no-spool-lock: a second instance starts beside the first
+        } else if let Err(e) = self.spool.lock().await {
+            self.note(&format!("refusing to start: {e}"));
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, e));
+        }
         let listener = self.net.listen(self.config.listen).await?;
+        // Before the first accept: a message stored while recovery lists
+        // the queue would be recovered as well as delivered, twice.
         self.recover().await;
+        let mut backoff = AcceptBackoff::default();
         loop {
-            let (stream, peer) = self.net.accept(&listener).await?;
-            tokio::task::spawn_local(self.clone().serve(stream, peer));
+            match self.net.accept(&listener).await {
+                Ok((stream, peer)) => {
+                    if let Some(episode) = backoff.accepted(&self.config) {
+                        self.note(&episode);
+                    }
+                    tokio::task::spawn_local(self.clone().serve(stream, peer));
+                }
+                // That one client went away before it was accepted: the
+                // next one may be fine.
+                Err(e) if per_connection(&e) => tokio::task::yield_now().await,
+                Err(e) => {
+                    let (wait, first) = backoff.failed(&self.config);
+                    if first {
+                        self.note(&format!(
+                            "accept: {e}; waiting, from {wait:?} doubling up to {:?}, until it works again",
+                            self.config.accept_backoff_max
+                        ));
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
     }
 
@@ -88,6 +123,80 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     }
 }
 
+/// An error of `accept` about the one connection being accepted, not about
+/// the server: try the next at once.
+fn per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// The accept loop's wait after failures that are about the server (no
+/// descriptor left, no buffer, no memory): `accept_backoff_base`, doubled
+/// after each further failure up to `accept_backoff_max`, and back to the
+/// base once a connection is accepted. An episode starts with the first
+/// failure and ends with the first connection accepted after ten times
+/// `accept_backoff_max` without a failure; it is logged when it starts and
+/// when it ends, not at every try, so that descriptors freed and used up
+/// again at once (a churn of failures and accepts) stay one episode.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    /// Failures since the last accepted connection: the wait's exponent.
+    streak: u32,
+    /// The episode under way: when it started, failures and time waited.
+    episode: Option<Episode>,
+}
+
+#[derive(Debug)]
+struct Episode {
+    failures: u32,
+    waited: std::time::Duration,
+    last_failure: tokio::time::Instant,
+}
+
+impl AcceptBackoff {
+    /// One more failure: how long to wait, and whether it starts an episode.
+    fn failed(&mut self, config: &crate::NodeConfig) -> (std::time::Duration, bool) {
+        let wait = config
+            .accept_backoff_base
+            .saturating_mul(1 << self.streak.min(20))
+            .min(config.accept_backoff_max);
+        self.streak += 1;
+        let now = tokio::time::Instant::now();
+        let first = self.episode.is_none();
+        let e = self.episode.get_or_insert(Episode {
+            failures: 0,
+            waited: std::time::Duration::ZERO,
+            last_failure: now,
+        });
+        e.failures += 1;
+        e.waited += wait;
+        e.last_failure = now;
+        (wait, first)
+    }
+
+    /// A connection was accepted: the line that ends the episode, if one
+    /// was under way and has been quiet long enough.
+    fn accepted(&mut self, config: &crate::NodeConfig) -> Option<String> {
+        self.streak = 0;
+        let quiet = config.accept_backoff_max.saturating_mul(10);
+        let e = self.episode.as_ref()?;
+        if e.last_failure.elapsed() < quiet {
+            return None;
+        }
+        let e = self.episode.take()?;
+        Some(format!(
+            "accept: working again after {} failed tries and {:?} of waiting",
+            e.failures, e.waited
+        ))
+    }
+}
+
 /// The node's side of one connection: the tap sees it, the spool stores its
 /// messages, and each stored message starts its delivery.
 struct Connection<'a, N, S, R, M, T> {
@@ -105,14 +214,13 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         self.node.tap.server_bytes(self.conn, bytes);
     }
 
-    fn handed_on(&mut self, message: &Message) {
-        self.node.tap.handed_on(self.conn, message);
-    }
-
     async fn store(&mut self, message: Message) -> Result<String, StoreError> {
         let entry = Entry::new(message);
         let stored = self.node.spool.store(&entry).await;
         if let Ok(id) = &stored {
+            // The tap hears of the message once it is stored: one the spool
+            // refused was answered 451 and is not the relay's to deliver.
+            self.node.tap.handed_on(self.conn, &entry.message);
             self.node.note(&format!("stored {id}"));
             tokio::task::spawn_local(self.node.clone().deliver(id.clone(), entry));
         }

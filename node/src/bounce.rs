@@ -15,10 +15,17 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     }
 
     /// Sends a bounce to the sender, from `<>`; never for a bounce.
-    pub(crate) async fn bounce(self: &Rc<Self>, id: &str, message: &Message, failed: &[(Recipient, String)]) {
+    /// `false` when the bounce could not be stored: the caller keeps the
+    /// failed recipients queued and tries again.
+    pub(crate) async fn bounce(
+        self: &Rc<Self>,
+        id: &str,
+        message: &Message,
+        failed: &[(Recipient, String)],
+    ) -> bool {
         let Some(sender) = message.from.mailbox.clone() else {
             self.note(&format!("bounce of {id} dropped: null sender"));
-            return;
+            return true;
         };
         let destination = match &sender.domain {
             Some(d) if self.is_local(d) => Destination::Local {
@@ -30,7 +37,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             None => {
                 self.tap
                     .event(&format!("bounce of {id} dropped: unqualified sender"));
-                return;
+                return true;
             }
         };
         let mut body = format!(
@@ -63,8 +70,12 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             Ok(bid) => {
                 self.note(&format!("bounced {id} as {bid}"));
                 tokio::task::spawn_local(self.clone().deliver(bid, entry));
+                true
             }
-            Err(e) => self.note(&format!("bounce of {id} not stored: {e}")),
+            Err(e) => {
+                self.note(&format!("bounce of {id} not stored: {e}"));
+                false
+            }
         }
     }
 }

@@ -15,6 +15,10 @@ pub struct NodeConfig {
     /// A message still queued after this long (the sum of its backoffs) is
     /// bounced.
     pub max_queue_age: Duration,
+    /// The first wait after `accept` failed for want of resources
+    /// (descriptors, buffers, memory); it doubles up to `accept_backoff_max`.
+    pub accept_backoff_base: Duration,
+    pub accept_backoff_max: Duration,
 }
 
 impl NodeConfig {
@@ -28,6 +32,8 @@ impl NodeConfig {
             retry_base: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
             max_queue_age: Duration::from_secs(5 * 24 * 3600),
+            accept_backoff_base: Duration::from_millis(10),
+            accept_backoff_max: Duration::from_secs(1),
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use relayguard_core::Destination;
 use relayguard_core::Domain;
+use relayguard_core::check::buggify::Bug;
 use relayguard_core::client::{self, Client, Job, MessageResult, Outcome, RcptResult};
 use relayguard_core::{Message, Recipient};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,11 +31,11 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         for r in std::mem::take(&mut entry.pending) {
             match &r.destination {
                 Destination::Local { mailbox } => {
-                    let result = self.mailboxes.deliver(mailbox, id, &entry.message).await;
-                    // Every local failure bounces for now, transient or not;
-                    // without this line a transient one waits for the next
-                    // round, as a remote 4xx does.
-                    let result = result.map_err(|e| DeliverError::Permanent(e.to_string()));
+                    let mut result = self.mailboxes.deliver(mailbox, id, &entry.message).await;
+                    if self.bug(Bug::BounceOnTransient) {
+                        // BUG bounce-on-transient: a full disk bounces the mail
+                        result = result.map_err(|e| DeliverError::Permanent(e.to_string()));
+                    }
                     self.settle(id, &mut round, r.clone(), &format!("local {mailbox}"), result);
                 }
                 Destination::Remote { mailbox } | Destination::RelayTo { mailbox } => match &mailbox.domain {

@@ -29,5 +29,7 @@ pub use clock::Clock;
 pub use config::NodeConfig;
 pub use delivery::run_client;
 pub use node::Node;
-pub use ports::{DeliverError, Entry, Mailboxes, Net, NoTap, Resolver, Spool, StoreError, Tap, Unreadable};
+pub use ports::{
+    DeliverError, Entry, Listing, Mailboxes, Net, NoTap, Resolver, Spool, StoreError, Tap, Unreadable,
+};
 pub use session_io::{AuthThrottle, ServerHooks, drive_server};

@@ -40,20 +40,39 @@ impl Entry {
 
 /// Durable storage. `store` is durable once its future completes, and not
 /// before: a crash while it runs loses the message (which was never acked).
+///
+/// `update` and `remove` say whether they reached the disk: the node keeps
+/// the entry in memory either way, retries a failed `remove` until it
+/// succeeds, and writes the entry again at its next round after a failed
+/// `update`. What a failure costs is at most a second delivery after a
+/// crash (the at-least-once window, docs/simulation.md), never a loss.
 pub trait Spool: 'static {
-    /// Returns the entry's queue id.
+    /// Takes the spool for this process: a second instance on the same
+    /// spool must be refused here, before it recovers or delivers
+    /// anything. The default takes nothing (a spool that locks when it is
+    /// opened, as the real one does).
+    fn lock(&self) -> impl Future<Output = Result<(), StoreError>> {
+        async { Ok(()) }
+    }
+    /// Returns the entry's queue id, unique across restarts and clock
+    /// steps.
     fn store(&self, entry: &Entry) -> impl Future<Output = Result<String, StoreError>>;
-    fn update(&self, id: &str, entry: &Entry) -> impl Future<Output = ()>;
-    fn remove(&self, id: &str) -> impl Future<Output = ()>;
+    fn update(&self, id: &str, entry: &Entry) -> impl Future<Output = Result<(), StoreError>>;
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), StoreError>>;
     /// Every stored entry, in id order, for recovery; a file that cannot be
     /// read back is listed as [`Unreadable`] beside the good ones, so that
-    /// one bad file never hides the rest.
-    fn list(&self) -> impl Future<Output = Vec<Result<(String, Entry), Unreadable>>>;
+    /// one bad file never hides the rest. `Err` is a passing failure of the
+    /// listing itself (no descriptors left, an I/O error): nothing is
+    /// quarantined, and the node lists again later.
+    fn list(&self) -> impl Future<Output = Result<Listing, StoreError>>;
     /// Moves an unreadable file out of the queue (the real spool keeps it
     /// in `corrupt/`), so that it is neither lost nor read again at every
     /// restart.
     fn quarantine(&self, bad: &Unreadable) -> impl Future<Output = ()>;
 }
+
+/// What [`Spool::list`] finds: each file, read back or not.
+pub type Listing = Vec<Result<(String, Entry), Unreadable>>;
 
 /// A spool file that could not be read back as an [`Entry`].
 #[derive(Clone, Debug, PartialEq, Eq)]

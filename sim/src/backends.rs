@@ -1,19 +1,17 @@
 //! The relay's backends in the simulation: the node runs its real code
 //! against these instead of sockets, a disk, DNS and Maildir.
 //!
-//! Each one is as simple as the node's contract allows and no simpler:
-//! the spool takes time to write and keeps its entries in the world, so that
-//! a crash can land mid-write and a restart finds what was durable; the tap
-//! is where the wire checker and the trace see every byte.
+//! Each one is as simple as the node's contract allows and no simpler; the
+//! tap is where the wire checker and the trace see every byte. The spool
+//! and the mailboxes, which behave as a file system, are in `disk.rs`.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use relayguard_core::Domain;
 use relayguard_core::Message;
-use relayguard_node::{DeliverError, Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap, Unreadable};
+use relayguard_node::{Net, Resolver, Tap};
 
 use crate::checkers;
 use crate::options::{FOREIGN, PORT};
@@ -82,7 +80,31 @@ impl Tap for SimTap {
         checkers::hostile::closed(&mut w, conn);
     }
     fn event(&self, what: &str) {
-        self.0.borrow_mut().event(what);
+        let mut w = self.0.borrow_mut();
+        w.event(what);
+        // What the at-least-once window needs to know (disk.rs): a queue
+        // id delivered and not yet written back, and a round deferred
+        // after an exchanger may have taken the message.
+        let mut words = what.split(' ');
+        match (words.next(), words.next()) {
+            (Some("delivered"), Some(qid)) => {
+                w.unrecorded.insert(qid.to_string());
+            }
+            (Some("deferred"), Some(qid)) => {
+                let sid = w
+                    .spool
+                    .queue
+                    .get(qid)
+                    .and_then(|f| f.entry.as_ref())
+                    .and_then(|e| crate::world::sim_id(&e.message.body));
+                if let Some(sid) = sid {
+                    if w.arrivals.iter().any(|a| a.id.as_deref() == Some(sid.as_str())) {
+                        *w.excused.entry(sid).or_insert(0) += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -103,52 +125,6 @@ impl Net for TurmoilNet {
     }
 }
 
-/// The relay's spool: a write is durable only when its future completes.
-pub(crate) struct SimSpool {
-    pub(crate) world: Shared,
-    pub(crate) write: Duration,
-}
-
-/// Counts a write under way for as long as its future lives, so that a
-/// crash that drops the future mid-write is seen as one.
-struct Writing<'a>(&'a Shared);
-impl Drop for Writing<'_> {
-    fn drop(&mut self) {
-        self.0.borrow_mut().spool.writing -= 1;
-    }
-}
-
-impl Spool for SimSpool {
-    async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
-        self.world.borrow_mut().spool.writing += 1;
-        let _w = Writing(&self.world);
-        tokio::time::sleep(self.write).await;
-        let mut w = self.world.borrow_mut();
-        w.spool.next += 1;
-        let id = format!("Q{:06}", w.spool.next);
-        w.spool.entries.insert(id.clone(), entry.clone());
-        Ok(id)
-    }
-    async fn update(&self, id: &str, entry: &Entry) {
-        tokio::time::sleep(self.write).await;
-        if let Some(e) = self.world.borrow_mut().spool.entries.get_mut(id) {
-            *e = entry.clone();
-        }
-    }
-    async fn remove(&self, id: &str) {
-        self.world.borrow_mut().spool.entries.remove(id);
-    }
-    async fn list(&self) -> Vec<Result<(String, Entry), Unreadable>> {
-        let w = self.world.borrow();
-        w.spool
-            .entries
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.clone())))
-            .collect()
-    }
-    async fn quarantine(&self, _bad: &Unreadable) {}
-}
-
 /// Every foreign domain has one exchanger; a name the swarm does not know
 /// resolves to the first, so that a generated address always goes
 /// somewhere a checker watches.
@@ -161,20 +137,5 @@ impl Resolver for SimResolver {
             Domain::Literal(ip) => self.0.values().find(|x| *x == ip).copied(),
         };
         ip.map(|ip| SocketAddr::new(ip, PORT)).into_iter().collect()
-    }
-}
-
-/// Local delivery is an arrival like any other, judged the same way.
-pub(crate) struct SimMailboxes(pub(crate) Shared);
-
-impl Mailboxes for SimMailboxes {
-    async fn deliver(&self, mailbox: &str, _id: &str, m: &Message) -> Result<(), DeliverError> {
-        self.0.borrow_mut().arrive(
-            format!("mailbox {mailbox}"),
-            vec![mailbox.to_string()],
-            m.from.is_null(),
-            &m.body,
-        );
-        Ok(())
     }
 }

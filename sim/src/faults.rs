@@ -7,13 +7,16 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use turmoil::Sim;
 
+use crate::disk::{Errno, Junk, Op, QueueFile};
 use crate::options::{HEAL_AT, HEALED_LATENCY, RELAY};
 use crate::swarm::Swarm;
-use crate::world::Shared;
+use crate::world::{Shared, World};
 
 /// A fault of the plan. The network faults are between the relay and one
 /// other host, since the relay is what is under test.
@@ -24,17 +27,79 @@ pub enum Fault {
     Hold(IpAddr),
     Release(IpAddr),
     Latency(IpAddr, Duration),
-    /// Crash the relay while a spool write is under way (or, `queued`, while
-    /// a message waits for a retry), or at the latest `within` later; restart
-    /// it `down` later.
+    /// Crash the relay when it reaches `at` (a step of store → deliver →
+    /// remove), or at the latest `within` later; restart it `down` later,
+    /// with its wall clock set back if `clock_behind`, and with a bad file
+    /// planted in the queue if `junk`.
     Crash {
         within: Duration,
         down: Duration,
-        queued: bool,
+        at: CrashPoint,
+        clock_behind: bool,
+        junk: Option<Junk>,
+    },
+    /// The next `times` calls of `op` on the relay's disk fail with `errno`.
+    Disk {
+        op: Op,
+        errno: Errno,
+        times: u32,
+    },
+    /// A second relay instance starts on the same spool while the first
+    /// still runs (a restart that did not wait for the old process): it
+    /// must find the spool locked. It waits until something is queued, or
+    /// at the latest `within`.
+    Twin {
+        within: Duration,
     },
     /// The exchanger answers every connection with 421 (`true`), or no
     /// longer (`false`).
     ExchangerFails(IpAddr, bool),
+}
+
+/// Where in a message's life a crash lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CrashPoint {
+    /// A spool write (store or update) is under way.
+    Storing,
+    /// A local delivery is under way (its mailbox file half written).
+    Delivering,
+    /// A message was delivered and its spool file not yet updated or
+    /// removed: the at-least-once window.
+    Delivered,
+    /// A spool file is being removed.
+    Removing,
+    /// A message waits for a delivery retry.
+    Queued,
+}
+
+impl CrashPoint {
+    pub const ALL: [CrashPoint; 5] = [
+        CrashPoint::Storing,
+        CrashPoint::Delivering,
+        CrashPoint::Delivered,
+        CrashPoint::Removing,
+        CrashPoint::Queued,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::Storing => "crash while storing",
+            CrashPoint::Delivering => "crash while delivering",
+            CrashPoint::Delivered => "crash after delivery before remove",
+            CrashPoint::Removing => "crash while removing",
+            CrashPoint::Queued => "crash while queued",
+        }
+    }
+
+    fn reached(self, w: &World) -> bool {
+        match self {
+            CrashPoint::Storing => w.spool.writing > 0,
+            CrashPoint::Delivering => w.mail.writing > 0,
+            CrashPoint::Delivered => !w.unrecorded.is_empty(),
+            CrashPoint::Removing => w.spool.removing > 0,
+            CrashPoint::Queued => w.spool.deferred(),
+        }
+    }
 }
 
 /// Plays the swarm's fault plan on the simulation, one tick at a time, and
@@ -49,10 +114,15 @@ pub(crate) struct Scheduler {
     relay: IpAddr,
     plan: std::iter::Peekable<std::vec::IntoIter<(Duration, Fault)>>,
     exchangers: Vec<IpAddr>,
-    /// An armed crash: the latest time it fires, and whether it waits for a
-    /// queued message rather than a write.
-    crash_by: Option<(Duration, bool)>,
+    /// An armed crash: the latest time it fires, and where it waits to land.
+    crash_by: Option<(Duration, CrashPoint)>,
     down_for: Duration,
+    /// What the armed crash's restart brings: a clock set back, a bad file.
+    restart_with: (bool, Option<Junk>),
+    /// An armed second instance: the latest time it starts.
+    twin_by: Option<Duration>,
+    twin_started: bool,
+    twin: Rc<Notify>,
     restart_at: Option<Duration>,
     /// What the heal has to undo (turmoil does not say what is cut).
     partitioned: BTreeSet<IpAddr>,
@@ -61,13 +131,17 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(swarm: &Swarm) -> Scheduler {
+    pub(crate) fn new(swarm: &Swarm, twin: Rc<Notify>) -> Scheduler {
         Scheduler {
             relay: IpAddr::V4(RELAY),
             plan: swarm.faults.clone().into_iter().peekable(),
             exchangers: swarm.exchangers.values().copied().collect(),
             crash_by: None,
             down_for: Duration::ZERO,
+            restart_with: (false, None),
+            twin_by: None,
+            twin_started: false,
+            twin,
             restart_at: None,
             partitioned: BTreeSet::new(),
             held: BTreeSet::new(),
@@ -105,12 +179,29 @@ impl Scheduler {
                     self.held.remove(&ip);
                 }
                 Fault::Latency(ip, d) => sim.set_link_latency(relay, ip, d),
-                Fault::Crash { within, down, queued } => {
+                Fault::Crash {
+                    within,
+                    down,
+                    at,
+                    clock_behind,
+                    junk,
+                } => {
                     // One crash at a time: a crash planned while another is
                     // armed or the relay is down is dropped.
                     if self.crash_by.is_none() && self.restart_at.is_none() {
-                        self.crash_by = Some((now + within, queued));
+                        self.crash_by = Some((now + within, at));
                         self.down_for = down;
+                        self.restart_with = (clock_behind, junk);
+                    }
+                }
+                Fault::Disk { op, errno, times } => {
+                    let mut w = world.borrow_mut();
+                    let armed = w.disk.armed.entry(op).or_default();
+                    armed.extend(std::iter::repeat_n(errno, times as usize));
+                }
+                Fault::Twin { within } => {
+                    if !self.twin_started && self.twin_by.is_none() {
+                        self.twin_by = Some(now + within);
                     }
                 }
                 Fault::ExchangerFails(ip, on) => {
@@ -122,26 +213,32 @@ impl Scheduler {
                 }
             }
         }
-        // Crash while a spool write is under way: mid-transaction.
-        if let Some((by, queued)) = self.crash_by {
-            let w = world.borrow();
-            let ready = if queued {
-                w.spool.entries.values().any(|e| e.attempts > 0)
-            } else {
-                w.spool.writing > 0
-            };
-            drop(w);
+        // Crash mid-transaction, at the point the plan chose.
+        if let Some((by, at)) = self.crash_by {
+            let ready = at.reached(&world.borrow());
             if ready || now >= by {
-                world.borrow_mut().event("fault crash relay");
+                let mut w = world.borrow_mut();
+                w.event("fault crash relay");
+                w.fired(if ready { at.name() } else { "crash at the deadline" });
+                w.crash_disk();
+                drop(w);
                 sim.crash(relay);
                 self.crash_by = None;
                 self.restart_at = Some(now + self.down_for);
             }
         }
         if self.restart_at.is_some_and(|t| now >= t) {
-            world.borrow_mut().event("fault restart relay");
-            sim.bounce(relay);
-            self.restart_at = None;
+            self.restart(sim, world);
+        }
+        // A second instance, while the first runs and something is queued.
+        if let Some(by) = self.twin_by {
+            let ready = !world.borrow().spool.queue.is_empty();
+            if self.restart_at.is_none() && (ready || now >= by) {
+                world.borrow_mut().event("fault second instance on the spool");
+                self.twin_by = None;
+                self.twin_started = true;
+                self.twin.notify_one();
+            }
         }
         if !self.healed && now >= HEAL_AT {
             self.heal(sim, world);
@@ -164,9 +261,46 @@ impl Scheduler {
             sim.set_link_latency(relay, *ip, HEALED_LATENCY);
         }
         world.borrow_mut().failing.clear();
+        world.borrow_mut().disk.armed.clear();
         self.crash_by = None;
-        if self.restart_at.take().is_some() {
-            sim.bounce(relay);
+        self.twin_by = None;
+        if self.restart_at.is_some() {
+            self.restart(sim, world);
         }
+    }
+
+    /// Restarts the relay, with what the crash's plan brings: its clock set
+    /// back to the last start, a bad file in the queue beside the good ones.
+    fn restart(&mut self, sim: &mut Sim<'_>, world: &Shared) {
+        let (clock_behind, junk) = std::mem::take(&mut self.restart_with);
+        let mut w = world.borrow_mut();
+        w.event("fault restart relay");
+        w.in_flight_at_crash.clear();
+        w.spool.clock_behind = clock_behind;
+        if let Some(junk) = junk {
+            // A copy of a queued entry (or nothing, for a foreign file),
+            // under a name no id takes.
+            let entry = match junk {
+                Junk::Foreign => None,
+                _ => w.spool.queue.values().find_map(|f| f.entry.clone()),
+            };
+            let n = w.spool.corrupt.len() + w.spool.queue.len();
+            let name = match junk {
+                Junk::Foreign => format!(".Q{n}.swp"),
+                _ => format!("Q999-{n:06}"),
+            };
+            w.event(&format!("fault {} planted as {name}", junk.name()));
+            w.fired(junk.name());
+            w.spool.queue.insert(
+                name,
+                QueueFile {
+                    entry,
+                    junk: Some(junk),
+                },
+            );
+        }
+        drop(w);
+        sim.bounce(self.relay);
+        self.restart_at = None;
     }
 }

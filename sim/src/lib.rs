@@ -18,17 +18,24 @@
 //! - `swarm`: what a seed decides up front: configuration, actors, attacks,
 //!   the fault plan.
 //! - `world`: the state the hosts share, and the trace.
-//! - `backends`, `exchanger`, `actors`, `hostile`: the relay's backends, the
-//!   foreign exchangers, the clients, the clients that are slow on purpose.
+//! - `backends`, `disk`, `exchanger`, `actors`, `hostile`: the relay's
+//!   backends (its spool and mailboxes behaving as a failing file system in
+//!   `disk`), the foreign exchangers, the clients, the clients that are slow
+//!   on purpose.
 //! - `faults`: the scheduler that plays the plan and heals the world.
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
 //! - `run`, `report`, `campaign`: one seed, its result, many seeds.
+//! - `determinism`: a seed run twice, and where the two runs parted.
+//! - `shrink`: a failing seed's world cut down to the actors and faults
+//!   that still make it fail.
 
 mod actors;
 mod backends;
 mod campaign;
 mod checkers;
+mod determinism;
+mod disk;
 mod exchanger;
 mod faults;
 mod hostile;
@@ -36,15 +43,20 @@ mod options;
 mod report;
 mod rng;
 mod run;
+mod shrink;
 mod swarm;
 mod world;
 
 pub use campaign::campaign;
-pub use faults::Fault;
+pub use checkers::{Kind, Violation};
+pub use determinism::first_difference;
+pub use disk::{Errno, Junk, Op};
+pub use faults::{CrashPoint, Fault};
 pub use options::RELAY;
 pub use report::Report;
 pub use rng::Rng;
-pub use run::run;
+pub use run::{run, run_swarm};
+pub use shrink::{ShrunkSeed, shrink_seed};
 pub use swarm::{Actor, Role, Swarm, Task, swarm};
 pub use world::Stats;
 

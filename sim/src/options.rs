@@ -16,6 +16,10 @@ use std::time::Duration;
 /// be a real host, so a sent trace or a regression names nobody.
 pub const RELAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 25);
 
+/// Where the second relay instance of the twin fault runs: a host of its
+/// own, on the relay's spool (`disk.rs`), which must find it locked.
+pub(crate) const TWIN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 26);
+
 /// The port every host listens on, the relay and the foreign exchangers alike:
 /// the relay delivers to port 25 as a real MTA does.
 pub(crate) const PORT: u16 = 25;

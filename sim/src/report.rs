@@ -1,8 +1,11 @@
 //! What a run hands back: the verdict, the figures, the hash, and what is
 //! needed to reproduce and read a failing seed.
 
+use std::collections::BTreeMap;
+
 use relayguard_core::check::transcript::Transcript;
 
+use crate::checkers::Violation;
 use crate::swarm::Swarm;
 use crate::world::Stats;
 
@@ -11,7 +14,7 @@ use crate::world::Stats;
 pub struct Report {
     pub seed: u64,
     pub stats: Stats,
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     /// Over every trace line and every byte the clients sent, kept even
     /// when the trace is not: two runs with one hash did the same things in
     /// the same order, which is what a campaign compares across commits.
@@ -22,6 +25,9 @@ pub struct Report {
     pub trace: Vec<String>,
     /// The first session the wire oracle faulted, as a transcript.
     pub offending: Option<Transcript>,
+    /// How many times each storage fault kind fired (`disk.rs`): a kind
+    /// that never fires proves nothing.
+    pub fired: BTreeMap<String, u64>,
 }
 
 impl Report {

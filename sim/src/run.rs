@@ -6,31 +6,44 @@
 //! between steps, and ends once the world has healed and gone quiet.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use tokio::sync::Notify;
+
 use relayguard_core::Policy;
-use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_node::{Node, NodeConfig};
 
 use crate::actors::actor;
-use crate::backends::{SimMailboxes, SimResolver, SimSpool, SimTap, TurmoilNet};
-use crate::checkers;
+use crate::backends::{SimResolver, SimTap, TurmoilNet};
+use crate::checkers::{self, Kind};
+use crate::disk::{SimMailboxes, SimSpool};
 use crate::exchanger::exchanger;
 use crate::faults::Scheduler;
 use crate::options::{
     END_AT, EPOCH, MAX_CONNECTIONS, MAX_LATENCY, MAX_PER_IP, MAX_QUEUE_AGE, MIN_LATENCY, PORT, RELAY,
-    RELAY_CONNECT_TIMEOUT, RELAY_REPLY_TIMEOUT, RETRY_BASE, RETRY_MAX, SIM_LIMIT, SPOOL_WRITE, TICK,
+    RELAY_CONNECT_TIMEOUT, RELAY_REPLY_TIMEOUT, RETRY_BASE, RETRY_MAX, SIM_LIMIT, SPOOL_WRITE, TICK, TWIN,
 };
 use crate::report::{Report, describe};
-use crate::swarm::{Role, swarm};
+use crate::rng::{FNV0, fnv};
+use crate::swarm::{Role, Swarm, Task, swarm};
 use crate::world::{Shared, World};
+
+/// Only read by the injected bug `process-state-leak`.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs one seed to the end and judges it.
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
-    let swarm = swarm(seed, bugs);
+    run_swarm(seed, swarm(seed, bugs), verbose)
+}
+
+/// Runs a seed's world, as drawn or cut down by the shrinker: `seed` still
+/// drives the network and each actor's stream.
+pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
     let describe = describe(&swarm);
     let corpus_ips = swarm
         .actors
@@ -53,38 +66,45 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         .build();
     let policy =
         Arc::new(Policy::with_bugs(swarm.config.clone(), swarm.bugs).expect("swarm configs are valid"));
+    for a in &swarm.actors {
+        for t in &a.tasks {
+            if let Task::Send { id, job, .. } = t {
+                world.borrow_mut().bodies.insert(id.clone(), fnv(FNV0, &job.body));
+            }
+        }
+    }
+    let twin = Rc::new(Notify::new());
     {
         let world = world.clone();
         let exchangers = swarm.exchangers.clone();
+        let policy = policy.clone();
         sim.host(IpAddr::V4(RELAY), move || {
-            let world = world.clone();
-            let policy = policy.clone();
-            let exchangers = exchangers.clone();
+            let (world, policy, exchangers) = (world.clone(), policy.clone(), exchangers.clone());
             async move {
-                let mut nc = NodeConfig::new(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), PORT));
-                nc.max_connections = MAX_CONNECTIONS;
-                nc.max_per_ip = MAX_PER_IP;
-                nc.connect_timeout = RELAY_CONNECT_TIMEOUT;
-                nc.reply_timeout = RELAY_REPLY_TIMEOUT;
-                nc.retry_base = RETRY_BASE;
-                nc.retry_max = RETRY_MAX;
-                nc.max_queue_age = MAX_QUEUE_AGE;
-                world.borrow_mut().event("relay starts");
-                checkers::hostile::relay_starts(&mut world.borrow_mut());
-                let node = Node::new(
-                    policy,
-                    nc,
-                    TurmoilNet,
-                    SimSpool {
-                        world: world.clone(),
-                        write: SPOOL_WRITE,
-                    },
-                    SimResolver(exchangers),
-                    SimMailboxes(world.clone()),
-                    SimTap(world.clone()),
-                );
-                node.run().await?;
+                relay(&world, &policy, &exchangers).run().await?;
                 Ok(())
+            }
+        });
+    }
+    {
+        // The second instance waits for its fault; on a locked spool it
+        // must refuse to start.
+        let world = world.clone();
+        let exchangers = swarm.exchangers.clone();
+        let twin = twin.clone();
+        sim.host(IpAddr::V4(TWIN), move || {
+            let (world, policy, exchangers, twin) =
+                (world.clone(), policy.clone(), exchangers.clone(), twin.clone());
+            async move {
+                twin.notified().await;
+                let node = relay(&world, &policy, &exchangers);
+                match node.run().await {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        world.borrow_mut().fired("second instance refused");
+                        Ok(())
+                    }
+                    r => r.map_err(Into::into),
+                }
             }
         });
     }
@@ -101,14 +121,15 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
             actor(
                 world.clone(),
                 a.clone(),
-                seed.wrapping_mul(31).wrapping_add(i as u64),
+                seed.wrapping_mul(31)
+                    .wrapping_add(swarm.streams.get(i).copied().unwrap_or(i as u64)),
             ),
         );
     }
 
     // The active phase, faults on schedule, then the healed phase until
     // everything is delivered or END_AT.
-    let mut faults = Scheduler::new(&swarm);
+    let mut faults = Scheduler::new(&swarm, twin);
     loop {
         let now = sim.elapsed();
         world.borrow_mut().now = now;
@@ -116,12 +137,14 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         let done = match sim.step() {
             Ok(done) => done,
             Err(e) => {
-                world.borrow_mut().violation(format!("simulation error: {e}"));
+                world
+                    .borrow_mut()
+                    .violation(Kind::Harness, format!("simulation error: {e}"));
                 break;
             }
         };
         let w = world.borrow();
-        let quiet = w.spool.entries.is_empty() && w.spool.writing == 0;
+        let quiet = w.spool.queue.is_empty() && w.spool.writing == 0;
         drop(w);
         if faults.healed() && ((done && quiet) || sim.elapsed() >= END_AT) {
             break;
@@ -140,5 +163,45 @@ pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
         describe,
         trace: w.trace.take().unwrap_or_default(),
         offending: w.offending.take(),
+        fired: std::mem::take(&mut w.fired),
     }
+}
+
+/// A relay instance on the world's disk: the main relay at every (re)start,
+/// and the second instance of the twin fault.
+fn relay(
+    world: &Shared,
+    policy: &Arc<Policy>,
+    exchangers: &BTreeMap<String, IpAddr>,
+) -> Rc<Node<TurmoilNet, SimSpool, SimResolver, SimMailboxes, SimTap>> {
+    let mut nc = NodeConfig::new(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), PORT));
+    nc.max_connections = MAX_CONNECTIONS;
+    nc.max_per_ip = MAX_PER_IP;
+    nc.connect_timeout = RELAY_CONNECT_TIMEOUT;
+    nc.reply_timeout = RELAY_REPLY_TIMEOUT;
+    nc.retry_base = RETRY_BASE;
+    nc.retry_max = RETRY_MAX;
+    nc.max_queue_age = MAX_QUEUE_AGE;
+    world.borrow_mut().event("relay starts");
+    checkers::hostile::relay_starts(&mut world.borrow_mut());
+    if policy.bugs().has(Bug::ProcessStateLeak) {
+        // BUG process-state-leak: a count kept across runs reaches the trace.
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        world
+            .borrow_mut()
+            .event(&format!("runs in this process so far: {n}"));
+    }
+    let wall = (EPOCH + crate::world::elapsed()).as_secs();
+    Node::new(
+        policy.clone(),
+        nc,
+        TurmoilNet,
+        SimSpool::open(world.clone(), SPOOL_WRITE, policy.bugs(), wall),
+        SimResolver(exchangers.clone()),
+        SimMailboxes {
+            world: world.clone(),
+            write: SPOOL_WRITE,
+        },
+        SimTap(world.clone()),
+    )
 }

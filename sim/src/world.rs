@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use relayguard_core::Config;
 use relayguard_core::check::transcript::Transcript;
-use relayguard_node::Entry;
 
-use crate::checkers::delivery;
 use crate::checkers::wire::Watch;
+use crate::checkers::{Kind, Violation, delivery};
+use crate::disk::{DiskFaults, MailState, SpoolState};
 use crate::rng::{FNV0, fnv};
 
 /// A message a client tried to hand over, and how that went.
@@ -49,22 +49,35 @@ pub(crate) struct Arrival {
     pub(crate) body_hash: u64,
 }
 
-/// The relay's spool. It lives in the world, not in the relay host, so that
-/// it survives the relay's crash as a disk would.
-#[derive(Default)]
-pub(crate) struct SpoolState {
-    pub(crate) next: u64,
-    pub(crate) entries: BTreeMap<String, Entry>,
-    /// Writes under way: the crash fault waits for one.
-    pub(crate) writing: usize,
-}
-
 /// Everything the hosts share (turmoil runs them on one thread).
 pub(crate) struct World {
     /// The simulation's time, for events outside the hosts.
     pub(crate) now: Duration,
     pub(crate) config: Config,
+    /// The relay's spool and mailboxes. They live in the world, not in
+    /// the relay host, so that they survive the relay's crash as a disk
+    /// would (`disk.rs`).
     pub(crate) spool: SpoolState,
+    pub(crate) mail: MailState,
+    pub(crate) disk: DiskFaults,
+    /// How many times each fault kind fired (`disk.rs`, `faults.rs`).
+    pub(crate) fired: BTreeMap<String, u64>,
+    /// X-Sim-Id → the hash of the body its client sends, for the
+    /// corruption check.
+    pub(crate) bodies: BTreeMap<String, u64>,
+    /// X-Sim-Id → how many times the relay stored it durably (a client
+    /// that did not hear the `250` sends again: each copy may arrive).
+    pub(crate) stored: BTreeMap<String, u64>,
+    /// X-Sim-Id → further arrivals the at-least-once window allows: one
+    /// per crash that found it delivered and still queued, one per round
+    /// that deferred it after an exchanger had taken it.
+    pub(crate) excused: BTreeMap<String, u64>,
+    /// Queue ids delivered to someone since their spool file was last
+    /// written: the crash-after-delivery fault waits for one.
+    pub(crate) unrecorded: BTreeSet<String>,
+    /// X-Sim-Ids queued and not yet arrived when the relay crashed: one
+    /// that arrives before the restart was in flight, and is excused once.
+    pub(crate) in_flight_at_crash: BTreeSet<String>,
     pub(crate) submissions: BTreeMap<String, Submission>,
     pub(crate) arrivals: Vec<Arrival>,
     pub(crate) corpus_ips: BTreeSet<IpAddr>,
@@ -76,7 +89,7 @@ pub(crate) struct World {
     /// Open sessions of the relay, each with its wire checker.
     pub(crate) watches: BTreeMap<u64, Watch>,
     pub(crate) next_conn: u64,
-    pub(crate) violations: Vec<String>,
+    pub(crate) violations: Vec<Violation>,
     pub(crate) offending: Option<Transcript>,
     pub(crate) hash: u64,
     pub(crate) trace: Option<Vec<String>>,
@@ -109,6 +122,14 @@ impl World {
             now: Duration::ZERO,
             config,
             spool: SpoolState::default(),
+            mail: MailState::default(),
+            disk: DiskFaults::default(),
+            fired: BTreeMap::new(),
+            bodies: BTreeMap::new(),
+            stored: BTreeMap::new(),
+            excused: BTreeMap::new(),
+            unrecorded: BTreeSet::new(),
+            in_flight_at_crash: BTreeSet::new(),
             submissions: BTreeMap::new(),
             arrivals: Vec::new(),
             corpus_ips,
@@ -143,9 +164,10 @@ impl World {
 
     /// A violation goes into the trace too, so that it shows where it
     /// happened among the events.
-    pub(crate) fn violation(&mut self, what: String) {
-        self.event(&format!("VIOLATION {what}"));
-        self.violations.push(what);
+    pub(crate) fn violation(&mut self, kind: Kind, text: String) {
+        self.event(&format!("VIOLATION {text}"));
+        let at = turmoil::sim_elapsed().unwrap_or(self.now);
+        self.violations.push(Violation::new(kind, text, at));
     }
 
     /// A message reached `at` (a relay mailbox or an exchanger): recorded,
@@ -156,7 +178,7 @@ impl World {
             text.lines()
                 .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
         };
-        let id = header("X-Sim-Id:");
+        let id = sim_id(body);
         // A bounce is from <> and names the queue id it bounces; the
         // message's own X-Sim-Id is among the headers it quotes.
         let is_bounce = from_null && header("X-Bounce-Of:").is_some();
@@ -172,10 +194,24 @@ impl World {
             body_hash: fnv(FNV0, body),
         };
         self.stats.deliveries += 1;
+        if let Some(id) = arrival
+            .id
+            .as_ref()
+            .filter(|id| self.in_flight_at_crash.remove(*id))
+        {
+            *self.excused.entry(id.clone()).or_insert(0) += 1;
+        }
         self.event(&format!(
             "arrival at {at} for {rcpts:?} id {id:?} bounce {is_bounce}"
         ));
         delivery::judge_arrival(self, &arrival, &at, &rcpts);
         self.arrivals.push(arrival);
     }
+}
+
+/// A message's X-Sim-Id: the first such header line.
+pub(crate) fn sim_id(body: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Sim-Id:").map(|v| v.trim().to_string()))
 }

@@ -4,6 +4,9 @@
 
 pub mod explain;
 pub mod lint;
+pub mod probe;
 pub mod replay;
 pub mod serve;
+pub mod shrink;
 pub mod sim;
+pub mod summary;

@@ -144,12 +144,20 @@ fn print_table(rows: &[Row]) {
     println!("{:<width$}  {:<6}  first failure", "transcript", "result");
     for r in rows {
         let (result, detail) = match &r.outcome {
-            Ok(o) if o.passed() => ("ok", String::new()),
+            Ok(o) if o.passed() => ("ok", truncated_note(o)),
             Ok(o) => ("FAIL", o.first_failure().unwrap_or_default()),
             Err(e) => ("ERROR", e.clone()),
         };
         println!("{:<width$}  {:<6}  {}", r.path.display(), result, detail);
     }
+}
+
+/// For a transcript whose recording was capped (`@truncated`): only its
+/// beginning was replayed, and a pass says nothing about the rest.
+fn truncated_note(o: &Outcome) -> String {
+    o.truncated
+        .map(|n| format!("(recording truncated after {n} octets: only its beginning was replayed)"))
+        .unwrap_or_default()
 }
 
 fn print_json(rows: &[Row]) {
@@ -170,6 +178,7 @@ fn print_json(rows: &[Row]) {
                 "relayed": o.stats.relayed,
                 "relay_refused": o.stats.relay_refused,
                 "messages_accepted": o.stats.messages_accepted,
+                "truncated": o.truncated,
             }),
             Err(e) => serde_json::json!({
                 "transcript": r.path.display().to_string(), "passed": false, "error": e,

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use relayguard::bounded::{LineBudget, RecordBudget};
 use relayguard::maildir;
 use relayguard::spool::{self, FsSpool};
 use relayguard_core::Domain;
@@ -23,7 +23,8 @@ use relayguard_core::Message;
 use relayguard_core::Policy;
 use relayguard_core::check::record::Recorder;
 use relayguard_node::{
-    DeliverError, Entry, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap, Unreadable,
+    DeliverError, Entry, Listing, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap,
+    Unreadable,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -41,6 +42,18 @@ pub struct Args {
     /// Write every session as a transcript into this folder.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Octets of transcript text kept per recorded session; the rest is
+    /// left out and the transcript marked `@truncated`.
+    #[arg(long, default_value_t = 1 << 20)]
+    record_max_session: u64,
+    /// Octets of transcripts written by one run in all; then no more
+    /// sessions are recorded.
+    #[arg(long, default_value_t = 1 << 30)]
+    record_max_total: u64,
+    /// Log lines per session (replies and accepted messages); the rest are
+    /// counted and summed up in one line at the close.
+    #[arg(long, default_value_t = 200)]
+    log_lines_per_session: u64,
     /// Seconds to let sessions finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10)]
     grace: u64,
@@ -68,21 +81,12 @@ impl Net for TcpNet {
         TcpListener::bind(addr).await
     }
 
+    /// Errors go to the node's accept loop, which waits out a lack of
+    /// descriptors with a growing backoff.
     async fn accept(&self, listener: &TcpListener) -> io::Result<(TcpStream, IpAddr)> {
-        loop {
-            match listener.accept().await {
-                Ok((s, peer)) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok((s, peer.ip().to_canonical()));
-                }
-                // A client that vanished between SYN and accept, or a
-                // momentary lack of descriptors: keep serving the others.
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
+        let (s, peer) = listener.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, peer.ip().to_canonical()))
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
@@ -93,53 +97,92 @@ impl Net for TcpNet {
 /// The spool on disk; the file work runs on tokio's blocking threads.
 struct DiskSpool {
     spool: Arc<FsSpool>,
-    next: AtomicU64,
-    /// Unique per run: spool names must not repeat across restarts.
-    run: String,
+    /// Unique across restarts, PIDs and clock steps.
+    ids: Arc<spool::Ids>,
 }
 
 impl Spool for DiskSpool {
     async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
-        let id = format!("{}-{:06}", self.run, self.next.fetch_add(1, Ordering::Relaxed));
-        let (spool, entry, name) = (self.spool.clone(), entry.clone(), id.clone());
-        match tokio::task::spawn_blocking(move || spool.store(&name, &entry)).await {
+        let id = self.ids.next();
+        // Encoded here, so that the blocking thread gets one copy of the body.
+        let (spool, file, name) = (self.spool.clone(), spool::encode_file(entry), id.clone());
+        match tokio::task::spawn_blocking(move || spool.store_file(&name, &file)).await {
             Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => Err(spool::store_error(e)),
+            Ok(Err(e)) => {
+                tracing::warn!("spool store {id}: {e}");
+                Err(spool::store_error(e))
+            }
             // The blocking task panicked or the runtime is stopping: nothing
             // was acknowledged, the client may try again.
             Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
-    async fn update(&self, id: &str, entry: &Entry) {
-        let (spool, entry, id) = (self.spool.clone(), entry.clone(), id.to_string());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update(&id, &entry)).await {
-            tracing::error!("spool update: {e}");
+    async fn update(&self, id: &str, entry: &Entry) -> Result<(), StoreError> {
+        let (spool, file, id) = (self.spool.clone(), spool::encode_file(entry), id.to_string());
+        match tokio::task::spawn_blocking(move || spool.update_file(&id, &file)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
-    async fn remove(&self, id: &str) {
+    async fn remove(&self, id: &str) -> Result<(), StoreError> {
         let (spool, id) = (self.spool.clone(), id.to_string());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.remove(&id)).await {
-            tracing::error!("spool remove: {e}");
+        match tokio::task::spawn_blocking(move || spool.remove(&id)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
-    async fn list(&self) -> Vec<Result<(String, Entry), Unreadable>> {
+    async fn list(&self) -> Result<Listing, StoreError> {
         let spool = self.spool.clone();
         match tokio::task::spawn_blocking(move || spool.list()).await {
-            Ok(Ok(v)) => v.into_iter().map(Ok).collect(),
-            Ok(Err(e)) => {
-                tracing::error!("spool recovery: {e}");
-                Vec::new()
-            }
-            Err(_) => Vec::new(),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(spool::store_error(e)),
+            Err(e) => Err(StoreError::Transient(e.to_string())),
         }
     }
 
     async fn quarantine(&self, bad: &Unreadable) {
-        tracing::error!("spool: {} unreadable: {}", bad.name, bad.reason);
+        let (spool, name) = (self.spool.clone(), bad.name.clone());
+        match tokio::task::spawn_blocking(move || spool.quarantine(&name)).await {
+            Ok(Ok(to)) => tracing::error!(
+                "spool: queue file {} unreadable ({}); moved to {}",
+                bad.name,
+                bad.reason,
+                to.display()
+            ),
+            Ok(Err(e)) => tracing::error!(
+                "spool: queue file {} unreadable ({}); not moved: {e}",
+                bad.name,
+                bad.reason
+            ),
+            Err(e) => tracing::error!("spool: quarantine {}: {e}", bad.name),
+        }
     }
+}
+
+/// SIGHUP (what logrotate sends) is ignored: the log goes to stderr, which
+/// whoever started the server redirects, so there is nothing to reopen.
+/// Without a handler the signal would end the process.
+fn ignore_sighup() -> io::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::task::spawn_local(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: ignored (the log is stderr; nothing to reopen)");
+        }
+    });
+    Ok(())
+}
+
+/// Takes the spool's lock and opens it; a second server on the same spool
+/// is refused here, before it touches anything.
+fn open_spool(root: &Path) -> Result<(spool::SpoolLock, FsSpool), String> {
+    let lock = spool::SpoolLock::acquire(root).map_err(|e| e.to_string())?;
+    let spool = FsSpool::open(root).map_err(|e| format!("spool {}: {e}", root.display()))?;
+    Ok((lock, spool))
 }
 
 /// `[routes]`: a domain's own entry, else `*`.
@@ -157,17 +200,19 @@ impl Resolver for Routes {
     }
 }
 
-struct Maildirs(PathBuf);
+/// The Maildir tree, and how many mailbox folders it may grow to.
+struct Maildirs(PathBuf, Arc<maildir::FolderLimit>);
 
 impl Mailboxes for Maildirs {
     async fn deliver(&self, mailbox: &str, id: &str, message: &Message) -> Result<(), DeliverError> {
-        let (root, mailbox, name, body) = (
+        let (root, mailbox, name, body, limit) = (
             self.0.clone(),
             mailbox.to_string(),
             format!("{id}.{mailbox}"),
             message.body.clone(),
+            self.1.clone(),
         );
-        tokio::task::spawn_blocking(move || maildir::deliver(&root, &mailbox, &name, &body))
+        tokio::task::spawn_blocking(move || maildir::deliver_limited(&root, &mailbox, &name, &body, &limit))
             .await
             .map_err(|e| DeliverError::Transient(e.to_string()))?
             .map(|_| ())
@@ -182,6 +227,38 @@ struct Log {
     run: String,
     next: RefCell<u64>,
     open: RefCell<BTreeMap<u64, Recorder>>,
+    record_budget: RefCell<RecordBudget>,
+    log_lines: u64,
+    budgets: RefCell<BTreeMap<u64, LineBudget>>,
+}
+
+impl Log {
+    /// Whether the session may log one more line (see `--log-lines-per-session`).
+    fn may_log(&self, conn: u64) -> bool {
+        self.budgets
+            .borrow_mut()
+            .get_mut(&conn)
+            .is_none_or(LineBudget::take)
+    }
+
+    /// A recorder for a new session, capped; none once the total is spent.
+    fn recorder(&self, peer: IpAddr, conn: u64) -> Option<Recorder> {
+        self.record.as_ref()?;
+        let mut budget = self.record_budget.borrow_mut();
+        let Some(cap) = budget.open() else {
+            if budget.tell_exhausted() {
+                tracing::warn!("record: --record-max-total reached, no more sessions are recorded");
+            }
+            return None;
+        };
+        let mut r = Recorder::new(peer, Some(self.config.clone())).with_cap(cap);
+        r.comment(&format!(
+            "recorded by relayguard serve, session {}-{conn}",
+            self.run
+        ));
+        r.source("relayguard serve --record");
+        Some(r)
+    }
 }
 
 impl Tap for Log {
@@ -189,13 +266,10 @@ impl Tap for Log {
         let mut n = self.next.borrow_mut();
         *n += 1;
         tracing::info!(conn = *n, %peer, "connected");
-        if self.record.is_some() {
-            let mut r = Recorder::new(peer, Some(self.config.clone()));
-            r.comment(&format!(
-                "recorded by relayguard serve, session {}-{}",
-                self.run, *n
-            ));
-            r.source("relayguard serve --record");
+        self.budgets
+            .borrow_mut()
+            .insert(*n, LineBudget::new(self.log_lines));
+        if let Some(r) = self.recorder(peer, *n) {
             self.open.borrow_mut().insert(*n, r);
         }
         *n
@@ -209,7 +283,9 @@ impl Tap for Log {
 
     fn server_bytes(&self, conn: u64, bytes: &[u8]) {
         for line in String::from_utf8_lossy(bytes).lines() {
-            tracing::info!(conn, "reply {line}");
+            if self.may_log(conn) {
+                tracing::info!(conn, "reply {line}");
+            }
         }
         if let Some(r) = self.open.borrow_mut().get_mut(&conn) {
             r.server(bytes);
@@ -218,23 +294,38 @@ impl Tap for Log {
 
     fn handed_on(&self, conn: u64, message: &Message) {
         for r in &message.recipients {
+            if !self.may_log(conn) {
+                continue;
+            }
             tracing::info!(conn, from = %message.from, to = %r.path, "accepted for {}", r.destination);
         }
     }
 
     fn closed(&self, conn: u64) {
-        tracing::info!(conn, "closed");
+        match self.budgets.borrow_mut().remove(&conn).and_then(|b| b.summary()) {
+            Some(summary) => tracing::info!(conn, "closed; {summary}"),
+            None => tracing::info!(conn, "closed"),
+        }
         let (Some(dir), Some(r)) = (&self.record, self.open.borrow_mut().remove(&conn)) else {
             return;
         };
+        let text = r.finish().to_text();
+        if !self.record_budget.borrow_mut().write(text.len() as u64) {
+            tracing::warn!(conn, "record: --record-max-total reached, session not recorded");
+            return;
+        }
         let path = dir.join(format!("{}-{conn:06}.smtp", self.run));
-        if let Err(e) = std::fs::write(&path, r.finish().to_text()) {
+        if let Err(e) = std::fs::write(&path, text) {
             tracing::error!("recording {}: {e}", path.display());
         }
     }
 
     fn event(&self, what: &str) {
-        tracing::info!("queue: {what}");
+        if what.starts_with("accept:") {
+            tracing::warn!("{what}");
+        } else {
+            tracing::info!("queue: {what}");
+        }
     }
 }
 
@@ -260,11 +351,18 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let spool = match FsSpool::open(&args.spool) {
-        Ok(s) => Arc::new(s),
+    let (_lock, spool) = match open_spool(&args.spool) {
+        Ok((lock, s)) => (lock, Arc::new(s)),
         Err(e) => {
-            eprintln!("relayguard serve: spool {}: {e}", args.spool.display());
+            eprintln!("relayguard serve: {e}");
             return ExitCode::from(2);
+        }
+    };
+    let ids = match spool::Ids::new() {
+        Ok(ids) => Arc::new(ids),
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            return ExitCode::FAILURE;
         }
     };
     if let Some(dir) = &args.record {
@@ -273,6 +371,7 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let folders = Arc::new(maildir::FolderLimit::new(policy.config().domains.max_mailboxes));
     let routes = policy
         .config()
         .routes
@@ -280,13 +379,7 @@ pub fn main(args: Args) -> ExitCode {
         .filter_map(|(d, t)| Some((d.to_ascii_lowercase(), t.parse().ok()?)))
         .collect();
     // Names that stay unique across restarts; they name files, they decide nothing.
-    let run = format!(
-        "{:x}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        std::process::id()
-    );
+    let run = ids.run().to_string();
     let mut node_config = NodeConfig::new(args.listen);
     node_config.retry_base = Duration::from_secs(args.retry_base.max(1));
     node_config.retry_max = node_config.retry_max.max(node_config.retry_base);
@@ -299,6 +392,9 @@ pub fn main(args: Args) -> ExitCode {
         run: run.clone(),
         next: RefCell::new(0),
         open: RefCell::new(BTreeMap::new()),
+        record_budget: RefCell::new(RecordBudget::new(args.record_max_session, args.record_max_total)),
+        log_lines: args.log_lines_per_session,
+        budgets: RefCell::new(BTreeMap::new()),
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -314,16 +410,13 @@ pub fn main(args: Args) -> ExitCode {
             policy,
             node_config,
             TcpNet,
-            DiskSpool {
-                spool,
-                next: AtomicU64::new(0),
-                run,
-            },
+            DiskSpool { spool, ids },
             Routes(routes),
-            Maildirs(absolute(&args.spool)),
+            Maildirs(absolute(&args.spool), folders),
             tap,
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        ignore_sighup()?;
         tracing::info!(listen = %args.listen, "serving");
         tokio::select! {
             biased;

@@ -4,13 +4,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{COMMIT, Report, Stats, campaign, run, swarm};
+use relayguard_sim::{COMMIT, Report, campaign, first_difference, run, swarm};
+
+use super::summary::{Nondeterministic, Summary, reproduce};
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
     /// How many seeds to run (seeds 0..N, or the shard's share of them).
     #[arg(long, default_value_t = 200)]
     seeds: u64,
+    /// The first seed of the range: seeds FROM..FROM+N.
+    #[arg(long, default_value_t = 0, conflicts_with = "seed")]
+    from: u64,
     /// Run one seed and print its configuration, actors, faults and trace.
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
@@ -20,17 +28,34 @@ pub struct Args {
     /// Run only shard I of N (seeds s with s % N == I), as `I/N`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
-    /// Switch on an injected bug (trust-routed, lan-check-off, lf-ends-data,
-    /// ack-before-store, forget-spool-on-restart, idle-timer-rearms,
-    /// no-write-timeout, no-auth-throttle); repeatable.
+    /// Switch on an injected bug by name (docs/simulation.md lists them);
+    /// repeatable.
     #[arg(long)]
     buggify: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run every seed twice and fail on any difference between the two
+    /// runs (the trace hash, then the first differing trace line).
+    #[arg(long)]
+    check_determinism: bool,
     /// Where a failing seed's offending session is written.
     #[arg(long, default_value = "corpus/regressions")]
     regressions: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Join the `--json` outputs of shards (`--shard I/N`) into the report
+    /// one run over all their seeds gives: same JSON, table and exit code.
+    Merge {
+        /// The shards' JSON files.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -43,6 +68,9 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 pub fn main(args: Args) -> ExitCode {
+    if let Some(Action::Merge { shards, json }) = &args.action {
+        return merge(shards, *json);
+    }
     let mut bugs = Bugs::NONE;
     for name in &args.buggify {
         match Bug::from_name(name) {
@@ -53,11 +81,13 @@ pub fn main(args: Args) -> ExitCode {
             }
         }
     }
-    let bug_flags: String = args.buggify.iter().map(|b| format!(" --buggify {b}")).collect();
     if let Some(seed) = args.seed {
         let r = run(seed, bugs, true);
         if args.json {
-            println!("{}", json(std::slice::from_ref(&r), &bug_flags));
+            println!(
+                "{}",
+                Summary::new(std::slice::from_ref(&r), &args.buggify).to_json()
+            );
         } else {
             for l in &r.describe {
                 println!("{l}");
@@ -70,10 +100,13 @@ pub fn main(args: Args) -> ExitCode {
                 println!("VIOLATION: {v}");
             }
             if !r.passed() {
-                println!("reproduce: {}  # at commit {COMMIT}", command(r.seed, &bug_flags));
+                println!(
+                    "reproduce: {}  # at commit {COMMIT}",
+                    reproduce(r.seed, &args.buggify)
+                );
             }
         }
-        write_regression(&args, &r, &bug_flags);
+        write_regression(&args, &r);
         return if r.passed() {
             ExitCode::SUCCESS
         } else {
@@ -81,7 +114,8 @@ pub fn main(args: Args) -> ExitCode {
         };
     }
     let (i, n) = args.shard.unwrap_or((0, 1));
-    let seeds: Vec<u64> = (0..args.seeds).filter(|s| s % n == i).collect();
+    let end = args.from.saturating_add(args.seeds);
+    let seeds: Vec<u64> = (args.from..end).filter(|s| s % n == i).collect();
     let bar = indicatif::ProgressBar::new(seeds.len() as u64);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -99,67 +133,55 @@ pub fn main(args: Args) -> ExitCode {
         }
         bar.inc(1);
     });
+    let mut summary = Summary::new(&reports, &args.buggify);
+    if args.check_determinism {
+        bar.set_message("second runs");
+        let again = campaign(&seeds, bugs, args.jobs, |_| {});
+        for (a, b) in reports.iter().zip(&again) {
+            if a.hash != b.hash {
+                let difference = first_difference(a.seed, bugs)
+                    .unwrap_or_else(|| format!("seed {}: hash {:016x} then {:016x}", a.seed, a.hash, b.hash));
+                summary.nondeterministic.push(Nondeterministic {
+                    seed: a.seed,
+                    difference,
+                });
+            }
+        }
+    }
     bar.finish_and_clear();
     let wall = start.elapsed();
     if args.json {
-        println!("{}", json(&reports, &bug_flags));
+        println!("{}", summary.to_json());
     } else {
-        let t = total(&reports);
-        let bad: Vec<&Report> = reports.iter().filter(|r| !r.passed()).collect();
-        println!("| seeds | sessions | messages | relay attempts refused | deliveries | violations |");
-        println!("|---|---|---|---|---|---|");
-        let v: usize = reports.iter().map(|r| r.violations.len()).sum();
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            reports.len(),
-            t.sessions,
-            t.messages,
-            t.relay_refused,
-            t.deliveries,
-            v
-        );
+        summary.print_table();
         println!(
             "{:.1} s wall, {:.0} sessions/s, {:.0} seeds/min",
             wall.as_secs_f64(),
-            t.sessions as f64 / wall.as_secs_f64(),
+            summary.sessions as f64 / wall.as_secs_f64(),
             reports.len() as f64 * 60.0 / wall.as_secs_f64()
         );
-        for r in &bad {
-            println!("seed {} failed: {}", r.seed, r.violations[0]);
-            println!(
-                "  reproduce: {}  # at commit {COMMIT}",
-                command(r.seed, &bug_flags)
-            );
-        }
+        summary.print_failing();
     }
     if let Some(r) = reports.iter().find(|r| !r.passed()) {
-        write_regression(&args, r, &bug_flags);
-        return ExitCode::FAILURE;
+        write_regression(&args, r);
     }
-    ExitCode::SUCCESS
-}
-
-fn total(reports: &[Report]) -> Stats {
-    let mut t = Stats::default();
-    for r in reports {
-        t.sessions += r.stats.sessions;
-        t.messages += r.stats.messages;
-        t.relay_refused += r.stats.relay_refused;
-        t.deliveries += r.stats.deliveries;
-    }
-    t
+    summary.exit_code()
 }
 
 /// Writes the offending session, and the seed's configuration beside it.
-fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
+fn write_regression(args: &Args, r: &Report) {
     let Some(t) = &r.offending else { return };
     let mut t = t.clone();
-    let name = format!("sim-seed-{}{}", r.seed, bug_flags.replace(" --buggify ", "-"));
+    let bugs: String = args.buggify.iter().map(|b| format!("-{b}")).collect();
+    let name = format!("sim-seed-{}{bugs}", r.seed);
     let config = args.regressions.join(format!("{name}.toml"));
     t.config = Some(PathBuf::from(format!("{name}.toml")));
     t.comments.insert(
         0,
-        format!("found by: {} at commit {COMMIT}", command(r.seed, bug_flags)),
+        format!(
+            "found by: {} at commit {COMMIT}",
+            reproduce(r.seed, &args.buggify)
+        ),
     );
     // The replies recorded are the faulty server's: the oracle judges instead.
     t.comments
@@ -180,27 +202,32 @@ fn write_regression(args: &Args, r: &Report, bug_flags: &str) {
     }
 }
 
-/// The command that reruns a seed. Printed with [`COMMIT`] beside it: the
-/// same seed on other code is another world.
-fn command(seed: u64, bug_flags: &str) -> String {
-    format!("relayguard sim --seed {seed}{bug_flags}")
-}
-
-fn json(reports: &[Report], bug_flags: &str) -> String {
-    let t = total(reports);
-    serde_json::json!({
-        "commit": COMMIT,
-        "seeds": reports.len(),
-        "sessions": t.sessions,
-        "messages": t.messages,
-        "relay_refused": t.relay_refused,
-        "deliveries": t.deliveries,
-        "failing": reports.iter().filter(|r| !r.passed()).map(|r| serde_json::json!({
-            "seed": r.seed,
-            "violations": r.violations,
-            "reproduce": command(r.seed, bug_flags),
-        })).collect::<Vec<_>>(),
-        "hashes": reports.iter().map(|r| format!("{:016x}", r.hash)).collect::<Vec<_>>(),
-    })
-    .to_string()
+fn merge(paths: &[PathBuf], json: bool) -> ExitCode {
+    let mut parts = Vec::new();
+    for p in paths {
+        let part = std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Summary>(&text).map_err(|e| e.to_string()));
+        match part {
+            Ok(s) => parts.push(s),
+            Err(e) => {
+                eprintln!("relayguard sim merge: {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let summary = match Summary::merge(parts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("relayguard sim merge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!("{}", summary.to_json());
+    } else {
+        summary.print_table();
+        summary.print_failing();
+    }
+    summary.exit_code()
 }

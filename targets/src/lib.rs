@@ -11,8 +11,8 @@
 //! `RELAYGUARD_BUGGIFY` (comma-separated names, e.g. `lf-ends-data`), read
 //! once per process: that is how `scripts/fuzz.sh` proves a target bites.
 
+pub mod finding;
 pub mod input;
-pub mod regress;
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -261,7 +261,7 @@ pub fn session_with(data: &[u8], bugs: Bugs) {
     let chunks = input.chunks();
     let verdict = drive(policy, input.peer(), input.auth(), &chunks);
     check(&verdict, &|| {
-        regress::transcript_text(&input.config, input.peer(), input.auth(), &chunks, "session")
+        finding::transcript_text(&input.config, input.peer(), input.auth(), &chunks, "session")
     });
 }
 
@@ -282,7 +282,7 @@ pub fn session_script_with(data: &[u8], bugs: Bugs) {
     let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
     let verdict = drive(policy, script.peer(), script.auth(), &chunks);
     check(&verdict, &|| {
-        regress::transcript_text(
+        finding::transcript_text(
             &script.config,
             script.peer(),
             script.auth(),

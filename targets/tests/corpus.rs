@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::panic;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -11,22 +11,13 @@ use relayguard_core::Config;
 use relayguard_core::Policy;
 use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_core::check::replay::{self, Mode};
-use relayguard_core::check::transcript;
 use relayguard_fuzz_targets::input::{
     Addr, BodyPiece, DomainKind, DomainSpec, LocalSpec, ScriptStep, Smuggle, Trailing,
 };
 use relayguard_fuzz_targets::{FuzzConfig, Script, TARGETS};
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus")
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
+    relayguard_corpus::dir()
 }
 
 #[test]
@@ -35,7 +26,7 @@ fn every_target_passes_its_fuzz_corpus() {
     let mut failures = Vec::new();
     for t in TARGETS {
         let dir = corpus().join("fuzz").join(t);
-        let inputs = files(&dir);
+        let inputs = relayguard_corpus::inputs(&dir).unwrap();
         assert!(!inputs.is_empty(), "no seeds in {}", dir.display());
         for f in inputs {
             let data = fs::read(&f).unwrap();
@@ -56,16 +47,13 @@ fn every_target_passes_its_fuzz_corpus() {
 /// The transcripts the fuzzers wrote (`@source fuzz/...`) replay clean.
 #[test]
 fn fuzz_regressions_replay_without_violation() {
-    for f in files(&corpus().join("regressions")) {
-        if f.extension().is_none_or(|e| e != "smtp") {
-            continue;
-        }
-        let t = transcript::parse(&fs::read_to_string(&f).unwrap()).unwrap();
+    for f in relayguard_corpus::collect(&[corpus().join("regressions")]).unwrap() {
+        let t = relayguard_corpus::load_transcript(&f).unwrap();
         if !t.source.as_deref().is_some_and(|s| s.starts_with("fuzz/")) {
             continue;
         }
         let cfg = f.parent().unwrap().join(t.config.as_ref().unwrap());
-        let config = Config::from_toml(&fs::read_to_string(&cfg).unwrap()).unwrap();
+        let config = relayguard_corpus::load_config(&cfg).unwrap();
         let out = replay::replay(&t, Arc::new(Policy::new(config).unwrap()), Mode::Strict);
         assert!(out.passed(), "{}: {:?}", f.display(), out.first_failure());
     }
@@ -196,7 +184,11 @@ fn the_session_target_panics_on_a_violation() {
 #[test]
 fn known_bugs_still_fail() {
     for t in TARGETS {
-        for f in files(&corpus().join("fuzz-known").join(t)) {
+        let dir = corpus().join("fuzz-known").join(t);
+        if !dir.exists() {
+            continue;
+        }
+        for f in relayguard_corpus::inputs(&dir).unwrap() {
             let data = fs::read(&f).unwrap();
             let failed = panic::catch_unwind(|| relayguard_fuzz_targets::run(t, &data)).is_err();
             assert!(failed, "{} passes now: move it to corpus/fuzz/{t}/", f.display());

@@ -24,6 +24,21 @@ pub enum Bug {
     AckBeforeStore,
     /// The node forgets its spool when it restarts.
     ForgetSpoolOnRestart,
+    /// The node bounces a recipient whose local delivery failed for a
+    /// passing reason (a full disk, no descriptors left) instead of
+    /// deferring it.
+    BounceOnTransient,
+    /// Recovery recovers nothing when one spool file is unreadable.
+    RecoverAllOrNothing,
+    /// The simulated spool draws queue ids from a counter that restarts
+    /// with the process, so that ids repeat across restarts.
+    ReuseQueueId,
+    /// The node starts without taking the spool's lock, so that a second
+    /// instance on the same spool delivers what the first delivers.
+    NoSpoolLock,
+    /// The simulation lets state of the process (a run counter) into a
+    /// run's trace: the same seed no longer gives the same run.
+    ProcessStateLeak,
     /// The session's command and DATA deadlines re-arm on every octet, as
     /// an idle timer does: a byte every few seconds holds a session open.
     IdleTimerRearms,
@@ -36,12 +51,17 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 13] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
         Bug::AckBeforeStore,
         Bug::ForgetSpoolOnRestart,
+        Bug::BounceOnTransient,
+        Bug::RecoverAllOrNothing,
+        Bug::ReuseQueueId,
+        Bug::NoSpoolLock,
+        Bug::ProcessStateLeak,
         Bug::IdleTimerRearms,
         Bug::NoWriteTimeout,
         Bug::NoAuthThrottle,
@@ -56,6 +76,11 @@ impl Bug {
             Bug::LfEndsData => "lf-ends-data",
             Bug::AckBeforeStore => "ack-before-store",
             Bug::ForgetSpoolOnRestart => "forget-spool-on-restart",
+            Bug::BounceOnTransient => "bounce-on-transient",
+            Bug::RecoverAllOrNothing => "recover-all-or-nothing",
+            Bug::ReuseQueueId => "reuse-queue-id",
+            Bug::NoSpoolLock => "no-spool-lock",
+            Bug::ProcessStateLeak => "process-state-leak",
             Bug::IdleTimerRearms => "idle-timer-rearms",
             Bug::NoWriteTimeout => "no-write-timeout",
             Bug::NoAuthThrottle => "no-auth-throttle",

@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::transcript::{Step, Transcript};
+use super::transcript::{Step, Transcript, escape};
 
 /// Builds a [`Transcript`] from a live session, fed both directions as the
 /// bytes come.
@@ -21,6 +21,10 @@ pub struct Recorder {
     pending: Vec<u8>,
     /// Lines of the reply being assembled.
     lines: Vec<String>,
+    /// The most transcript text the steps may take; `None`: no cap.
+    cap: Option<u64>,
+    /// Transcript text the steps take so far.
+    size: u64,
 }
 
 impl Recorder {
@@ -36,7 +40,44 @@ impl Recorder {
             },
             pending: Vec::new(),
             lines: Vec::new(),
+            cap: None,
+            size: 0,
         }
+    }
+
+    /// Caps the steps at `octets` of transcript text. The step that would
+    /// pass it, and everything after it, is left out, nothing more is held
+    /// in memory, and the transcript gets `@truncated` with the size kept:
+    /// a visitor cannot fill the disk or the memory of a honeypot.
+    pub fn with_cap(mut self, octets: u64) -> Recorder {
+        self.cap = Some(octets);
+        self
+    }
+
+    /// Whether the cap was reached and recording stopped.
+    pub fn is_truncated(&self) -> bool {
+        self.t.truncated.is_some()
+    }
+
+    /// Octets of transcript text the recorded steps take.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Counts `text` octets against the cap; false (and the recording
+    /// stops for good) when they do not fit.
+    fn fits(&mut self, text: u64) -> bool {
+        if self.is_truncated() {
+            return false;
+        }
+        if self.cap.is_some_and(|cap| self.size + text > cap) {
+            self.t.truncated = Some(self.size);
+            self.pending = Vec::new();
+            self.lines = Vec::new();
+            return false;
+        }
+        self.size += text;
+        true
     }
 
     /// Adds a leading `#` comment; the first one says what the session is.
@@ -57,7 +98,7 @@ impl Recorder {
 
     /// Bytes from the client, as one read.
     pub fn client(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.is_truncated() {
             return;
         }
         // Whole CRLF lines become `C:` steps, anything else one raw step.
@@ -78,6 +119,15 @@ impl Recorder {
     }
 
     fn push_send(&mut self, raw: bool, bytes: &[u8]) {
+        // The length of its line: `C: text` or `C~ escaped`.
+        let text = if raw {
+            escape(bytes).len() + 4
+        } else {
+            bytes.len() + 2
+        };
+        if !self.fits(text as u64) {
+            return;
+        }
         self.t.steps.push(Step::Send {
             raw,
             bytes: bytes.to_vec(),
@@ -87,6 +137,9 @@ impl Recorder {
 
     /// Bytes from the server; whole replies become `S:` steps.
     pub fn server(&mut self, bytes: &[u8]) {
+        if self.is_truncated() {
+            return;
+        }
         self.pending.extend_from_slice(bytes);
         while let Some(nl) = memchr::memchr(b'\n', &self.pending) {
             let raw: Vec<u8> = self.pending.drain(..=nl).collect();
@@ -97,6 +150,11 @@ impl Recorder {
             self.lines.push(line);
             if !more {
                 let expected = std::mem::take(&mut self.lines).join("\r\n");
+                // `S: ` and LF per line.
+                let text = expected.len() + 4 * (expected.matches("\r\n").count() + 1);
+                if !self.fits(text as u64) {
+                    return;
+                }
                 self.t.steps.push(Step::Reply { expected, line: 0 });
             }
         }
@@ -163,5 +221,49 @@ mod tests {
             t.steps.iter().filter(|s| matches!(s, Step::Reply { .. })).count(),
             8
         );
+    }
+
+    #[test]
+    fn a_capped_recording_stops_at_the_cap_and_says_so() {
+        let policy = Arc::new(
+            Policy::new(Config::from_toml("[domains]\nlocal = [\"example.com\"]\n").unwrap()).unwrap(),
+        );
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let mut d = crate::check::drive::Driver::new(policy.clone(), peer);
+        let cap = 64 * 1024;
+        let mut rec = Recorder::new(peer, None).with_cap(cap);
+        rec.server(&d.run.sent);
+        let before = d.run.sent.len();
+        rec.client(b"EHLO x\r\n");
+        d.feed(b"EHLO x\r\n");
+        rec.server(&d.run.sent[before..]);
+        // 8 MiB of junk without a line end, in reads of 8 KiB, as serve
+        // sees it: the recording keeps what fits and no more.
+        let junk = vec![0xffu8; 8192];
+        for _ in 0..1024 {
+            rec.client(&junk);
+            d.feed(&junk);
+        }
+        assert!(rec.is_truncated());
+        assert!(rec.size() <= cap);
+        let text = rec.finish().to_text();
+        assert!(text.len() as u64 <= cap + 1024, "{}", text.len());
+        let t = parse(&text).unwrap();
+        assert!(t.truncated.is_some_and(|n| n <= cap), "{:?}", t.truncated);
+        let o = replay(&t, policy, Mode::Strict);
+        assert!(o.passed(), "{:?}", o.first_failure());
+        assert_eq!(o.truncated, t.truncated);
+    }
+
+    #[test]
+    fn an_uncapped_recording_keeps_everything() {
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let mut rec = Recorder::new(peer, None);
+        let junk = vec![0xffu8; 8192];
+        for _ in 0..64 {
+            rec.client(&junk);
+        }
+        assert!(!rec.is_truncated());
+        assert_eq!(rec.finish().steps.len(), 64);
     }
 }

@@ -36,6 +36,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// Every byte the server sent, for recording and debugging.
     pub sent: Vec<u8>,
+    /// From `@truncated`: the transcript is the beginning of a session cut
+    /// after this many octets, and only that beginning was replayed.
+    pub truncated: Option<u64>,
 }
 
 impl Outcome {
@@ -131,6 +134,7 @@ pub fn replay(t: &Transcript, policy: Arc<Policy>, mode: Mode) -> Outcome {
         expectation,
         stats: verdict.stats,
         sent: run.sent,
+        truncated: t.truncated,
     }
 }
 

@@ -35,7 +35,10 @@
 //!     succeeded (recorded sessions, where the credentials stay out of the
 //!     corpus);
 //!   - `@expect closed|accepted` — what the session is (see *Replay*);
-//!   - `@source TEXT` — where the case comes from, free text.
+//!   - `@source TEXT` — where the case comes from, free text;
+//!   - `@truncated N` — the recording was cut after N octets (`serve
+//!     --record` caps each session): the steps are only the session's
+//!     beginning. The replay replays them and says so.
 //!
 //!   An unknown header, a duplicate, a missing value or a bad IP is an error.
 //! - `C: text` — the client sends `text` followed by CRLF.
@@ -110,6 +113,9 @@ pub struct Transcript {
     pub expect: Option<Expect>,
     /// `@source`: where the case comes from.
     pub source: Option<String>,
+    /// `@truncated`: the recording stopped after this many octets of
+    /// transcript text; the steps are the session's beginning only.
+    pub truncated: Option<u64>,
     /// The `C:`, `C~` and `S:` lines, in order.
     pub steps: Vec<Step>,
 }
@@ -300,10 +306,10 @@ fn header(t: &mut Transcript, h: &str) -> Result<(), String> {
         Some(i) => (&h[..i], h[i..].trim()),
         None => (h, ""),
     };
-    let known = ["peer", "config", "auth", "expect", "source"];
+    let known = ["peer", "config", "auth", "expect", "source", "truncated"];
     if !known.contains(&name) {
         return Err(format!(
-            "unknown header @{name} (known: @peer, @config, @auth, @expect, @source)"
+            "unknown header @{name} (known: @peer, @config, @auth, @expect, @source, @truncated)"
         ));
     }
     let present = match name {
@@ -311,6 +317,7 @@ fn header(t: &mut Transcript, h: &str) -> Result<(), String> {
         "config" => t.config.is_some(),
         "auth" => t.auth.is_some(),
         "expect" => t.expect.is_some(),
+        "truncated" => t.truncated.is_some(),
         _ => t.source.is_some(),
     };
     if present {
@@ -329,6 +336,12 @@ fn header(t: &mut Transcript, h: &str) -> Result<(), String> {
         "config" => t.config = Some(PathBuf::from(value)),
         "auth" => t.auth = Some(value.to_string()),
         "expect" => t.expect = Some(value.parse()?),
+        "truncated" => {
+            let n = value
+                .parse::<u64>()
+                .map_err(|_| format!("@truncated: `{value}` is not a number of octets"))?;
+            t.truncated = Some(n);
+        }
         _ => t.source = Some(value.to_string()),
     }
     Ok(())
@@ -430,6 +443,9 @@ impl Transcript {
         }
         if let Some(s) = &self.source {
             push_line(&mut out, "@source", s);
+        }
+        if let Some(n) = self.truncated {
+            push_line(&mut out, "@truncated", &n.to_string());
         }
         let mut open_reply = false;
         for step in &self.steps {

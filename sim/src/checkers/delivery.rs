@@ -5,9 +5,21 @@
 //! exchanger can be traced back to who sent it, whatever the relay said on
 //! the wire. This catches a relay that answers 5xx and relays anyway, and
 //! one that lets a second message be smuggled inside the first.
+//!
+//! It also judges what the disk faults may do (`disk.rs`): a body that
+//! arrives other than its client sent it is corruption; a message that
+//! reaches a recipient more often than the at-least-once window allows is
+//! a duplicate. The window: each durable store of the message may arrive
+//! once (a client that did not hear the `250` sends again, and both copies
+//! are the relay's to deliver), plus once more for each crash that found it
+//! delivered to someone while its spool file was still there, and for each
+//! round deferred after an exchanger had accepted it (the reply was lost).
+//! Nothing else may deliver twice: not a failed `remove`, not a second
+//! instance, not a reused queue id.
 
 use relayguard_core::check::oracle;
 
+use crate::checkers::Kind;
 use crate::world::{Arrival, World};
 
 /// Judges one arrival, as it happens: who submitted it, and was that client
@@ -15,30 +27,58 @@ use crate::world::{Arrival, World};
 pub(crate) fn judge_arrival(w: &mut World, arrival: &Arrival, at: &str, rcpts: &[String]) {
     match (&arrival.id, &arrival.bounce_of) {
         (Some(id), _) => match w.submissions.get(id) {
-            None => w.violation(format!("message {id} arrived at {at} but no client submitted it")),
-            Some(s) => {
+            None => w.violation(
+                Kind::Phantom,
+                format!("message {id} arrived at {at} but no client submitted it"),
+            ),
+            Some(_) => {
+                if let Some(&sent) = w.bodies.get(id) {
+                    if sent != arrival.body_hash {
+                        w.violation(Kind::Corruption, format!(
+                            "corruption: message {id} arrived at {at} with a body other than its client sent"
+                        ));
+                    }
+                }
+                let allowed =
+                    w.stored.get(id).copied().unwrap_or(0).max(1) + w.excused.get(id).copied().unwrap_or(0);
+                for r in rcpts {
+                    let r = r.to_ascii_lowercase();
+                    let n = 1 + w
+                        .arrivals
+                        .iter()
+                        .filter(|a| a.id.as_deref() == Some(id.as_str()) && a.rcpts.contains(&r))
+                        .count() as u64;
+                    if n > allowed {
+                        w.violation(Kind::Duplicate, format!(
+                            "duplicate: message {id} reached {r} {n} times; the at-least-once window allows {allowed}"
+                        ));
+                    }
+                }
+                let s = &w.submissions[id];
                 let foreign: Vec<&String> = rcpts
                     .iter()
                     .filter(|r| oracle::is_foreign(&w.config, r))
                     .collect();
                 if !s.trusted && at.starts_with("exchanger") && !foreign.is_empty() {
-                    w.violation(format!(
+                    w.violation(Kind::OpenRelay, format!(
                         "open relay end to end: message {id} from an untrusted client reached {at} for {foreign:?}"
                     ));
                 }
             }
         },
-        (None, Some(orig)) if !orig.is_empty() && !w.submissions.contains_key(orig) => {
-            w.violation(format!("bounce at {at} of {orig}, which no client submitted"))
-        }
+        (None, Some(orig)) if !orig.is_empty() && !w.submissions.contains_key(orig) => w.violation(
+            Kind::Phantom,
+            format!("bounce at {at} of {orig}, which no client submitted"),
+        ),
         (None, Some(_)) => {}
         (None, None) => {
             // Corpus attacks carry no X-Sim-Id; a body the relay accepted
             // from a corpus spammer may arrive. Any other is smuggled.
             if !w.corpus_bodies.contains(&arrival.body_hash) {
-                w.violation(format!(
-                    "a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"
-                ));
+                w.violation(
+                    Kind::Phantom,
+                    format!("a message no client submitted (smuggled?) arrived at {at} for {rcpts:?}"),
+                );
             }
         }
     }
@@ -65,9 +105,15 @@ pub(crate) fn judge_end(w: &mut World) {
         };
         if s.legit {
             if let Some(why) = &s.refused {
-                found.push(format!("liveness: legitimate message {id} refused: {why}"));
+                found.push((
+                    Kind::Liveness,
+                    format!("liveness: legitimate message {id} refused: {why}"),
+                ));
             } else if !s.acked {
-                found.push(format!("liveness: legitimate message {id} never accepted"));
+                found.push((
+                    Kind::Liveness,
+                    format!("liveness: legitimate message {id} never accepted"),
+                ));
             }
         }
         if s.acked {
@@ -77,25 +123,105 @@ pub(crate) fn judge_end(w: &mut World) {
             if s.legit {
                 for r in &s.accepted {
                     if !arrived(Some(r)) {
-                        found.push(format!(
-                            "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                        found.push((
+                            Kind::Loss,
+                            format!(
+                                "loss: message {id} was acked with 250 but never reached {r} nor bounced"
+                            ),
                         ));
                     }
                 }
             } else if !arrived(None) {
-                found.push(format!(
-                    "loss: message {id} was acked with 250 but never delivered nor bounced"
+                found.push((
+                    Kind::Loss,
+                    format!("loss: message {id} was acked with 250 but never delivered nor bounced"),
                 ));
             }
         }
     }
-    if !w.spool.entries.is_empty() {
-        found.push(format!(
-            "{} messages still queued at the end",
-            w.spool.entries.len()
+    if !w.spool.queue.is_empty() {
+        found.push((
+            Kind::Stuck,
+            format!(
+                "{} files still queued at the end: {:?}",
+                w.spool.queue.len(),
+                w.spool.queue.keys().collect::<Vec<_>>()
+            ),
         ));
     }
-    for f in found {
-        w.violation(f);
+    for (kind, text) in found {
+        w.violation(kind, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use relayguard_core::Config;
+
+    use crate::checkers::{Kind, Violation};
+    use crate::rng::{FNV0, fnv};
+    use crate::world::{Submission, World};
+
+    const BODY: &[u8] = b"X-Sim-Id: m1\r\nFrom: <a@b.example>\r\n\r\nHello.\r\n";
+
+    fn world() -> World {
+        let mut w = World::new(Config::default(), BTreeSet::new(), false);
+        w.submissions.insert(
+            "m1".into(),
+            Submission {
+                trusted: true,
+                legit: true,
+                acked: true,
+                ..Submission::default()
+            },
+        );
+        w.bodies.insert("m1".into(), fnv(FNV0, BODY));
+        w.stored.insert("m1".into(), 1);
+        w
+    }
+
+    fn arrive(w: &mut World, body: &[u8]) {
+        w.arrive("exchanger x".into(), vec!["bob@x.example".into()], false, body);
+    }
+
+    #[test]
+    fn one_arrival_of_the_body_sent_passes() {
+        let mut w = world();
+        arrive(&mut w, BODY);
+        assert_eq!(w.violations, Vec::<Violation>::new());
+    }
+
+    #[test]
+    fn a_body_other_than_sent_is_corruption() {
+        let mut w = world();
+        arrive(&mut w, &BODY[..BODY.len() - 4]);
+        assert!(w.violations[0].kind == Kind::Corruption, "{:?}", w.violations);
+    }
+
+    #[test]
+    fn a_second_arrival_is_a_duplicate_unless_the_window_allows_it() {
+        let mut w = world();
+        arrive(&mut w, BODY);
+        arrive(&mut w, BODY);
+        assert!(w.violations[0].kind == Kind::Duplicate, "{:?}", w.violations);
+
+        // A crash found it delivered and still queued: one more is allowed,
+        // and no more than that.
+        let mut w = world();
+        arrive(&mut w, BODY);
+        w.excused.insert("m1".into(), 1);
+        arrive(&mut w, BODY);
+        assert_eq!(w.violations, Vec::<Violation>::new());
+        arrive(&mut w, BODY);
+        assert!(w.violations[0].kind == Kind::Duplicate, "{:?}", w.violations);
+    }
+
+    #[test]
+    fn a_message_nobody_sent_is_a_phantom() {
+        let mut w = world();
+        arrive(&mut w, b"X-Sim-Id: m2\r\n\r\nHello.\r\n");
+        assert!(w.violations[0].kind == Kind::Phantom, "{:?}", w.violations);
     }
 }

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::checkers::Kind;
 use crate::options::{DEADLINE_SLACK, HEAL_AT, LIVENESS_BOUND, MAX_PER_IP};
 use crate::world::World;
 
@@ -110,7 +111,7 @@ pub(crate) fn client_bytes(w: &mut World, conn: u64, bytes: &[u8]) {
         },
     }
     for f in found {
-        fault(w, conn, f);
+        fault(w, conn, Kind::AuthPause, f);
     }
     judge(w, conn, now);
 }
@@ -148,6 +149,7 @@ pub(crate) fn server_bytes(w: &mut World, conn: u64, bytes: &[u8]) {
             fault(
                 w,
                 conn,
+                Kind::AuthThrottle,
                 format!(
                     "no auth throttle: {peer} heard 535 {n} times, more than the {limit} its limit allows"
                 ),
@@ -178,6 +180,7 @@ fn judge(w: &mut World, conn: u64, now: Duration) {
     };
     let secs = Duration::from_secs;
     let mut why = None;
+    let mut kind = Kind::SessionLifetime;
     if now > t.opened + secs(l.session_timeout_secs) + DEADLINE_SLACK {
         why = Some(format!(
             "session lifetime: session {conn} from {} open {:.1} s, over session_timeout_secs {}",
@@ -189,6 +192,7 @@ fn judge(w: &mut World, conn: u64, now: Duration) {
         .line_started
         .filter(|&at| now > at + secs(l.command_timeout_secs) + DEADLINE_SLACK)
     {
+        kind = Kind::CommandDeadline;
         why = Some(format!(
             "command deadline: session {conn} from {} still reading a command line begun {:.1} s ago, over command_timeout_secs {}",
             t.peer,
@@ -201,6 +205,7 @@ fn judge(w: &mut World, conn: u64, now: Duration) {
             rate => Duration::from_millis(octets * 1000 / rate),
         };
         if now > at + secs(l.data_timeout_secs) + credit + DEADLINE_SLACK {
+            kind = Kind::DataDeadline;
             why = Some(format!(
                 "data deadline: session {conn} from {} in DATA for {:.1} s with {octets} octets, below min_data_rate {} after data_timeout_secs {}",
                 t.peer,
@@ -211,15 +216,15 @@ fn judge(w: &mut World, conn: u64, now: Duration) {
         }
     }
     if let Some(why) = why {
-        fault(w, conn, why);
+        fault(w, conn, kind, why);
     }
 }
 
-fn fault(w: &mut World, conn: u64, why: String) {
+fn fault(w: &mut World, conn: u64, kind: Kind, why: String) {
     if let Some(t) = w.hostile.sessions.get_mut(&conn) {
         if !t.faulted {
             t.faulted = true;
-            w.violation(why);
+            w.violation(kind, why);
         }
     }
 }
@@ -247,6 +252,6 @@ pub(crate) fn judge_end(w: &mut World) {
         }
     }
     for f in found {
-        w.violation(f);
+        w.violation(Kind::Liveness, f);
     }
 }

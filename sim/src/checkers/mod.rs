@@ -15,7 +15,10 @@
 
 pub(crate) mod delivery;
 pub(crate) mod hostile;
+mod violation;
 pub(crate) mod wire;
+
+pub use violation::{Kind, Violation};
 
 use crate::world::Shared;
 

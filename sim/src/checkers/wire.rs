@@ -13,6 +13,7 @@ use relayguard_core::check::oracle::Oracle;
 use relayguard_core::check::record::Recorder;
 use relayguard_core::check::transcript;
 
+use crate::checkers::Kind;
 use crate::world::World;
 
 /// One open session of the relay under judgement.
@@ -44,7 +45,10 @@ pub(crate) fn finish(w: &mut World, conn: u64) {
     w.stats.relay_refused += verdict.stats.relay_refused as u64;
     if !verdict.violations.is_empty() {
         for v in &verdict.violations {
-            w.violation(format!("wire oracle, session {conn} from {}: {v}", x.peer));
+            w.violation(
+                Kind::Wire(v.kind),
+                format!("wire oracle, session {conn} from {}: {v}", x.peer),
+            );
         }
         if w.offending.is_none() {
             let mut t = x.recorder.finish();

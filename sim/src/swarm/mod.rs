@@ -10,6 +10,7 @@
 mod attacks;
 mod config;
 mod hostile;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,6 +32,10 @@ pub struct Swarm {
     /// Foreign domain → its mail exchanger's address.
     pub exchangers: BTreeMap<String, IpAddr>,
     pub actors: Vec<Actor>,
+    /// Each actor's random stream, by position in `actors`: its index when
+    /// drawn, kept when the shrinker removes other actors, so that the
+    /// ones left do what they did.
+    pub streams: Vec<u64>,
     /// Sorted by time.
     pub faults: Vec<(Duration, Fault)>,
     /// Injected bugs switched on in the relay under test.
@@ -286,6 +291,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
         config,
         lan_hosts,
         exchangers,
+        streams: (0..actors.len() as u64).collect(),
         actors,
         faults,
         bugs,
@@ -328,16 +334,8 @@ fn fault_plan(
         faults.push((at, Fault::Partition(ip)));
         faults.push((at + r.millis(500, 5_000), Fault::Repair(ip)));
     }
-    for _ in 0..1 + r.below(3) {
-        faults.push((
-            r.millis(1_000, 25_000),
-            Fault::Crash {
-                within: r.millis(500, 8_000),
-                down: r.millis(100, 3_000),
-                queued: r.chance(50),
-            },
-        ));
-    }
+    faults.extend(storage::crashes(r));
+    faults.extend(storage::disk_faults(r));
     faults.sort_by_key(|f| f.0);
     faults
 }

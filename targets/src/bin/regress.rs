@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let data = fs::read(input).expect("read input");
-    let Some(case) = relayguard_fuzz_targets::regress::case(target, &data) else {
+    let Some(case) = relayguard_fuzz_targets::finding::case(target, &data) else {
         eprintln!(
             "{target}: not a session-shaped target or input does not decode; keep the raw input instead"
         );

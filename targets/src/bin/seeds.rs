@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use relayguard_core::check::transcript::{self, Step};
 use relayguard_fuzz_targets::SessionInput;
@@ -25,28 +25,18 @@ fn fnv(data: &[u8]) -> u64 {
     h
 }
 
-fn transcripts(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n != "fuzz") {
-                transcripts(&p, out);
-            }
-        } else if p.extension().is_some_and(|e| e == "smtp") {
-            out.push(p);
-        }
-    }
-}
-
 fn main() {
     let root = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus"));
-    let mut files = Vec::new();
-    transcripts(&root, &mut files);
+        .unwrap_or_else(relayguard_corpus::dir);
+    let files = match relayguard_corpus::collect(std::slice::from_ref(&root)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("seeds: {e}");
+            std::process::exit(2);
+        }
+    };
     let mut seeds: Vec<(&str, BTreeSet<Vec<u8>>)> = relayguard_fuzz_targets::TARGETS
         .iter()
         .map(|t| (*t, BTreeSet::new()))

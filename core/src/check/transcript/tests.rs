@@ -304,16 +304,20 @@ fn transcript() -> impl Strategy<Value = Transcript> {
         proptest::option::of(value()),
         proptest::option::of(prop_oneof![Just(Expect::Closed), Just(Expect::Accepted)]),
         proptest::option::of(value()),
-        proptest::collection::vec(step(), 0..12),
+        (
+            proptest::option::of(any::<u64>()),
+            proptest::collection::vec(step(), 0..12),
+        ),
     )
         .prop_map(
-            |(comments, peer, config, auth, expect, source, steps)| Transcript {
+            |(comments, peer, config, auth, expect, source, (truncated, steps))| Transcript {
                 comments,
                 peer,
                 config: config.map(PathBuf::from),
                 auth,
                 expect,
                 source,
+                truncated,
                 steps,
             },
         )

@@ -31,6 +31,7 @@ impl Case {
             // A finding is an attack on the property: the relay must stay closed.
             expect: Some(relayguard_core::check::transcript::Expect::Closed),
             source: Some(format!("fuzz/{origin}")),
+            truncated: None,
             steps: self
                 .chunks
                 .iter()

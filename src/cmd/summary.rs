@@ -22,6 +22,8 @@ pub struct Summary {
     pub relay_refused: u64,
     pub deliveries: u64,
     pub violations: u64,
+    /// How many times each storage fault kind fired, over the seeds.
+    pub faults_fired: std::collections::BTreeMap<String, u64>,
     pub failing: Vec<Failing>,
     /// With `--check-determinism`: the seeds whose two runs differed, and
     /// where.
@@ -72,6 +74,9 @@ impl Summary {
             s.relay_refused += r.stats.relay_refused;
             s.deliveries += r.stats.deliveries;
             s.violations += r.violations.len() as u64;
+            for (k, n) in &r.fired {
+                *s.faults_fired.entry(k.clone()).or_insert(0) += n;
+            }
             if !r.passed() {
                 s.failing.push(Failing {
                     seed: r.seed,
@@ -120,6 +125,9 @@ impl Summary {
             out.relay_refused += p.relay_refused;
             out.deliveries += p.deliveries;
             out.violations += p.violations;
+            for (k, n) in p.faults_fired {
+                *out.faults_fired.entry(k).or_insert(0) += n;
+            }
             out.failing.extend(p.failing);
             out.nondeterministic.extend(p.nondeterministic);
             seeds.extend(p.seed_list.into_iter().zip(p.hashes));
@@ -154,6 +162,14 @@ impl Summary {
             "| {} | {} | {} | {} | {} | {} |",
             self.seeds, self.sessions, self.messages, self.relay_refused, self.deliveries, self.violations
         );
+        if !self.faults_fired.is_empty() {
+            let fired: Vec<String> = self
+                .faults_fired
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            println!("storage faults fired: {}", fired.join(", "));
+        }
     }
 
     pub fn print_failing(&self) {

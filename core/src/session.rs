@@ -14,81 +14,21 @@
 //! the same bytes gives the same outputs.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::address::Path;
 use crate::check::Bug;
 use crate::command::{self, Command, MAX_LINE, ParseError, PathArg};
 use crate::data::{DataReader, Ended};
-use crate::policy::{Context, Decision, Destination, Policy};
+use crate::policy::{Context, Decision, Policy};
 mod auth;
+mod deadlines;
+mod message;
+
+pub use message::{Message, NotStored, Output, Peer, Recipient, StoreResult};
 
 use crate::Now;
 use crate::reply::Enhanced;
-
-/// Who is on the other end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    /// The client's address, as the driver's socket reports it: every access
-    /// and relay rule is about it.
-    pub ip: IpAddr,
-}
-
-/// One accepted recipient and where it goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recipient {
-    /// As the client wrote it, canonicalized.
-    pub path: Path,
-    /// Where the policy decided it goes; delivery follows this and never
-    /// reads the address again.
-    pub destination: Destination,
-}
-
-/// A message the client finished sending, for the driver to store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    /// The client's address.
-    pub client: IpAddr,
-    /// The HELO/EHLO argument, as written.
-    pub helo: String,
-    /// The authenticated user, if any.
-    pub user: Option<String>,
-    /// The reverse-path, canonical; [`Path::NULL`] for a bounce.
-    pub from: Path,
-    /// Every accepted recipient, in RCPT order; never empty, since DATA
-    /// needs one.
-    pub recipients: Vec<Recipient>,
-    /// Unstuffed, CRLF lines, without the final `.` line. Never holds a bare
-    /// CR, a bare LF or a NUL.
-    pub body: Vec<u8>,
-}
-
-/// What the driver must do, from [`Session::poll_output`], in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Bytes for the client. Consecutive replies are joined into one.
-    Send(Vec<u8>),
-    /// Store this durably, then call [`Session::message_stored`].
-    Message(Box<Message>),
-    /// Close the connection. Nothing follows.
-    Close,
-}
-
-/// The result of storing a message: its queue id, or why it was not stored.
-pub type StoreResult = Result<String, NotStored>;
-
-/// Why the driver could not store a message. The client hears `451` and may
-/// try again; the reason is for the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotStored(pub String);
-
-impl std::fmt::Display for NotStored {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 #[derive(Debug)]
 enum State {
@@ -305,30 +245,6 @@ impl Session {
         self.auth_refused = true;
     }
 
-    /// The next instant at which [`Session::handle_timeout`] must be called.
-    pub fn poll_timeout(&self) -> Option<Now> {
-        self.deadline
-    }
-
-    /// Tells the session that the time is `now`. At or after the deadline
-    /// of [`Session::poll_timeout`] it answers `421 4.4.2` and closes;
-    /// before it, nothing happens, so an early wake-up is harmless.
-    ///
-    /// The deadline is the earliest of: `limits.command_timeout_secs` after
-    /// the first octet of a command line not yet complete (or after the
-    /// last reply, when no line has begun); in DATA, `data_timeout_secs`
-    /// after the `354` plus a second per `min_data_rate` octets received;
-    /// and `session_timeout_secs` after the session began. There is none
-    /// while a message waits to be stored. Octets that trickle in do not
-    /// move it.
-    pub fn handle_timeout(&mut self, now: Now) {
-        self.last_now = now;
-        if self.deadline.is_some_and(|d| now >= d) {
-            self.reply(421, Enhanced(4, 4, 2), "Error: timeout exceeded");
-            self.close();
-        }
-    }
-
     /// The driver stored (or failed to store) the message last handed out.
     ///
     /// Only now does the client hear about it: `Ok(id)` sends
@@ -400,38 +316,6 @@ impl Session {
         let used = self.process(&input);
         self.input = input;
         self.input.drain(..used);
-    }
-
-    /// After input was worked through at `now`, with `lines` the count of
-    /// lines taken before: the anchors of the deadlines, and the limits of
-    /// what is held.
-    fn after_input(&mut self, now: Now, lines: u64) {
-        let partial = match self.state {
-            State::Discard => true,
-            State::Command | State::Auth(_) => !self.input.is_empty() && !self.has_held_commands(),
-            _ => false,
-        };
-        if !partial {
-            self.line_started = None;
-        } else if self.line_started.is_none() || self.lines != lines {
-            self.line_started = Some(now);
-        }
-        if matches!(self.state, State::Data(_)) {
-            self.data_started.get_or_insert(now);
-        } else {
-            self.data_started = None;
-            self.data_octets = 0;
-        }
-        if matches!(self.state, State::Closed) {
-            self.input = Vec::new();
-        } else if matches!(self.state, State::AwaitStore) && self.input.len() > MAX_PIPELINED {
-            // Only commands may follow the end of data before its reply, and
-            // never this many: a client that floods here is not waiting.
-            self.reply(554, Enhanced(5, 5, 0), "Error: SMTP protocol synchronization");
-            self.close();
-            self.input = Vec::new();
-        }
-        self.arm(now);
     }
 
     /// Works through `input` until it runs out or the session must wait.
@@ -529,42 +413,6 @@ impl Session {
                 _ => 0,
             })
             .sum()
-    }
-
-    /// Sets the deadline from its anchors (see [`Session::handle_timeout`]).
-    fn arm(&mut self, now: Now) {
-        let limits = &self.policy.config().limits;
-        // BUG idle-timer-rearms: every octet starts the clock again.
-        let idle = self.policy.bugs().has(Bug::IdleTimerRearms);
-        let phase = match self.state {
-            State::Data(_) => {
-                let start = if idle {
-                    now
-                } else {
-                    self.data_started.unwrap_or(now)
-                };
-                let credit = match limits.min_data_rate {
-                    0 => Duration::ZERO,
-                    _ if idle => Duration::ZERO,
-                    rate => Duration::from_millis(self.data_octets.saturating_mul(1000) / rate),
-                };
-                start + Duration::from_secs(limits.data_timeout_secs) + credit
-            }
-            State::Closed | State::AwaitStore => {
-                self.deadline = None;
-                return;
-            }
-            _ => {
-                let start = if idle {
-                    now
-                } else {
-                    self.line_started.unwrap_or(now)
-                };
-                start + Duration::from_secs(limits.command_timeout_secs)
-            }
-        };
-        let lifetime = self.started + Duration::from_secs(limits.session_timeout_secs);
-        self.deadline = Some(phase.min(lifetime));
     }
 
     fn send(&mut self, bytes: &[u8]) {

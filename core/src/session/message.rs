@@ -1,0 +1,69 @@
+//! What a session hands its driver: the peer it serves, the messages it
+//! finished, the outputs in order, and the result of storing a message.
+
+use std::net::IpAddr;
+
+use crate::address::Path;
+use crate::policy::Destination;
+
+/// Who is on the other end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address, as the driver's socket reports it: every access
+    /// and relay rule is about it.
+    pub ip: IpAddr,
+}
+
+/// One accepted recipient and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// As the client wrote it, canonicalized.
+    pub path: Path,
+    /// Where the policy decided it goes; delivery follows this and never
+    /// reads the address again.
+    pub destination: Destination,
+}
+
+/// A message the client finished sending, for the driver to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The client's address.
+    pub client: IpAddr,
+    /// The HELO/EHLO argument, as written.
+    pub helo: String,
+    /// The authenticated user, if any.
+    pub user: Option<String>,
+    /// The reverse-path, canonical; [`Path::NULL`] for a bounce.
+    pub from: Path,
+    /// Every accepted recipient, in RCPT order; never empty, since DATA
+    /// needs one.
+    pub recipients: Vec<Recipient>,
+    /// Unstuffed, CRLF lines, without the final `.` line. Never holds a bare
+    /// CR, a bare LF or a NUL.
+    pub body: Vec<u8>,
+}
+
+/// What the driver must do, from [`Session::poll_output`], in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes for the client. Consecutive replies are joined into one.
+    Send(Vec<u8>),
+    /// Store this durably, then call [`Session::message_stored`].
+    Message(Box<Message>),
+    /// Close the connection. Nothing follows.
+    Close,
+}
+
+/// The result of storing a message: its queue id, or why it was not stored.
+pub type StoreResult = Result<String, NotStored>;
+
+/// Why the driver could not store a message. The client hears `451` and may
+/// try again; the reason is for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotStored(pub String);
+
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -8,7 +8,9 @@ slowloris:  hostile.py slowloris --port P --sources 127.0.0.10 --count N --every
             message with --data. Prints how long each lasted before the
             server closed it ("lasted MIN MAX CUT/N"), giving up after T s.
 slowreader: hostile.py slowreader --port P --source IP --limit T
-            EHLO, then NOOPs without ever reading (a small receive buffer);
+            EHLO after EHLO without ever reading (a small receive buffer;
+            EHLO, unlike NOOP, is not cut by max_junk_commands, so only the
+            write deadline can end it);
             prints "dropped after X s" when the server drops the connection,
             or "held T s" if it did not within T seconds.
 guess:      hostile.py guess --port P --source IP --tries N --limit T
@@ -91,7 +93,7 @@ def slowreader(a):
     s = connect(a.port, a.source, rcvbuf=4096)
     s.sendall(b"EHLO slowreader.example\r\n")
     s.settimeout(0.5)
-    burst = b"NOOP\r\n" * 1000
+    burst = b"EHLO slowreader.example\r\n" * 1000
     while time.monotonic() - start < a.limit:
         try:
             s.send(burst)

@@ -99,10 +99,12 @@ pub(crate) async fn non_reader() {
     }
 }
 
-/// NOOPs in bursts, never reading; returns when a write fails (the relay
-/// dropped the connection) or at [`NON_READER_UNTIL`].
+/// EHLOs in bursts, never reading; returns when a write fails (the relay
+/// dropped the connection) or at [`NON_READER_UNTIL`]. EHLO, not NOOP: the
+/// junk-command limit would end a NOOP flood and hide a relay that has no
+/// write deadline.
 async fn flood_unread(s: &mut turmoil::net::TcpStream) {
-    let burst = b"NOOP\r\n".repeat(1000);
+    let burst = b"EHLO nonreader.example\r\n".repeat(1000);
     if s.write_all(b"EHLO nonreader.example\r\n").await.is_err() {
         return;
     }

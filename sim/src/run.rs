@@ -81,6 +81,9 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
         sim.host(IpAddr::V4(RELAY), move || {
             let (world, policy, exchangers) = (world.clone(), policy.clone(), exchangers.clone());
             async move {
+                // The relay's own restart (not its twin's start) ends the
+                // sessions it held and the counts it kept in memory.
+                checkers::hostile::relay_starts(&mut world.borrow_mut());
                 relay(&world, &policy, &exchangers).run().await?;
                 Ok(())
             }
@@ -183,7 +186,6 @@ fn relay(
     nc.retry_max = RETRY_MAX;
     nc.max_queue_age = MAX_QUEUE_AGE;
     world.borrow_mut().event("relay starts");
-    checkers::hostile::relay_starts(&mut world.borrow_mut());
     if policy.bugs().has(Bug::ProcessStateLeak) {
         // BUG process-state-leak: a count kept across runs reaches the trace.
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

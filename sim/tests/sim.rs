@@ -121,7 +121,11 @@ fn one_seed_gives_one_trace() {
 }
 
 fn caught(bug: Bug) -> Vec<(u64, Violation)> {
-    let reports = campaign(&seeds(), Bugs::NONE.with(bug), 2, |_| {});
+    caught_in(bug, &seeds())
+}
+
+fn caught_in(bug: Bug, seeds: &[u64]) -> Vec<(u64, Violation)> {
+    let reports = campaign(seeds, Bugs::NONE.with(bug), 2, |_| {});
     let f = failing(&reports);
     eprintln!("{bug}: {} of {} seeds fail: {f:#?}", f.len(), reports.len());
     f
@@ -213,15 +217,16 @@ fn each_wire_bug_shrinks_to_a_few_lines() {
     }
 }
 
-/// The node's bugs leave no offending session (the loss shows at the end):
-/// the seed itself shrinks, to a few actors and faults that still lose mail
-/// with the bug and not without it.
+/// Every injected bug of the relay (all but the harness's own
+/// `process-state-leak`): its first failing seed shrinks to a few actors and
+/// faults that still fail the same way with the bug and pass without it.
+/// The node's bugs leave no offending session (a loss shows at the end), so
+/// this is their smallest reproduction.
 #[test]
-fn each_node_bug_shrinks_to_a_few_actors_and_faults() {
-    for bug in [Bug::AckBeforeStore, Bug::ForgetSpoolOnRestart] {
+fn each_bug_shrinks_to_a_few_actors_and_faults() {
+    for bug in Bug::ALL.into_iter().filter(|&b| b != Bug::ProcessStateLeak) {
         let bugs = Bugs::NONE.with(bug);
-        let seed = seeds()
-            .into_iter()
+        let seed = (0..60)
             .find(|&s| !run(s, bugs, false).passed())
             .unwrap_or_else(|| panic!("{bug}: no failing seed in the fixed campaign"));
         let s = shrink_seed(seed, bugs).expect("the seed fails");
@@ -265,7 +270,9 @@ fn the_campaign_catches_recover_all_or_nothing() {
 
 #[test]
 fn the_campaign_catches_reuse_queue_id() {
-    let f = caught(Bug::ReuseQueueId);
+    // It bites in about one seed in twenty (a restart whose clock is behind,
+    // then an id drawn twice): seeds 36, 40 and 55 are the first.
+    let f = caught_in(Bug::ReuseQueueId, &(0..60).collect::<Vec<_>>());
     assert!(
         f.iter()
             .any(|(_, v)| v.kind == Kind::Loss || v.kind == Kind::Stuck),

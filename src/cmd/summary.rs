@@ -22,6 +22,9 @@ pub struct Summary {
     pub relay_refused: u64,
     pub deliveries: u64,
     pub violations: u64,
+    /// Of `violations`, those of liveness (legitimate mail that did not get
+    /// through); the rest are of safety.
+    pub liveness_violations: u64,
     /// How many times each storage fault kind fired, over the seeds.
     pub faults_fired: std::collections::BTreeMap<String, u64>,
     pub failing: Vec<Failing>,
@@ -74,6 +77,7 @@ impl Summary {
             s.relay_refused += r.stats.relay_refused;
             s.deliveries += r.stats.deliveries;
             s.violations += r.violations.len() as u64;
+            s.liveness_violations += r.violations.iter().filter(|v| v.kind.is_liveness()).count() as u64;
             for (k, n) in &r.fired {
                 *s.faults_fired.entry(k.clone()).or_insert(0) += n;
             }
@@ -125,6 +129,7 @@ impl Summary {
             out.relay_refused += p.relay_refused;
             out.deliveries += p.deliveries;
             out.violations += p.violations;
+            out.liveness_violations += p.liveness_violations;
             for (k, n) in p.faults_fired {
                 *out.faults_fired.entry(k).or_insert(0) += n;
             }
@@ -161,6 +166,11 @@ impl Summary {
         println!(
             "| {} | {} | {} | {} | {} | {} |",
             self.seeds, self.sessions, self.messages, self.relay_refused, self.deliveries, self.violations
+        );
+        println!(
+            "safety: {} violations; liveness: {} violations",
+            self.violations - self.liveness_violations,
+            self.liveness_violations
         );
         if !self.faults_fired.is_empty() {
             let fired: Vec<String> = self

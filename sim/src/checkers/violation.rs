@@ -40,6 +40,16 @@ pub enum Kind {
     Harness,
 }
 
+impl Kind {
+    /// Liveness (legitimate mail got through, in the quiet after the heal
+    /// and under attack), as opposed to safety (nothing that must not
+    /// happen did): reported apart, since a liveness failure can be the
+    /// harness's bound and a safety failure never is.
+    pub fn is_liveness(self) -> bool {
+        matches!(self, Kind::Liveness)
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -29,8 +29,9 @@ pub struct Args {
     /// repeatable.
     #[arg(long)]
     buggify: Vec<String>,
-    /// Where to write the result (default: beside the input, `NAME-min.smtp`;
-    /// for a seed, `corpus/regressions/sim-seed-N[-BUG]-min.smtp`).
+    /// Where to write the result (default:
+    /// `corpus/regressions/NAME-min.smtp`; for a seed,
+    /// `corpus/regressions/sim-seed-N[-BUG]-min.smtp`).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -71,7 +72,7 @@ fn transcript(args: &Args, path: &Path, bugs: Bugs) -> Result<ExitCode, String> 
     let policy = Arc::new(Policy::with_bugs(config.clone(), bugs).map_err(|e| e.to_string())?);
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        dir.join(format!("{stem}-min.smtp"))
+        PathBuf::from(format!("corpus/regressions/{stem}-min.smtp"))
     });
     let Some(s) = shrink(&t, policy) else {
         println!("{}: no violation to shrink", path.display());

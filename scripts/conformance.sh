@@ -227,6 +227,27 @@ TOML
   check "hostile: of 200 wrong passwords at most 10 are tried, the rest refused, 200 ms apart at least" \
     awk '$1 == "tries" && $2 == 200 && $4 <= 10 && $6 >= 190 && $12 >= 0.2 { ok = 1 } END { exit !ok }' <<<"$out"
   kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+  # The connection rate per address, counted across connections by the
+  # node's table: the sixth connection in a minute is refused at once,
+  # another address is not.
+  write_config "$WORK/rate.toml" ""
+  printf '[limits]\nconnections_per_ip_per_minute = 5\n' >> "$WORK/rate.toml"
+  serve "$WORK/rate.toml" "$WORK/spool-rate"
+  out=$(python3 - "$PORT" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+def greeting(src):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    line = s.recv(512).decode(errors="replace")
+    s.close()
+    return line[:3]
+print(" ".join(greeting("127.0.0.40") for _ in range(8)), greeting("127.0.0.41"))
+PY
+)
+  echo "connection rate: $out"
+  check "hostile: 5 connections a minute from one address, the next 3 hear 421, another address 220" \
+    test "$out" = "220 220 220 220 220 421 421 421 220"
+  kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
 }
 hostile_peers
 # --- bounded side effects: what one client can make the server write or hold

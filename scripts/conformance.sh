@@ -231,7 +231,7 @@ TOML
   # node's table: the sixth connection in a minute is refused at once,
   # another address is not.
   write_config "$WORK/rate.toml" ""
-  printf '[limits]\nconnections_per_ip_per_minute = 5\n' >> "$WORK/rate.toml"
+  printf '[limits]\nconnections_per_ip_per_minute = 5\nsoft_error_limit = 2\nerror_delay_ms = 300\n' >> "$WORK/rate.toml"
   serve "$WORK/rate.toml" "$WORK/spool-rate"
   out=$(python3 - "$PORT" <<'PY'
 import socket, sys
@@ -245,6 +245,28 @@ print(" ".join(greeting("127.0.0.40") for _ in range(8)), greeting("127.0.0.41")
 PY
 )
   echo "connection rate: $out"
+  # Past the soft error limit each error waits error_delay_ms: 8 bad
+  # commands with a limit of 2 and 300 ms take at least 6 x 0.3 s.
+  local slow
+  slow=$(python3 - "$PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=("127.0.0.42", 0))
+s.recv(512)
+start = time.monotonic()
+s.sendall(b"BOGUS\r\n" * 8 + b"QUIT\r\n")
+got = b""
+while b"221 " not in got:
+    b = s.recv(4096)
+    if not b:
+        break
+    got += b
+print("errors", got.count(b"\r\n500 ") + got.startswith(b"500 "), "in %.2f s" % (time.monotonic() - start))
+PY
+)
+  echo "error delay: $slow"
+  check "hostile: 8 errors past a soft limit of 2 take at least 6 x 300 ms" \
+    awk '$1 == "errors" && $2 == 8 && $4 >= 1.8 { ok = 1 } END { exit !ok }' <<<"$slow"
   check "hostile: 5 connections a minute from one address, the next 3 hear 421, another address 220" \
     test "$out" = "220 220 220 220 220 421 421 421 220"
   kill -TERM "$SERVE_PID"; wait "$SERVE_PID"

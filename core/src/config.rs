@@ -290,6 +290,14 @@ pub struct Limits {
     /// (and its log) busy forever. As Postfix's `smtpd_junk_command_limit`.
     /// Default 100.
     pub max_junk_commands: usize,
+    /// Error replies a session may get before each further one is followed
+    /// by a pause of `error_delay_ms` (Postfix's `smtpd_soft_error_limit`):
+    /// a client that keeps erring is slowed down before `max_errors` ends
+    /// it. Default 10.
+    pub soft_error_limit: usize,
+    /// The pause after each error reply beyond `soft_error_limit`, in
+    /// milliseconds (Postfix's `smtpd_error_sleep_time`). Default 1000.
+    pub error_delay_ms: u64,
 }
 
 impl Default for Limits {
@@ -307,6 +315,8 @@ impl Default for Limits {
             auth_refusal_window_secs: 600,
             connections_per_ip_per_minute: 60,
             max_junk_commands: 100,
+            soft_error_limit: 10,
+            error_delay_ms: 1000,
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct Session {
     /// [`Session::take_auth_failures`].
     auth_failures: u32,
     auth_failures_unreported: u32,
+    /// Error replies beyond `limits.soft_error_limit` not yet taken by the
+    /// driver: each is worth a pause of `limits.error_delay_ms`.
+    slow_errors_unreported: u32,
     /// The driver said this client has used up its AUTH attempts.
     auth_refused: bool,
 }
@@ -142,6 +145,7 @@ impl Session {
             stopped: false,
             auth_failures: 0,
             auth_failures_unreported: 0,
+            slow_errors_unreported: 0,
             auth_refused: false,
         };
         match s.policy.connect(peer.ip) {
@@ -232,6 +236,15 @@ impl Session {
     /// auth_failure_delay_ms` times [`Session::auth_failures`]).
     pub fn take_auth_failures(&mut self) -> u32 {
         std::mem::take(&mut self.auth_failures_unreported)
+    }
+
+    /// Error replies sent since the last call that were beyond
+    /// `limits.soft_error_limit`, and forgets them. After such a reply the
+    /// session serves nothing more until its output is drained, so that
+    /// the driver can pause `limits.error_delay_ms` for each (Postfix's
+    /// `smtpd_error_sleep_time`).
+    pub fn take_slow_errors(&mut self) -> u32 {
+        std::mem::take(&mut self.slow_errors_unreported)
     }
 
     /// Failed AUTH attempts in this session so far.
@@ -453,6 +466,13 @@ impl Session {
 
     fn count_error(&mut self) {
         self.errors += 1;
+        // Beyond the soft limit each error is followed by a pause the
+        // driver takes (`Session::take_slow_errors`) before the next
+        // command is served.
+        if self.errors > self.policy.config().limits.soft_error_limit {
+            self.slow_errors_unreported += 1;
+            self.stopped = true;
+        }
     }
 
     fn refusal(&mut self, r: crate::policy::Refusal) {

@@ -250,3 +250,32 @@ fn a_failed_auth_stops_the_session_until_the_driver_goes_on() {
     assert!(text.starts_with("454 4.7.0 "), "{text}");
     assert_eq!(s.user(), None);
 }
+
+/// Past `soft_error_limit`, each error reply stops the session until the
+/// driver has taken the pause it reports (Postfix's smtpd_error_sleep_time);
+/// before it, errors cost nothing.
+#[test]
+fn errors_beyond_the_soft_limit_each_ask_for_a_pause() {
+    let mut s = start(Bugs::NONE);
+    let soft = relayguard_core::Limits::default().soft_error_limit;
+    s.handle_input(secs(1.0), b"EHLO c.example\r\n");
+    drain(&mut s);
+    let bad = b"BOGUS\r\n".repeat(soft + 3);
+    s.handle_input(secs(2.0), &bad);
+    // The first `soft` errors and one more are answered, then it stops.
+    let Some(Output::Send(first)) = s.poll_output() else {
+        panic!("no reply")
+    };
+    let answered = String::from_utf8_lossy(&first).matches("\r\n").count();
+    assert_eq!(answered, soft + 1, "{}", String::from_utf8_lossy(&first));
+    assert_eq!(s.take_slow_errors(), 1);
+    // Each further error, one at a time, one pause each.
+    for _ in 0..2 {
+        let Some(Output::Send(next)) = s.poll_output() else {
+            panic!("no reply")
+        };
+        assert_eq!(String::from_utf8_lossy(&next).matches("\r\n").count(), 1);
+        assert_eq!(s.take_slow_errors(), 1);
+    }
+    assert!(s.poll_output().is_none());
+}

@@ -237,6 +237,10 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         (!self.node.bug(Bug::NoWriteTimeout)).then(|| Duration::from_secs(secs))
     }
 
+    fn error_delay(&self) -> Duration {
+        Duration::from_millis(self.node.policy.config().limits.error_delay_ms)
+    }
+
     fn auth_failed(&mut self, failed: u32, in_session: u32) -> AuthThrottle {
         if self.node.bug(Bug::NoAuthThrottle) {
             return AuthThrottle::default();

@@ -57,6 +57,11 @@ pub trait ServerHooks {
     fn auth_refused(&self) -> bool {
         false
     }
+    /// The pause after each error reply beyond the soft error limit; none
+    /// by default.
+    fn error_delay(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Something worth a log line happened to the connection.
     fn note(&mut self, _what: &str) {}
 }
@@ -146,6 +151,18 @@ where
                 }
                 if !t.pause.is_zero() {
                     let mut until = clock.instant(clock.now()) + t.pause;
+                    if let Some(d) = s.poll_timeout() {
+                        until = until.min(clock.instant(d));
+                    }
+                    tokio::time::sleep_until(until).await;
+                }
+            }
+            let slow = s.take_slow_errors();
+            if slow > 0 {
+                // Past the soft error limit: the next command waits.
+                let pause = hooks.error_delay().saturating_mul(slow);
+                if !pause.is_zero() {
+                    let mut until = clock.instant(clock.now()) + pause;
                     if let Some(d) = s.poll_timeout() {
                         until = until.min(clock.instant(d));
                     }

@@ -202,6 +202,9 @@ command_timeout_secs = 3
 data_timeout_secs = 3
 auth_failure_delay_ms = 200
 auth_failures_per_ip = 10
+# Every refused AUTH is an error too; past the soft limit each would wait a
+# second by default, which makes the 200 tries below slow, not wrong.
+error_delay_ms = 50
 TOML
   serve "$WORK/hostile.toml" "$WORK/spool-hostile"
   python3 scripts/hostile.py slowloris --port "$PORT" --sources 127.0.0.10 --count 10 --every 1 --limit 20 > "$WORK/loris.txt" &

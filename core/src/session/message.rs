@@ -43,12 +43,12 @@ pub struct Message {
     pub body: Vec<u8>,
 }
 
-/// What the driver must do, from [`Session::poll_output`], in order.
+/// What the driver must do, from [`Session::poll_output`](crate::Session::poll_output), in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Bytes for the client. Consecutive replies are joined into one.
     Send(Vec<u8>),
-    /// Store this durably, then call [`Session::message_stored`].
+    /// Store this durably, then call [`Session::message_stored`](crate::Session::message_stored).
     Message(Box<Message>),
     /// Close the connection. Nothing follows.
     Close,

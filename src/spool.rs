@@ -431,16 +431,7 @@ pub fn encode_file(e: &Entry) -> Vec<u8> {
     let width = header(0, 0).len();
     let mut out = Vec::with_capacity(width + e.message.body.len() + 512);
     out.resize(width, b' ');
-    let pending = e
-        .message
-        .recipients
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| e.pending.contains(r))
-        .map(|(i, _)| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    encode_entry_into(e, &pending, &mut out);
+    encode_entry_into(e, &mut out);
     let rest = &out[width..];
     let head = header(rest.len(), crc32c::crc32c(rest));
     out[..width].copy_from_slice(head.as_bytes());
@@ -508,20 +499,21 @@ fn check_id(id: &str) -> io::Result<()> {
 /// An entry: the queue state (attempts, the recipients still pending, by
 /// their place in the message) on its first line, then the message.
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
-    let pending: Vec<String> = e
+    let mut out = Vec::with_capacity(e.message.body.len() + 512);
+    encode_entry_into(e, &mut out);
+    out
+}
+
+fn encode_entry_into(e: &Entry, out: &mut Vec<u8>) {
+    let pending = e
         .message
         .recipients
         .iter()
         .enumerate()
         .filter(|(_, r)| e.pending.contains(r))
         .map(|(i, _)| i.to_string())
-        .collect();
-    let mut out = Vec::with_capacity(e.message.body.len() + 512);
-    encode_entry_into(e, &pending.join(","), &mut out);
-    out
-}
-
-fn encode_entry_into(e: &Entry, pending: &str, out: &mut Vec<u8>) {
+        .collect::<Vec<_>>()
+        .join(",");
     out.extend_from_slice(format!("queue {} {pending}\n", e.attempts).as_bytes());
     encode_into(&e.message, out);
 }

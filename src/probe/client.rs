@@ -14,7 +14,6 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use relayguard_core::whole_reply_len;
-use socket2::{Domain, Socket, Type};
 
 /// A reply longer than this without its end is cut and kept as is: a
 /// server streaming garbage cannot grow the buffer without bound.
@@ -50,15 +49,11 @@ pub struct Conn {
 
 impl Conn {
     /// Connects from `source` (any local address if `None`).
+    /// Every read sets its own timeout (see [`Conn::next`]).
     pub fn open(target: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> std::io::Result<Conn> {
-        let socket = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
-        if let Some(ip) = source {
-            socket.bind(&SocketAddr::new(ip, 0).into())?;
-        }
-        socket.connect_timeout(&target.into(), timeout)?;
-        let stream: TcpStream = socket.into();
-        stream.set_write_timeout(Some(timeout))?;
-        Ok(Conn::from_stream(stream))
+        Ok(Conn::from_stream(crate::remote::connect(
+            target, source, timeout,
+        )?))
     }
 
     /// Wraps a connected stream.

@@ -63,9 +63,11 @@ pub struct Args {
     /// Seconds a message may stay queued before it is bounced.
     #[arg(long, default_value_t = 5 * 24 * 3600)]
     max_queue_age: u64,
-    /// Connections served at once, in total and per client address.
+    /// Connections served at once, in total.
     #[arg(long, default_value_t = 100)]
     max_connections: usize,
+    /// Connections served at once from one client address; the next one
+    /// hears `421` and is closed.
     #[arg(long, default_value_t = 10)]
     max_per_ip: usize,
 }

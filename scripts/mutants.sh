@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Mutation testing of the relay's decision code: does some test fail when an
+# operator, a condition or a return value changes? Not part of CI (hours on
+# two cores); see docs/mutants.md for the figures and the equivalents.
+#
+#   scripts/mutants.sh [FILE…]          default: the files docs/mutants.md lists
+#   JOBS=2 SHARD=0/4 scripts/mutants.sh core/src/policy.rs
+#
+# The tests are the fast ones `cargo test --release` runs: all of core's and
+# the node's, the corpus replay (tests/corpus.rs) and the fixed-seed
+# campaign (sim/tests/sim.rs, 30 seeds). cargo-nextest runs them, so that a
+# mutant stops at its first failing test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo-mutants >/dev/null || { echo "needs cargo-mutants: cargo install --locked cargo-mutants" >&2; exit 2; }
+command -v cargo-nextest >/dev/null || { echo "needs cargo-nextest: cargo install --locked cargo-nextest" >&2; exit 2; }
+
+files=("$@")
+if [ ${#files[@]} -eq 0 ]; then
+  files=(core/src/policy.rs core/src/address.rs core/src/data.rs core/src/session.rs
+         core/src/command.rs core/src/netlist.rs core/src/addrlist.rs
+         node/src/queue.rs node/src/delivery.rs)
+fi
+jobs=${JOBS:-2}
+out=${OUT:-target}
+
+filter='package(relayguard-core) | package(relayguard-node) | binary_id(relayguard::corpus)'
+filter+=' | (package(relayguard-sim) & test(the_fixed_campaign_passes))'
+
+args=(--workspace --test-workspace=true --copy-target=true --test-tool=nextest --jobs "$jobs"
+      --profile release --output "$out" --cargo-test-arg=-E --cargo-test-arg="$filter")
+[ -n "${SHARD:-}" ] && args+=(--shard "$SHARD")
+for f in "${files[@]}"; do args+=(-f "$f"); done
+
+# cargo-mutants exits non-zero when a mutant is missed; the table below is the result.
+cargo mutants "${args[@]}" || true
+python3 - "$out/mutants.out/outcomes.json" <<'PY'
+import json, sys, collections
+data = json.load(open(sys.argv[1]))
+per = collections.defaultdict(collections.Counter)
+for o in data["outcomes"]:
+    if o["scenario"] == "Baseline":
+        continue
+    m = o["scenario"]["Mutant"]
+    per[m["file"]][o["summary"]] += 1
+print(f"{'file':28} {'mutants':>7} {'caught':>6} {'timeout':>7} {'unviable':>8} {'missed':>6} {'score':>6}")
+for f in sorted(per):
+    c = per[f]
+    viable = c["CaughtMutant"] + c["Timeout"] + c["MissedMutant"]
+    score = 100.0 * (c["CaughtMutant"] + c["Timeout"]) / viable if viable else 100.0
+    print(f"{f:28} {sum(c.values()):7} {c['CaughtMutant']:6} {c['Timeout']:7} {c['Unviable']:8} {c['MissedMutant']:6} {score:5.1f}%")
+PY
+echo "missed mutants: $out/mutants.out/missed.txt"

@@ -2,25 +2,21 @@
 //! `user@domain`, `*@domain`, `user@*`, or any pattern with `*` wildcards,
 //! matched without regard to case.
 //!
-//! The two common shapes (a whole address, a whole domain) are kept in sorted
-//! sets, and other patterns are filed under the text before their first `*`,
+//! The two common shapes (a whole address, a whole domain) are kept in hash
+//! sets looked up by the address's pieces ([`crate::foldkey`]), and other patterns are filed under the text before their first `*`,
 //! so that ten thousand entries cost a few lookups, not a scan. Only patterns
 //! that start with `*` are tried one by one.
 
-use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::collections::BTreeSet;
 
-/// Hashing with fixed keys: the sets are only looked up, never iterated, and
-/// nothing here draws on randomness that a seed does not control.
-type Fixed = BuildHasherDefault<DefaultHasher>;
+use crate::foldkey::{FoldMap, FoldSet, Key};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct AddrList {
-    exact: HashSet<String, Fixed>,
-    domains: HashSet<String, Fixed>,
+    exact: FoldSet,
+    domains: FoldSet,
     /// Literal prefix → the patterns that start with it.
-    by_prefix: HashMap<String, Vec<String>, Fixed>,
+    by_prefix: FoldMap<Vec<String>>,
     /// The lengths of those prefixes, so a lookup tries only these.
     prefix_lengths: BTreeSet<usize>,
     /// Patterns that start with `*`.
@@ -33,17 +29,13 @@ impl AddrList {
         for e in entries {
             let e = e.trim().to_ascii_lowercase();
             match e.strip_prefix("*@") {
-                Some(d) if !d.contains('*') => {
-                    l.domains.insert(d.trim_end_matches('.').to_string());
-                }
-                _ if !e.contains('*') => {
-                    l.exact.insert(e);
-                }
+                Some(d) if !d.contains('*') => l.domains.insert(d.trim_end_matches('.')),
+                _ if !e.contains('*') => l.exact.insert(&e),
                 _ if e.starts_with('*') => l.patterns.push(e),
                 _ => {
-                    let prefix = e[..e.find('*').expect("has a star")].to_string();
+                    let prefix = &e[..e.find('*').expect("has a star")];
                     l.prefix_lengths.insert(prefix.len());
-                    l.by_prefix.entry(prefix).or_default().push(e);
+                    l.by_prefix.get_or_insert_with(prefix, Vec::new).push(e.clone());
                 }
             }
         }
@@ -61,31 +53,42 @@ impl AddrList {
 
     /// Whether `address` (`local@domain`, canonical) matches an entry.
     pub fn matches(&self, address: &str) -> bool {
+        self.matches_key(Key::whole(address))
+    }
+
+    /// Whether the mailbox `local@domain` (the local part dequoted, in any
+    /// case; the domain canonical) matches an entry, as [`AddrList::matches`]
+    /// of its key would, without building the key.
+    pub fn matches_mailbox(&self, local: &str, domain: Option<&str>) -> bool {
+        self.matches_key(Key::mailbox(local, domain))
+    }
+
+    fn matches_key(&self, a: Key) -> bool {
         if self.is_empty() {
             return false;
         }
-        let a: Cow<str> = if address.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(address.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(address)
-        };
-        let a = a.as_ref();
-        if self.exact.contains(a) {
+        if self.exact.contains(&a) {
             return true;
         }
-        if let Some((_, d)) = a.rsplit_once('@') {
-            if self.domains.contains(d) {
-                return true;
-            }
+        if a.domain().is_some_and(|d| self.domains.contains(&d)) {
+            return true;
         }
-        let filed = self
+        // The wildcard patterns need the whole text: folded on the stack,
+        // and only when a pattern is to be tried.
+        let len = a.len();
+        let mut filed = self
             .prefix_lengths
             .iter()
             .copied()
-            .filter(|&k| k <= a.len() && a.is_char_boundary(k))
-            .filter_map(|k| self.by_prefix.get(&a[..k]))
-            .any(|ps| ps.iter().any(|p| wildcard(p, a)));
-        filed || self.patterns.iter().any(|p| wildcard(p, a))
+            .filter(|&k| k <= len && a.is_char_boundary(k))
+            .filter_map(|k| self.by_prefix.get(&a.prefix(k)))
+            .peekable();
+        if filed.peek().is_none() && self.patterns.is_empty() {
+            return false;
+        }
+        let (mut buf, mut spill) = ([0u8; 256], String::new());
+        let t = a.folded(&mut buf, &mut spill);
+        filed.any(|ps| ps.iter().any(|p| wildcard(p, t))) || self.patterns.iter().any(|p| wildcard(p, t))
     }
 }
 
@@ -123,6 +126,23 @@ mod tests {
         assert!(!l.matches("news@example.net"));
         assert!(l.matches("x@whatever.example"));
         assert!(!l.matches("y@whatever.example"));
+    }
+
+    proptest::proptest! {
+        /// Looking a mailbox up by its pieces is looking its key up.
+        #[test]
+        fn pieces_match_as_the_key(
+            local in "[a-cA-C@%*\"]{0,4}",
+            domain in proptest::option::of("[a-cA-C.]{0,4}"),
+            entries in proptest::collection::vec("[a-c*@.]{1,6}", 0..6),
+        ) {
+            let l = AddrList::new(entries.iter().map(String::as_str));
+            let key = match &domain {
+                Some(d) => format!("{}@{d}", local.to_ascii_lowercase()),
+                None => local.to_ascii_lowercase(),
+            };
+            proptest::prop_assert_eq!(l.matches_mailbox(&local, domain.as_deref()), l.matches(&key));
+        }
     }
 
     #[test]

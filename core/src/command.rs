@@ -20,6 +20,7 @@ const CTRL: u8 = 1; // never in a command line: controls but TAB, DEL
 const HIGH: u8 = 2; // outside ASCII: needs UTF-8 validation
 const NOT_LOCAL: u8 = 4; // cannot appear unquoted in a local part
 const NOT_DOMAIN: u8 = 8; // cannot appear in a domain name
+const ENDS_LOCAL: u8 = 16; // `@` or `>`: where an unquoted local part stops
 
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -41,6 +42,9 @@ const CLASS: [u8; 256] = {
         }
         if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b >= 0x80) {
             c |= NOT_DOMAIN;
+        }
+        if b == b'@' || b == b'>' {
+            c |= ENDS_LOCAL;
         }
         t[i] = c;
         i += 1;
@@ -69,33 +73,45 @@ fn classes(bytes: &[u8]) -> u8 {
 }
 
 /// `CTRL` and `HIGH` of a whole command line, eight bytes per step with
-/// word arithmetic (every line of every client goes through here).
+/// word arithmetic (every line of every client goes through here). The
+/// tail is read as one more word, overlapping the last full one or padded
+/// with spaces, so that no byte goes through a per-byte loop.
 fn line_classes(line: &[u8]) -> u8 {
+    let mut chunks = line.chunks_exact(8);
+    let mut acc = 0u8;
+    for c in &mut chunks {
+        acc |= word_classes(u64::from_le_bytes(c.try_into().unwrap_or([b' '; 8])));
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let last = if line.len() >= 8 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&line[line.len() - 8..]);
+            w
+        } else {
+            let mut w = [b' '; 8];
+            w[..tail.len()].copy_from_slice(tail);
+            w
+        };
+        acc |= word_classes(u64::from_le_bytes(last));
+    }
+    acc
+}
+
+/// `CTRL` and `HIGH` of eight bytes at once.
+fn word_classes(x: u64) -> u8 {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let (mut ctrl, mut high) = (0u64, 0u64);
-    let mut chunks = line.chunks_exact(8);
-    for c in &mut chunks {
-        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let t = x & LO7;
-        let ascii = !x & HI;
-        // Per byte, no carries between bytes since t <= 0x7f:
-        let below_space = !(t + 0x60 * ONES) & ascii;
-        let del = (t + ONES) & ascii;
-        let y = x ^ (0x09 * ONES);
-        let tab = !(((y & LO7) + LO7) | y) & HI;
-        ctrl |= (below_space & !tab) | del;
-        high |= x & HI;
-    }
-    let mut acc = classes(chunks.remainder()) & (CTRL | HIGH);
-    if ctrl != 0 {
-        acc |= CTRL;
-    }
-    if high != 0 {
-        acc |= HIGH;
-    }
-    acc
+    let t = x & LO7;
+    let ascii = !x & HI;
+    // Per byte, no carries between bytes since t <= 0x7f:
+    let below_space = !(t + 0x60 * ONES) & ascii;
+    let del = (t + ONES) & ascii;
+    let y = x ^ (0x09 * ONES);
+    let tab = !(((y & LO7) + LO7) | y) & HI;
+    let ctrl = (below_space & !tab) | del;
+    (if ctrl != 0 { CTRL } else { 0 }) | (if x & HI != 0 { HIGH } else { 0 })
 }
 
 /// A parsed command line, borrowing from the line.
@@ -261,15 +277,24 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
     } else {
         std::str::from_utf8(line).map_err(|_| ParseError::BadCharacters)?
     };
-    let verb_end = line.bytes().position(is_space).unwrap_or(line.len());
-    let (verb, rest) = line.split_at(verb_end);
-    let args = trim(rest);
-    if verb.len() != 4 && verb.len() != 8 {
-        return Err(ParseError::UnknownCommand);
-    }
-    let v = verb.as_bytes();
-    let key = u32::from_be_bytes([v[0], v[1], v[2], v[3]]) & 0xdfdf_dfdf;
-    let cmd = match (key, verb.len()) {
+    // Every verb has four letters but STARTTLS: read them as one word
+    // instead of looking for the end of the verb first.
+    let b = line.as_bytes();
+    let verb_len = match b.get(4) {
+        None if b.len() == 4 => 4,
+        Some(&c) if is_space(c) => 4,
+        _ if b.len() >= 8
+            && !b[..8].iter().any(|&c| is_space(c))
+            && b.get(8).is_none_or(|&c| is_space(c)) =>
+        {
+            8
+        }
+        _ => return Err(ParseError::UnknownCommand),
+    };
+    let verb = &line[..verb_len];
+    let args = trim(&line[verb_len..]);
+    let key = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0xdfdf_dfdf;
+    let cmd = match (key, verb_len) {
         (0x4845_4c4f, 4) => Command::Helo(domain_arg(args)?),
         (0x4548_4c4f, 4) => Command::Ehlo(domain_arg(args)?),
         (0x4d41_494c, 4) => parse_mail(args)?,
@@ -355,9 +380,13 @@ fn domain_arg(args: &str) -> Result<&str, ParseError> {
 /// clients put after the colon.
 fn strip_keyword<'a>(args: &'a str, kw: &str) -> Option<&'a str> {
     let n = kw.len();
-    if args.len() >= n && args.as_bytes()[..n].eq_ignore_ascii_case(kw.as_bytes()) {
-        let rest = &args[n..];
-        Some(&rest[rest.bytes().position(|b| !is_space(b)).unwrap_or(rest.len())..])
+    let b = args.as_bytes();
+    if b.len() >= n && b[..n].eq_ignore_ascii_case(kw.as_bytes()) {
+        let mut i = n;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        Some(&args[i..])
     } else {
         None
     }
@@ -397,6 +426,13 @@ fn split_path(s: &str) -> Result<(&str, &str), ParseError> {
 
 /// The path at the start of `s` and what follows it.
 fn path_and_rest(s: &str, allow_null: bool) -> Result<(PathArg<'_>, &str), ParseError> {
+    if let Some(rest) = s.strip_prefix("<>") {
+        return if allow_null {
+            Ok((PathArg::Null, rest))
+        } else {
+            Err(ParseError::Address(AddressError::Empty))
+        };
+    }
     if let Some(fast) = plain_path(s) {
         return Ok(fast);
     }
@@ -404,48 +440,106 @@ fn path_and_rest(s: &str, allow_null: bool) -> Result<(PathArg<'_>, &str), Parse
     Ok((parse_path_arg(inner, allow_null)?, rest))
 }
 
-/// One pass over the common `<local@domain>` path: no route, no quotes,
-/// no literal. Anything else, errors included, is left to the general
-/// parser (`None`), so the two cannot disagree on what they both accept.
+/// One pass over a path without escapes: `<local@domain>`, with or
+/// without a source route of domain names, the local part quoted or not.
+/// Anything else (backslashes, address literals, errors) is left to the
+/// general parser (`None`), so the two cannot disagree on what they both
+/// accept.
 fn plain_path(s: &str) -> Option<(PathArg<'_>, &str)> {
     let b = s.as_bytes();
-    if b.first() != Some(&b'<') || matches!(b.get(1), Some(b'@' | b'"' | b'>') | None) {
+    if b.first() != Some(&b'<') {
         return None;
     }
     let mut i = 1;
-    let mut local_class = 0u8;
-    while i < b.len() && b[i] != b'@' && b[i] != b'>' {
-        local_class |= CLASS[b[i] as usize];
-        i += 1;
+    // `@a,@b:`: each hop a domain name.
+    let route_end = if b.get(1) == Some(&b'@') {
+        loop {
+            let start = i + 1;
+            i = domain_name_end(b, start);
+            if i == start {
+                return None;
+            }
+            match b.get(i) {
+                Some(b',') if b.get(i + 1) == Some(&b'@') => i += 1,
+                Some(b':') => break i,
+                _ => return None,
+            }
+        }
+    } else {
+        0
+    };
+    let local_start = if route_end == 0 { 1 } else { route_end + 1 };
+    i = local_start;
+    match b.get(i) {
+        None | Some(b'@' | b'>') => return None,
+        Some(b'"') => {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' {
+                    return None;
+                }
+                i += 1;
+            }
+            i += 1;
+            if !matches!(b.get(i), Some(b'@' | b'>')) {
+                return None;
+            }
+        }
+        Some(_) => {
+            let (end, local_class) = run_end(b, i, ENDS_LOCAL);
+            i = end;
+            if i == b.len() || local_class & NOT_LOCAL != 0 {
+                return None;
+            }
+        }
     }
-    if i == b.len() || local_class & NOT_LOCAL != 0 {
-        return None;
-    }
-    let local = &s[1..i];
+    let route = if route_end == 0 { "" } else { &s[1..route_end] };
+    let local = &s[local_start..i];
     if b[i] == b'>' {
         let to = PathArg::Mailbox {
-            route: "",
+            route,
             local,
             domain: None,
         };
         return Some((to, &s[i + 1..]));
     }
     let start = i + 1;
-    let mut domain_class = 0u8;
-    i = start;
-    while i < b.len() && b[i] != b'>' {
-        domain_class |= CLASS[b[i] as usize];
-        i += 1;
-    }
-    if i == b.len() || i == start || domain_class & NOT_DOMAIN != 0 {
+    i = domain_name_end(b, start);
+    if i == start || b.get(i) != Some(&b'>') {
         return None;
     }
     let to = PathArg::Mailbox {
-        route: "",
+        route,
         local,
         domain: Some(&s[start..i]),
     };
     Some((to, &s[i + 1..]))
+}
+
+/// Where the run of domain-name bytes that starts at `start` ends.
+fn domain_name_end(b: &[u8], start: usize) -> usize {
+    run_end(b, start, NOT_DOMAIN).0
+}
+
+/// Where the run of bytes from `start` whose class has no bit of `stop`
+/// ends, and the union of their classes; four bytes per step while no
+/// byte of the four stops it.
+fn run_end(b: &[u8], start: usize, stop: u8) -> (usize, u8) {
+    let mut i = start;
+    let mut acc = 0u8;
+    while let Some(q) = b.get(i..i + 4) {
+        let c = CLASS[q[0] as usize] | CLASS[q[1] as usize] | CLASS[q[2] as usize] | CLASS[q[3] as usize];
+        if c & stop != 0 {
+            break;
+        }
+        acc |= c;
+        i += 4;
+    }
+    while i < b.len() && CLASS[b[i] as usize] & stop == 0 {
+        acc |= CLASS[b[i] as usize];
+        i += 1;
+    }
+    (i, acc)
 }
 
 fn parse_path_arg(inner: &str, allow_null: bool) -> Result<PathArg<'_>, ParseError> {

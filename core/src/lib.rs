@@ -63,6 +63,7 @@ mod addrlist;
 mod command;
 mod config;
 mod data;
+mod foldkey;
 mod lint;
 mod netlist;
 mod policy;

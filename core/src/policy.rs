@@ -20,6 +20,7 @@ use crate::address::{Domain, Mailbox, Path, RoutingKind, canonical_domain};
 use crate::addrlist::AddrList;
 use crate::check::{Bug, Bugs};
 use crate::config::{Allow, Config, ConfigError};
+use crate::foldkey::{FoldMap, Key};
 use crate::netlist::NetList;
 use crate::reply::{Enhanced, Reply};
 
@@ -222,7 +223,7 @@ pub struct Policy {
     configured_local: std::collections::BTreeSet<Domain>,
     relay_to: std::collections::BTreeSet<Domain>,
     /// Local part → the canonical key of its mailbox; `None`: any local part.
-    mailboxes: Option<BTreeMap<String, String>>,
+    mailboxes: Option<FoldMap<String>>,
     lan: NetList,
     access: NetList,
     black_nets: NetList,
@@ -265,16 +266,13 @@ impl Policy {
         // Keyed by local part; the smallest listed key names the mailbox,
         // whatever the order of the list.
         let mailboxes = config.domains.mailboxes.as_ref().map(|list| {
-            let mut map = BTreeMap::new();
+            let mut map = FoldMap::default();
             for m in list.iter().filter_map(|m| Mailbox::parse(m).ok()) {
                 let key = m.key();
-                map.entry(m.local_key())
-                    .and_modify(|k: &mut String| {
-                        if key < *k {
-                            *k = key.clone();
-                        }
-                    })
-                    .or_insert(key);
+                let listed = map.get_or_insert_with(&m.local_key(), || key.clone());
+                if key < *listed {
+                    *listed = key;
+                }
             }
             map
         });
@@ -433,8 +431,7 @@ impl Policy {
                 Reason::UnqualifiedSender,
             ));
         }
-        let key = m.key();
-        if self.black_addrs.matches(&key) && !self.white_addrs.matches(&key) {
+        if black_listed(self, m) {
             return Err(refuse(
                 550,
                 Enhanced(5, 7, 1),
@@ -478,8 +475,8 @@ impl Policy {
         if relay.outside_lan {
             return Some(Reason::Insecure("relay.outside_lan"));
         }
-        let sender = ctx.sender.and_then(|s| s.mailbox.as_ref()).map(Mailbox::key);
-        if sender.is_some_and(|s| self.always_from.matches(&s)) {
+        let sender = ctx.sender.and_then(|s| s.mailbox.as_ref());
+        if sender.is_some_and(|m| list_matches(&self.always_from, m)) {
             return Some(Reason::Insecure("relay.always_from"));
         }
         None
@@ -508,8 +505,7 @@ impl Policy {
                 Reason::Unqualified,
             ));
         };
-        let key = m.key();
-        if self.black_addrs.matches(&key) && !self.white_addrs.matches(&key) {
+        if black_listed(self, m) {
             return Decision::Refuse(refuse(
                 550,
                 Enhanced(5, 7, 1),
@@ -517,7 +513,9 @@ impl Policy {
                 Reason::BlackListedRecipient,
             ));
         }
-        self.decide(m, self.trust(ctx), 0)
+        // Asked only where the answer matters (routed or foreign): a
+        // local mailbox needs no LAN lookup.
+        self.decide(m, &|| self.trust(ctx), 0)
     }
 
     fn relay_denied(&self, m: &Mailbox, reason: Reason) -> Decision {
@@ -534,9 +532,10 @@ impl Policy {
         ))
     }
 
-    fn decide(&self, m: &Mailbox, trust: Option<Reason>, depth: usize) -> Decision {
+    fn decide(&self, m: &Mailbox, trust: &dyn Fn() -> Option<Reason>, depth: usize) -> Decision {
         if let Some(routing) = m.routing() {
             let bug = self.bugs.has(Bug::TrustRouted);
+            let trust = trust();
             if trust.is_none() && !bug {
                 return self.relay_denied(m, Reason::Routed);
             }
@@ -563,7 +562,7 @@ impl Policy {
                 return match Mailbox::from_parts(&local, Some(&routing.domain)) {
                     Ok(target) => {
                         let trust = trust.or(Some(Reason::Routed));
-                        match self.decide(&target, trust, depth + 1) {
+                        match self.decide(&target, &|| trust.clone(), depth + 1) {
                             Decision::Accept { destination, reason } => Decision::Accept {
                                 destination,
                                 reason: Reason::Rewritten(Box::new(reason)),
@@ -581,7 +580,7 @@ impl Policy {
             }
         }
         match &m.domain {
-            None if m.local_key() == "postmaster" => Decision::Accept {
+            None if m.dequoted.eq_ignore_ascii_case("postmaster") => Decision::Accept {
                 destination: Destination::Local {
                     mailbox: format!("postmaster@{}", self.primary),
                 },
@@ -594,13 +593,14 @@ impl Policy {
                 Reason::Unqualified,
             )),
             Some(d) if self.is_local_domain(d) => {
-                let local = m.local_key();
                 let found = match &self.mailboxes {
-                    None => Some(format!("{local}@{}", self.local[d])),
-                    Some(map) => match map.get(&local) {
+                    None => Some(format!("{}@{}", m.local_key(), self.local[d])),
+                    Some(map) => match map.get(&Key::whole(&m.dequoted)) {
                         Some(key) => Some(key.clone()),
                         // RFC 5321 §4.5.1: every domain has a postmaster.
-                        None if local == "postmaster" => Some(format!("postmaster@{}", self.primary)),
+                        None if m.dequoted.eq_ignore_ascii_case("postmaster") => {
+                            Some(format!("postmaster@{}", self.primary))
+                        }
                         None => None,
                     },
                 };
@@ -621,7 +621,7 @@ impl Policy {
                 destination: Destination::RelayTo { mailbox: m.clone() },
                 reason: Reason::RelayTo,
             },
-            Some(_) => match trust {
+            Some(_) => match trust() {
                 Some(reason) => Decision::Accept {
                     destination: Destination::Remote { mailbox: m.clone() },
                     reason,
@@ -630,4 +630,19 @@ impl Policy {
             },
         }
     }
+}
+
+/// Whether `m` matches `list`, looked up by its pieces: no `local@domain`
+/// key is built per decision (an address literal, rare, still is).
+fn list_matches(list: &AddrList, m: &Mailbox) -> bool {
+    match &m.domain {
+        Some(Domain::Name(d)) => list.matches_mailbox(&m.dequoted, Some(d)),
+        None => list.matches_mailbox(&m.dequoted, None),
+        Some(Domain::Literal(_)) => list.matches(&m.key()),
+    }
+}
+
+/// Black-listed and not white-listed.
+fn black_listed(p: &Policy, m: &Mailbox) -> bool {
+    list_matches(&p.black_addrs, m) && !list_matches(&p.white_addrs, m)
 }

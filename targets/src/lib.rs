@@ -21,7 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use relayguard_core::Config;
 use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_core::check::drive::Driver;
-use relayguard_core::check::oracle::{self, Verdict};
+use relayguard_core::check::oracle::{self, ConfigView, Verdict};
 use relayguard_core::check::transcript;
 use relayguard_core::client::{self, Client, Job};
 use relayguard_core::{Context, Decision, Policy};
@@ -213,9 +213,14 @@ pub fn address(data: &[u8]) {
 
 /// Runs one session over chunks and checks memory and the oracle.
 /// Returns the verdict; panics on a violation.
-fn drive(policy: Arc<Policy>, peer: IpAddr, auth: Option<&str>, chunks: &[&[u8]]) -> Verdict {
+fn drive(
+    (policy, view): (Arc<Policy>, Arc<ConfigView>),
+    peer: IpAddr,
+    auth: Option<&str>,
+    chunks: &[&[u8]],
+) -> Verdict {
     let bound = MAX_PIPELINED + policy.config().limits.max_message_size + 2 * MAX_LINE;
-    let mut d = Driver::new(policy, peer);
+    let mut d = Driver::with_view(policy, peer, view);
     if let Some(user) = auth {
         d.authenticate(user);
     }
@@ -255,11 +260,11 @@ pub fn session_with(data: &[u8], bugs: Bugs) {
     let Some(input) = SessionInput::decode(data) else {
         return;
     };
-    let Some(policy) = input.config.build(bugs) else {
+    let Some(built) = input.config.build_with_view(bugs) else {
         return;
     };
     let chunks = input.chunks();
-    let verdict = drive(policy, input.peer(), input.auth(), &chunks);
+    let verdict = drive(built, input.peer(), input.auth(), &chunks);
     check(&verdict, &|| {
         finding::transcript_text(&input.config, input.peer(), input.auth(), &chunks, "session")
     });
@@ -275,12 +280,12 @@ pub fn session_script_with(data: &[u8], bugs: Bugs) {
     let Ok(script) = Script::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let Some(policy) = script.config.build(bugs) else {
+    let Some(built) = script.config.build_with_view(bugs) else {
         return;
     };
-    let chunks = script.chunks(&script.render(policy.config()));
+    let chunks = script.chunks(&script.render(built.0.config()));
     let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-    let verdict = drive(policy, script.peer(), script.auth(), &chunks);
+    let verdict = drive(built, script.peer(), script.auth(), &chunks);
     check(&verdict, &|| {
         finding::transcript_text(
             &script.config,

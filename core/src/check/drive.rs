@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::oracle::{Oracle, Verdict};
+use super::oracle::{ConfigView, Oracle, Verdict};
 use crate::Now;
 use crate::policy::Policy;
 use crate::session::{Message, Output, Peer, Session};
@@ -40,8 +40,16 @@ impl Driver {
     /// greeting. Time stands still but for [`Driver::expire`]; every message
     /// is stored at once, with the ids `M1`, `M2`, ….
     pub fn new(policy: Arc<Policy>, ip: IpAddr) -> Driver {
+        let view = Arc::new(ConfigView::new(policy.config()));
+        Driver::with_view(policy, ip, view)
+    }
+
+    /// As [`Driver::new`], the oracle reading the configuration through
+    /// `view`, which must be [`ConfigView::new`] of the policy's
+    /// configuration: built once for many sessions (the fuzz targets).
+    pub fn with_view(policy: Arc<Policy>, ip: IpAddr, view: Arc<ConfigView>) -> Driver {
         let now = Now::ZERO;
-        let oracle = Oracle::new(policy.config(), ip);
+        let oracle = Oracle::with_view(view, ip);
         let mut d = Driver {
             session: Session::new(policy, Peer { ip }, now),
             run: Run::default(),

@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -134,7 +135,7 @@ enum Mode {
 /// The wire oracle for one session.
 #[derive(Debug)]
 pub struct Oracle {
-    view: ConfigView,
+    view: Arc<ConfigView>,
     peer: IpAddr,
     user: Option<String>,
     sender: Option<String>,
@@ -160,10 +161,18 @@ impl Oracle {
     /// An oracle for a session of `config` with the client at `peer`,
     /// expecting the server's greeting first.
     pub fn new(config: &Config, peer: IpAddr) -> Oracle {
+        Oracle::with_view(Arc::new(ConfigView::new(config)), peer)
+    }
+
+    /// As [`Oracle::new`], with the configuration already read
+    /// ([`ConfigView::new`] runs IDNA over every local domain): callers
+    /// that judge many sessions of one configuration, such as the fuzz
+    /// targets, read it once.
+    pub fn with_view(view: Arc<ConfigView>, peer: IpAddr) -> Oracle {
         let mut pending = VecDeque::new();
         pending.push_back(Pending::Greeting);
         Oracle {
-            view: ConfigView::new(config),
+            view,
             peer,
             user: None,
             sender: None,
@@ -200,10 +209,17 @@ impl Oracle {
     /// as it completes ([`ViolationKind::MalformedReply`]); each whole reply
     /// is paired with the oldest client line still unanswered.
     pub fn server_bytes(&mut self, bytes: &[u8]) {
-        // Check every line as it completes, before the reader may refuse it.
-        for &b in bytes {
-            self.server_line.push(b);
-            if b == b'\n' || self.server_line.len() > 4096 {
+        // Check every line as it completes, before the reader may refuse it;
+        // a line is cut after its LF or at 4097 octets. Whole runs up to the
+        // next cut are copied at once (this runs on every reply of every
+        // fuzzed and simulated session).
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = rest.len().min(4097 - self.server_line.len());
+            let take = memchr::memchr(b'\n', &rest[..room]).map_or(room, |i| i + 1);
+            self.server_line.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.server_line.last() == Some(&b'\n') || self.server_line.len() > 4096 {
                 let line = std::mem::take(&mut self.server_line);
                 if let Err(e) = check_line(&line) {
                     self.violate(

@@ -175,7 +175,21 @@ proptest::proptest! {
     /// The one-pass path reader accepts only what the general parser
     /// accepts, and reads it the same way.
     #[test]
-    fn plain_path_agrees_with_the_general_parser(s in "<[a-z.@%!\"\\[\\]<>: -]{0,24}>?[ A-Z=]{0,6}") {
+    fn plain_path_agrees_with_the_general_parser(s in "<[a-z.@%!\"\\[\\]<>:,\\\\ -]{0,24}>?[ A-Z=]{0,6}") {
+        if let Some((fast, rest)) = plain_path(&s) {
+            let (inner, slow_rest) = split_path(&s).unwrap();
+            proptest::prop_assert_eq!(rest, slow_rest);
+            proptest::prop_assert_eq!(Ok(fast), parse_path_arg(inner, true));
+        }
+    }
+
+    /// The same, on inputs built from the pieces the one-pass reader
+    /// handles (routes, quoted local parts), so that its longer forms are
+    /// reached and not only its refusals.
+    #[test]
+    fn plain_path_agrees_on_routes_and_quotes(
+        s in "<(@[a-z.\\[\\]]{0,4}[,:]){0,3}(\"[a-z@>, \\\\]{0,4}\"|[a-z.%\"]{0,4})(@[a-z.\\[\\]@]{0,4})?>?[ A-Z]{0,3}"
+    ) {
         if let Some((fast, rest)) = plain_path(&s) {
             let (inner, slow_rest) = split_path(&s).unwrap();
             proptest::prop_assert_eq!(rest, slow_rest);
@@ -185,16 +199,38 @@ proptest::proptest! {
 }
 
 #[test]
+fn routes_and_quoted_local_parts_take_the_one_pass_reader() {
+    for (path, route, local, domain) in [
+        (
+            "<@a.example,@b.example:u@c.example>",
+            "@a.example,@b.example",
+            "u",
+            Some("c.example"),
+        ),
+        ("<\"q@x y\"@c.example> SIZE=1", "", "\"q@x y\"", Some("c.example")),
+        ("<@a.example:\"q\">", "@a.example", "\"q\"", None),
+    ] {
+        let (fast, _) = plain_path(path).expect(path);
+        assert_eq!(fast, PathArg::Mailbox { route, local, domain }, "{path}");
+    }
+    for path in ["<\"a\\\"b\"@c>", "<@[1.2.3.4]:u@c>", "<@a,b:u@c>", "<@a:>"] {
+        assert_eq!(plain_path(path), None, "{path}");
+    }
+}
+
+#[test]
 fn word_scan_agrees_with_the_table() {
     for b in 0..=255u8 {
-        for pos in 0..17 {
-            let mut line = vec![b'a'; 17];
-            line[pos] = b;
-            assert_eq!(
-                line_classes(&line),
-                classes(&line) & (CTRL | HIGH),
-                "byte {b:#x} at {pos}"
-            );
+        for len in 1..18 {
+            for pos in 0..len {
+                let mut line = vec![b'a'; len];
+                line[pos] = b;
+                assert_eq!(
+                    line_classes(&line),
+                    classes(&line) & (CTRL | HIGH),
+                    "byte {b:#x} at {pos} of {len}"
+                );
+            }
         }
     }
 }

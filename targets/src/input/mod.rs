@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arbitrary::{Arbitrary, Unstructured};
 use relayguard_core::Policy;
 use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::oracle::ConfigView;
 use relayguard_core::{Config, User};
 
 mod grammar;
@@ -53,7 +54,7 @@ pub const USERS: [(&str, &str, bool); 3] = [
 ];
 
 /// Compiled policies by configuration and bugs (`None`: refused).
-type PolicyCache = HashMap<(FuzzConfig, Bugs), Option<Arc<Policy>>>;
+type PolicyCache = HashMap<(FuzzConfig, Bugs), Option<(Arc<Policy>, Arc<ConfigView>)>>;
 
 /// A configuration drawn from the option space.
 #[derive(Arbitrary, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -180,6 +181,13 @@ impl FuzzConfig {
     /// it. Compiled policies are cached per thread (the fuzzers run one
     /// configuration many times), so this is cheap after the first call.
     pub fn build(&self, bugs: Bugs) -> Option<Arc<Policy>> {
+        self.build_with_view(bugs).map(|(policy, _)| policy)
+    }
+
+    /// As [`FuzzConfig::build`], with the wire oracle's reading of the
+    /// configuration, cached with it: reading it (IDNA over every local
+    /// domain) for each input cost more than many a session.
+    pub fn build_with_view(&self, bugs: Bugs) -> Option<(Arc<Policy>, Arc<ConfigView>)> {
         thread_local! {
             static CACHE: RefCell<PolicyCache> = RefCell::new(HashMap::new());
         }
@@ -190,7 +198,11 @@ impl FuzzConfig {
             }
             cache
                 .entry((*self, bugs))
-                .or_insert_with(|| Policy::with_bugs(self.config(), bugs).ok().map(Arc::new))
+                .or_insert_with(|| {
+                    let policy = Policy::with_bugs(self.config(), bugs).ok()?;
+                    let view = ConfigView::new(policy.config());
+                    Some((Arc::new(policy), Arc::new(view)))
+                })
                 .clone()
         })
     }

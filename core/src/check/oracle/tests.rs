@@ -188,6 +188,34 @@ fn malformed_reply_lines_are_caught() {
     );
 }
 
+/// Lines are cut after LF or at 4097 octets whatever the split of the
+/// bytes: an over-long reply line is one violation per 4097 octets, a good
+/// line split anywhere is none.
+#[test]
+fn reply_lines_are_cut_the_same_in_any_split() {
+    let mut long = vec![b'x'; 9000];
+    long[..4].copy_from_slice(b"250 ");
+    long.extend_from_slice(b"\r\n");
+    let stream = [b"220 hi\r\n".as_slice(), &long, b"250 ok\r\n"].concat();
+    let malformed = |split: usize| {
+        let mut o = Oracle::new(&config(), "192.168.1.5".parse().unwrap());
+        for piece in stream.chunks(split) {
+            o.server_bytes(piece);
+        }
+        o.violations()
+            .iter()
+            .filter(|x| x.kind == ViolationKind::MalformedReply)
+            .count()
+    };
+    // 9002 octets: two cuts at 4097 (too long, no CRLF), then 808 with CRLF
+    // (fine on its own: it starts with 'x', so a bad code).
+    let whole = malformed(stream.len());
+    assert_eq!(whole, 3);
+    for split in [1, 2, 7, 512, 4096, 4097, 4098] {
+        assert_eq!(malformed(split), whole, "split {split}");
+    }
+}
+
 #[test]
 fn wildcards_and_ranges() {
     assert!(wildcard("*@spam.example", "x@spam.example"));

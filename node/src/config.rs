@@ -19,6 +19,10 @@ pub struct NodeConfig {
     /// (descriptors, buffers, memory); it doubles up to `accept_backoff_max`.
     pub accept_backoff_base: Duration,
     pub accept_backoff_max: Duration,
+    /// Delivery rounds under way at once; each holds one message's body,
+    /// read back from the spool, so this bounds what deferred and
+    /// recovered messages cost in memory.
+    pub max_deliveries: usize,
 }
 
 impl NodeConfig {
@@ -34,6 +38,7 @@ impl NodeConfig {
             max_queue_age: Duration::from_secs(5 * 24 * 3600),
             accept_backoff_base: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
+            max_deliveries: 20,
         }
     }
 

@@ -24,14 +24,14 @@ pub(crate) struct Round {
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     /// Serves every pending recipient of `entry` once (taking them out of
-    /// `entry.pending`).
-    pub(crate) async fn round(&self, id: &str, entry: &mut Entry) -> Round {
+    /// `entry.pending`); `message` is its message with the body read back.
+    pub(crate) async fn round(&self, id: &str, entry: &mut Entry, message: &Message) -> Round {
         let mut round = Round::default();
         let mut groups: BTreeMap<Domain, Vec<Recipient>> = BTreeMap::new();
         for r in std::mem::take(&mut entry.pending) {
             match &r.destination {
                 Destination::Local { mailbox } => {
-                    let mut result = self.mailboxes.deliver(mailbox, id, &entry.message).await;
+                    let mut result = self.mailboxes.deliver(mailbox, id, message).await;
                     if self.bug(Bug::BounceOnTransient) {
                         // BUG bounce-on-transient: a full disk bounces the mail
                         result = result.map_err(|e| DeliverError::Permanent(e.to_string()));
@@ -45,7 +45,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             }
         }
         for (domain, rcpts) in groups {
-            let results = self.attempt(&domain, &rcpts, &entry.message).await;
+            let results = self.attempt(&domain, &rcpts, message).await;
             for (r, result) in rcpts.into_iter().zip(results) {
                 let to = format!("remote {}", r.path);
                 self.settle(id, &mut round, r, &to, result);

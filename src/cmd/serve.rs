@@ -101,30 +101,77 @@ struct DiskSpool {
     ids: Arc<spool::Ids>,
 }
 
+/// Runs spool work on tokio's blocking threads; a task that panicked or a
+/// runtime that is stopping is a passing failure (nothing was
+/// acknowledged, the client may try again).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(spool::store_error(e)),
+        Err(e) => Err(StoreError::Transient(e.to_string())),
+    }
+}
+
 impl Spool for DiskSpool {
     async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
         let id = self.ids.next();
-        // Encoded here, so that the blocking thread gets one copy of the body.
-        let (spool, file, name) = (self.spool.clone(), spool::encode_file(entry), id.clone());
-        match tokio::task::spawn_blocking(move || spool.store_file(&name, &file)).await {
-            Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => {
-                tracing::warn!("spool store {id}: {e}");
-                Err(spool::store_error(e))
-            }
-            // The blocking task panicked or the runtime is stopping: nothing
-            // was acknowledged, the client may try again.
-            Err(e) => Err(StoreError::Transient(e.to_string())),
-        }
+        let (spool, entry, name) = (self.spool.clone(), entry.clone(), id.clone());
+        blocking(move || spool.store(&name, &entry))
+            .await
+            .inspect_err(|e| tracing::warn!("spool store {id}: {e}"))?;
+        Ok(id)
+    }
+
+    /// The file being written; `None` while a blocking thread has it.
+    type Writer = Option<spool::BodyFile>;
+
+    async fn begin(&self) -> Result<Self::Writer, StoreError> {
+        let (spool, id) = (self.spool.clone(), self.ids.next());
+        blocking(move || spool.begin(&id)).await.map(Some)
+    }
+
+    async fn append(&self, writer: &mut Self::Writer, piece: Vec<u8>) -> Result<(), StoreError> {
+        let mut file = writer
+            .take()
+            .ok_or_else(|| StoreError::Transient("spool file lost".into()))?;
+        let (file, written) = blocking(move || {
+            let r = file.append(&piece);
+            Ok((file, r))
+        })
+        .await?;
+        *writer = Some(file);
+        written.map_err(spool::store_error)
+    }
+
+    async fn commit(&self, writer: Self::Writer, entry: &Entry) -> Result<String, StoreError> {
+        let file = writer.ok_or_else(|| StoreError::Transient("spool file lost".into()))?;
+        let id = file.id().to_string();
+        let (spool, entry) = (self.spool.clone(), entry.clone());
+        blocking(move || spool.commit(file, &entry))
+            .await
+            .inspect_err(|e| tracing::warn!("spool store {id}: {e}"))?;
+        Ok(id)
+    }
+
+    async fn abort(&self, writer: Self::Writer) {
+        // Dropping the file removes it.
+        let _ = blocking(move || {
+            drop(writer);
+            Ok(())
+        })
+        .await;
+    }
+
+    async fn body(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let (spool, id) = (self.spool.clone(), id.to_string());
+        blocking(move || spool.body(&id)).await
     }
 
     async fn update(&self, id: &str, entry: &Entry) -> Result<(), StoreError> {
-        let (spool, file, id) = (self.spool.clone(), spool::encode_file(entry), id.to_string());
-        match tokio::task::spawn_blocking(move || spool.update_file(&id, &file)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(spool::store_error(e)),
-            Err(e) => Err(StoreError::Transient(e.to_string())),
-        }
+        let (spool, entry, id) = (self.spool.clone(), entry.clone(), id.to_string());
+        blocking(move || spool.update(&id, &entry)).await
     }
 
     async fn remove(&self, id: &str) -> Result<(), StoreError> {

@@ -68,6 +68,11 @@ pub struct Args {
     max_connections: usize,
     #[arg(long, default_value_t = 10)]
     max_per_ip: usize,
+    /// Delivery rounds under way at once. Each holds its message's body
+    /// (about three copies of it while it goes to a remote exchanger), so
+    /// this bounds the memory that queued messages cost.
+    #[arg(long, default_value_t = 4)]
+    max_deliveries: usize,
 }
 
 /// Tokio TCP.
@@ -208,6 +213,20 @@ impl Spool for DiskSpool {
             ),
             Err(e) => tracing::error!("spool: quarantine {}: {e}", bad.name),
         }
+    }
+}
+
+/// Caps glibc's malloc arenas at two. The spool's file work runs on
+/// tokio's blocking threads, and each thread that allocates a body piece or
+/// reads a body back would otherwise get an arena of its own (up to eight
+/// per core), each keeping freed megabytes: with 100 clients sending 10 MB
+/// messages that doubled the peak RSS (BENCHMARKS.md, issue 11).
+fn few_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // the runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
@@ -433,6 +452,7 @@ pub fn main(args: Args) -> ExitCode {
     node_config.max_queue_age = Duration::from_secs(args.max_queue_age);
     node_config.max_connections = args.max_connections;
     node_config.max_per_ip = args.max_per_ip;
+    node_config.max_deliveries = args.max_deliveries;
     let tap = Log {
         record: args.record.clone().map(|d| absolute(&d)),
         config: absolute(&args.config),
@@ -443,6 +463,7 @@ pub fn main(args: Args) -> ExitCode {
         log_lines: args.log_lines_per_session,
         budgets: RefCell::new(BTreeMap::new()),
     };
+    few_malloc_arenas();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

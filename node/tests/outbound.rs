@@ -1,8 +1,13 @@
-//! Outbound connections per destination domain are capped at
-//! `limits.destination_concurrency_limit` (Postfix's
-//! `default_destination_concurrency_limit`): ten queued messages for one
-//! domain, recovered at once, reach a fake exchanger that holds each
-//! connection for a simulated second and counts how many are open at once.
+//! Deliveries of recovered messages to a fake exchanger that holds each
+//! connection for a simulated second, counts how many are open at once and
+//! keeps the bodies it receives:
+//!
+//! - outbound connections per destination domain are capped at
+//!   `limits.destination_concurrency_limit` (Postfix's
+//!   `default_destination_concurrency_limit`);
+//! - what goes out is the body the spool holds (`Spool::body`), read back
+//!   for the delivery: the queue keeps envelopes only, so a body the
+//!   listing left in an entry is never what is sent.
 
 use std::cell::Cell;
 use std::io;
@@ -22,6 +27,8 @@ use tokio::io::DuplexStream;
 
 const MESSAGES: usize = 10;
 const LIMIT: usize = 3;
+/// The body every queue file holds.
+const ON_DISK: &[u8] = b"Subject: hi\r\n\r\nread back from the spool\r\n";
 
 /// What the exchanger saw.
 #[derive(Default)]
@@ -29,6 +36,7 @@ struct Counts {
     open: Cell<usize>,
     most: Cell<usize>,
     stored: Cell<usize>,
+    bodies: std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
 /// Every connection reaches the exchanger, served in a task of its own.
@@ -42,9 +50,10 @@ struct ExchangerNet {
 /// deliveries overlap.
 struct SlowStore(Rc<Counts>);
 impl ServerHooks for SlowStore {
-    async fn store(&mut self, _m: Message) -> Result<String, StoreError> {
+    async fn store(&mut self, m: Message) -> Result<String, StoreError> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.0.stored.set(self.0.stored.get() + 1);
+        self.0.bodies.borrow_mut().push(m.body);
         Ok("x".into())
     }
 }
@@ -97,7 +106,7 @@ impl Spool for Queued {
     }
     async fn abort(&self, _w: ()) {}
     async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(b"Subject: hi\r\n\r\nhello\r\n".to_vec())
+        Ok(ON_DISK.to_vec())
     }
     async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
         Ok(())
@@ -120,7 +129,9 @@ impl Spool for Queued {
                             mailbox: Mailbox::parse(&to).unwrap(),
                         },
                     }],
-                    body: Vec::new(),
+                    // A spool should list envelopes; this one leaves a body
+                    // in, which the node must not send.
+                    body: b"Subject: stale\r\n\r\nheld in memory\r\n".to_vec(),
                 };
                 Ok((format!("q{i}"), Entry::new(message)))
             })
@@ -147,8 +158,9 @@ fn policy(toml: &str) -> Arc<Policy> {
     Arc::new(Policy::new(Config::from_toml(toml).unwrap()).unwrap())
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn connections_to_one_domain_stay_within_the_limit() {
+/// Recovers the queue and runs the node for a simulated minute; returns
+/// what the exchanger saw.
+async fn deliver_all() -> Rc<Counts> {
     let counts = Rc::new(Counts::default());
     let net = ExchangerNet {
         counts: counts.clone(),
@@ -167,9 +179,23 @@ async fn connections_to_one_domain_stay_within_the_limit() {
         .await;
     assert!(served.is_err(), "the node stopped: {served:?}");
     assert_eq!(counts.stored.get(), MESSAGES, "every message delivered");
+    counts
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn connections_to_one_domain_stay_within_the_limit() {
+    let counts = deliver_all().await;
     assert_eq!(
         counts.most.get(),
         LIMIT,
         "connections open at once to one domain (limit {LIMIT})"
     );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_body_sent_is_the_one_read_back_from_the_spool() {
+    let counts = deliver_all().await;
+    let bodies = counts.bodies.borrow();
+    assert_eq!(bodies.len(), MESSAGES);
+    assert!(bodies.iter().all(|b| b == ON_DISK), "{bodies:?}");
 }

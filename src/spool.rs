@@ -536,7 +536,7 @@ pub fn decode_file(bytes: &[u8]) -> Result<Entry, String> {
     let rest = &bytes[nl + 1..];
     if let Some(fields) = head.strip_prefix(MAGIC3) {
         let h = parse_v3(fields)?;
-        check_len(rest.len() as u64, h.body_len + h.env_len)?;
+        check_len(rest.len() as u64, h.body_len.saturating_add(h.env_len))?;
         let (body, envelope) = rest.split_at(h.body_len as usize);
         check_crc(crc32c::crc32c(body), h.body_crc)?;
         check_crc(crc32c::crc32c(envelope), h.env_crc)?;
@@ -678,7 +678,12 @@ fn read_envelope(path: &Path) -> io::Result<Result<Entry, String>> {
         }
     };
     let size = file.metadata()?.len();
-    if let Err(e) = check_len(size, HEADER_WIDTH as u64 + h.body_len + h.env_len) {
+    if let Err(e) = check_len(
+        size,
+        (HEADER_WIDTH as u64)
+            .saturating_add(h.body_len)
+            .saturating_add(h.env_len),
+    ) {
         return Ok(Err(e));
     }
     match copy_checked(

@@ -361,4 +361,20 @@ fn damaged_files_are_errors_not_panics() {
     assert!(
         decode(b"relayguard-spool 1\nclient 1.2.3.4\nfrom <>\nrcpt odd\tx\t<y@z.example>\n\nbody").is_err()
     );
+    // Lengths whose sum wraps around must not pass the length check.
+    let rest = b"0123456789";
+    let wrapping = format!(
+        "relayguard-spool 3 {:020} 00000000 {:020} 00000000\n",
+        u64::MAX,
+        rest.len() + 1
+    );
+    let mut file = wrapping.into_bytes();
+    file.extend_from_slice(rest);
+    assert!(decode_file(&file).is_err());
+    let dir = scratch("wrapping");
+    let spool = FsSpool::open(&dir).unwrap();
+    fs::write(dir.join("queue/w1"), &file).unwrap();
+    assert!(spool.list().unwrap()[0].is_err());
+    assert!(spool.body("w1").is_err());
+    fs::remove_dir_all(&dir).unwrap();
 }

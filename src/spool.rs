@@ -16,9 +16,10 @@
 //! being written), `SPOOL/corrupt/` (files moved out of the queue).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -33,6 +34,10 @@ const MAGIC: &str = "relayguard-spool 1";
 /// The first line of a file of the current format:
 /// `relayguard-spool 2 <length of the rest> <crc32c of the rest, 8 hex>`.
 const MAGIC2: &str = "relayguard-spool 2";
+/// The first line of a file of the current format (see [`encode_file`]).
+const MAGIC3: &str = "relayguard-spool 3";
+/// The width of the v3 header line, newline included.
+const HEADER_WIDTH: usize = MAGIC3.len() + 1 + 20 + 1 + 8 + 1 + 20 + 1 + 8 + 1;
 
 /// A spool directory.
 #[derive(Clone, Debug)]
@@ -96,28 +101,64 @@ impl FsSpool {
     /// unique, [`Ids`]). An id already queued is an error (`AlreadyExists`),
     /// never a silent success or a replacement.
     pub fn store(&self, id: &str, entry: &Entry) -> io::Result<()> {
-        self.store_file(id, &encode_file(entry))
-    }
-
-    /// [`FsSpool::store`] of a file already made by [`encode_file`] (the
-    /// server encodes on its own thread rather than copy the entry).
-    pub fn store_file(&self, id: &str, file: &[u8]) -> io::Result<()> {
-        self.store_with(id, file, &sync_dir)
+        self.store_with(id, entry, &sync_dir)
     }
 
     /// [`FsSpool::store`] with the directory fsync given, so that tests can
     /// make it fail.
-    fn store_with(&self, id: &str, file: &[u8], sync: &dyn Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+    fn store_with(&self, id: &str, entry: &Entry, sync: &dyn Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+        let mut file = self.begin(id)?;
+        file.append(&entry.message.body)?;
+        self.commit_with(file, entry, sync)
+    }
+
+    /// Starts `queue/tmp/<id>` for a message whose body arrives in pieces
+    /// ([`BodyFile::append`]); [`FsSpool::commit`] queues it. Dropped
+    /// uncommitted, the file is removed.
+    pub fn begin(&self, id: &str) -> io::Result<BodyFile> {
         check_id(id)?;
-        let tmp = self.write_tmp(id, file)?;
+        let path = self.tmp.join(id);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let mut body = BodyFile {
+            id: id.to_string(),
+            path,
+            file: None,
+            len: 0,
+            crc: 0,
+        };
+        // The header's place: it is written at the commit, when the
+        // lengths and checksums are known.
+        file.write_all(&[b' '; HEADER_WIDTH])?;
+        body.file = Some(file);
+        Ok(body)
+    }
+
+    /// Adds the envelope to a file made by [`FsSpool::begin`], fsyncs it,
+    /// links it into the queue and fsyncs the queue: durable when this
+    /// returns `Ok`, and nothing queued when it returns an error.
+    pub fn commit(&self, file: BodyFile, entry: &Entry) -> io::Result<()> {
+        self.commit_with(file, entry, &sync_dir)
+    }
+
+    fn commit_with(
+        &self,
+        mut file: BodyFile,
+        entry: &Entry,
+        sync: &dyn Fn(&Path) -> io::Result<()>,
+    ) -> io::Result<()> {
+        file.finish(entry)?;
+        let tmp = file.path.clone();
+        let id = file.id.clone();
         // A link, not a rename: it refuses to replace a message already
-        // queued under the same id.
-        let path = self.dir.join(id);
+        // queued under the same id. The tmp name goes either way (the
+        // BodyFile's drop removes it).
+        let path = self.dir.join(&id);
         let linked = fs::hard_link(&tmp, &path);
-        if let Err(e) = fs::remove_file(&tmp) {
-            // Only a leftover: the next start clears queue/tmp.
-            tracing::warn!("spool: removing {}: {e}", tmp.display());
-        }
+        drop(file);
         linked?;
         // Without the directory fsync the link may not survive a crash, so
         // the message may not be acknowledged. The client will hear 451 and
@@ -141,40 +182,57 @@ impl FsSpool {
         Ok(())
     }
 
-    /// Replaces a stored entry (after a delivery round), atomically.
+    /// Replaces a stored entry's queue state (after a delivery round),
+    /// atomically. The body is the file's: `entry`'s is ignored. It is
+    /// copied into the new file a piece at a time and its checksum checked
+    /// on the way, so that the body is never held whole.
     pub fn update(&self, id: &str, entry: &Entry) -> io::Result<()> {
-        self.update_file(id, &encode_file(entry))
-    }
-
-    /// [`FsSpool::update`] of a file already made by [`encode_file`].
-    pub fn update_file(&self, id: &str, file: &[u8]) -> io::Result<()> {
         check_id(id)?;
-        let tmp = self.write_tmp(id, file)?;
-        if let Err(e) = fs::rename(&tmp, self.dir.join(id)) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+        let path = self.dir.join(id);
+        let mut new = self.begin(id)?;
+        match open_queue_file(&path)? {
+            (QueueFile::V3(head), mut old) => {
+                old.seek(SeekFrom::Start(HEADER_WIDTH as u64))?;
+                copy_checked(
+                    &mut (&mut old).take(head.body_len),
+                    head.body_len,
+                    head.body_crc,
+                    &mut |piece| new.append(piece),
+                )?;
+            }
+            (QueueFile::Older, _) => {
+                let old = decode_file(&fs::read(&path)?).map_err(io::Error::other)?;
+                new.append(&old.message.body)?;
+            }
         }
+        new.finish(entry)?;
+        fs::rename(&new.path, &path)?;
         sync_dir(&self.dir)
     }
 
-    /// Writes and fsyncs `queue/tmp/<id>`; on failure nothing is left.
-    fn write_tmp(&self, id: &str, file: &[u8]) -> io::Result<PathBuf> {
-        let tmp = self.tmp.join(id);
-        let written = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(file)?;
-                f.sync_all()
-            });
-        match written {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                // A full disk must not stay full because of our half file.
-                let _ = fs::remove_file(&tmp);
-                Err(e)
+    /// The body of queue file `id`, its checksum checked: what a delivery
+    /// round reads back.
+    pub fn body(&self, id: &str) -> io::Result<Vec<u8>> {
+        check_id(id)?;
+        let path = self.dir.join(id);
+        match open_queue_file(&path)? {
+            (QueueFile::V3(head), mut old) => {
+                old.seek(SeekFrom::Start(HEADER_WIDTH as u64))?;
+                let mut body = Vec::with_capacity(head.body_len.min(1 << 30) as usize);
+                copy_checked(
+                    &mut old.take(head.body_len),
+                    head.body_len,
+                    head.body_crc,
+                    &mut |piece| {
+                        body.extend_from_slice(piece);
+                        Ok(())
+                    },
+                )?;
+                Ok(body)
+            }
+            (QueueFile::Older, _) => {
+                let old = decode_file(&fs::read(&path)?).map_err(io::Error::other)?;
+                Ok(old.message.body)
             }
         }
     }
@@ -189,7 +247,8 @@ impl FsSpool {
     }
 
     /// Every file in the queue, in name order: the entries a restart must
-    /// deliver, and beside them each file that cannot be read back (a bad
+    /// deliver (envelopes: their bodies are checked, a piece at a time, and
+    /// left on disk for [`FsSpool::body`]), and beside them each file that cannot be read back (a bad
     /// name, not a regular file, empty, truncated, garbled, a checksum
     /// mismatch, another program's file). Only a failure to read the queue
     /// directory itself is an error.
@@ -226,22 +285,22 @@ impl FsSpool {
         Ok(out)
     }
 
-    /// Reads one queue file, retrying (bounded) an error that may pass,
-    /// such as a full descriptor table at recovery.
+    /// Reads one queue file's envelope, its body checked but not kept,
+    /// retrying (bounded) an error that may pass, such as a full
+    /// descriptor table at recovery.
     fn read(&self, id: &str) -> Result<Entry, String> {
         let path = self.dir.join(id);
         let mut tries = 0;
-        let bytes = loop {
-            match fs::read(&path) {
-                Ok(b) => break b,
+        loop {
+            match read_envelope(&path) {
+                Ok(entry) => return entry,
                 Err(e) if is_transient(&e) && tries < 5 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(20 << tries));
                 }
                 Err(e) => return Err(format!("read: {e}")),
             }
-        };
-        decode_file(&bytes)
+        }
     }
 
     /// Moves the queue file `name` to `SPOOL/corrupt/` (under a new name if
@@ -422,26 +481,45 @@ pub fn store_error(e: io::Error) -> StoreError {
     }
 }
 
-/// A whole queue file: the header line with the length and CRC32C of the
-/// rest, then [`encode_entry`].
-/// The header has a fixed width, so that it is written in place in front
-/// of the rest: a 10 MB body is copied once, not three times.
+/// A whole queue file of the current format (v3): the header line, the
+/// body, then [`encode_entry`] of the envelope (its body empty). The header
+/// has a fixed width and comes first, written last: a body that streams in
+/// is written once, as it arrives, and its length and CRC32C are known
+/// only at the end.
+///
+/// `relayguard-spool 3 <body length> <body crc32c> <envelope length> <envelope crc32c>`
 pub fn encode_file(e: &Entry) -> Vec<u8> {
-    let header = |len: usize, crc: u32| format!("{MAGIC2} {len:020} {crc:08x}\n");
-    let width = header(0, 0).len();
-    let mut out = Vec::with_capacity(width + e.message.body.len() + 512);
-    out.resize(width, b' ');
-    encode_entry_into(e, &mut out);
-    let rest = &out[width..];
-    let head = header(rest.len(), crc32c::crc32c(rest));
-    out[..width].copy_from_slice(head.as_bytes());
+    let envelope = encode_envelope(e);
+    let head = header(
+        e.message.body.len() as u64,
+        crc32c::crc32c(&e.message.body),
+        envelope.len() as u64,
+        crc32c::crc32c(&envelope),
+    );
+    let mut out = Vec::with_capacity(head.len() + e.message.body.len() + envelope.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&e.message.body);
+    out.extend_from_slice(&envelope);
     out
 }
 
-/// Reads a queue file back, checking its length and checksum. A file of
-/// the first format (no header: it starts with the queue line) is still
-/// read, without a check, so that a queue left by an older version is
-/// delivered after an upgrade.
+/// The v3 header line; always [`HEADER_WIDTH`] octets.
+fn header(body_len: u64, body_crc: u32, env_len: u64, env_crc: u32) -> String {
+    format!("{MAGIC3} {body_len:020} {body_crc:08x} {env_len:020} {env_crc:08x}\n")
+}
+
+/// The queue line and the envelope of `e`, without its body.
+fn encode_envelope(e: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    encode_entry_head_into(e, &mut out);
+    out
+}
+
+/// Reads a queue file back, checking its lengths and checksums. Files of
+/// the earlier formats are still read: v2 (a header with the length and
+/// CRC32C of the envelope and body after it) and the first (no header:
+/// it starts with the queue line, read without a check), so that a queue
+/// left by an older version is delivered after an upgrade.
 pub fn decode_file(bytes: &[u8]) -> Result<Entry, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
@@ -451,34 +529,241 @@ pub fn decode_file(bytes: &[u8]) -> Result<Entry, String> {
     }
     let nl = bytes
         .iter()
-        .take(64)
+        .take(HEADER_WIDTH + 1)
         .position(|&b| b == b'\n')
         .ok_or("not a relayguard spool file")?;
     let head = std::str::from_utf8(&bytes[..nl]).map_err(|_| "not a relayguard spool file")?;
     let rest = &bytes[nl + 1..];
+    if let Some(fields) = head.strip_prefix(MAGIC3) {
+        let h = parse_v3(fields)?;
+        check_len(rest.len() as u64, h.body_len.saturating_add(h.env_len))?;
+        let (body, envelope) = rest.split_at(h.body_len as usize);
+        check_crc(crc32c::crc32c(body), h.body_crc)?;
+        check_crc(crc32c::crc32c(envelope), h.env_crc)?;
+        let mut entry = decode_entry(envelope)?;
+        entry.message.body = body.to_vec();
+        return Ok(entry);
+    }
     let fields = head
         .strip_prefix(MAGIC2)
         .and_then(|h| h.strip_prefix(' '))
         .ok_or("not a relayguard spool file")?;
     let (len, crc) = fields.split_once(' ').ok_or("bad header")?;
-    let len: usize = len.parse().map_err(|_| "bad length in header")?;
+    let len: u64 = len.parse().map_err(|_| "bad length in header")?;
     let crc = u32::from_str_radix(crc, 16).map_err(|_| "bad checksum in header")?;
-    if rest.len() != len {
-        return Err(format!(
-            "length {} instead of {len}: {}",
-            rest.len(),
-            if rest.len() < len {
-                "truncated"
-            } else {
-                "trailing bytes"
-            }
-        ));
-    }
-    let actual = crc32c::crc32c(rest);
-    if actual != crc {
-        return Err(format!("checksum {actual:08x} instead of {crc:08x}: damaged"));
-    }
+    check_len(rest.len() as u64, len)?;
+    check_crc(crc32c::crc32c(rest), crc)?;
     decode_entry(rest)
+}
+
+fn check_len(actual: u64, declared: u64) -> Result<(), String> {
+    if actual == declared {
+        return Ok(());
+    }
+    Err(format!(
+        "length {actual} instead of {declared}: {}",
+        if actual < declared {
+            "truncated"
+        } else {
+            "trailing bytes"
+        }
+    ))
+}
+
+fn check_crc(actual: u32, declared: u32) -> Result<(), String> {
+    if actual == declared {
+        Ok(())
+    } else {
+        Err(format!(
+            "checksum {actual:08x} instead of {declared:08x}: damaged"
+        ))
+    }
+}
+
+/// The fields of a v3 header, after its magic.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    body_len: u64,
+    body_crc: u32,
+    env_len: u64,
+    env_crc: u32,
+}
+
+fn parse_v3(fields: &str) -> Result<Head, String> {
+    let f: Vec<&str> = fields.trim_start_matches(' ').split(' ').collect();
+    let [body_len, body_crc, env_len, env_crc] = f[..] else {
+        return Err("bad header".into());
+    };
+    let len = |s: &str| s.parse::<u64>().map_err(|_| "bad length in header".to_string());
+    let crc = |s: &str| u32::from_str_radix(s, 16).map_err(|_| "bad checksum in header".to_string());
+    Ok(Head {
+        body_len: len(body_len)?,
+        body_crc: crc(body_crc)?,
+        env_len: len(env_len)?,
+        env_crc: crc(env_crc)?,
+    })
+}
+
+/// What the first line of a queue file says it is.
+enum QueueFile {
+    V3(Head),
+    /// v2 or the first format: read whole.
+    Older,
+}
+
+/// Opens a queue file and reads its header. Only an I/O error is an
+/// `Err`; a v3 header that does not parse is `InvalidData`.
+fn open_queue_file(path: &Path) -> io::Result<(QueueFile, File)> {
+    let mut file = File::open(path)?;
+    let mut head = [0u8; HEADER_WIDTH];
+    let n = read_up_to(&mut file, &mut head)?;
+    let head = &head[..n];
+    if n == HEADER_WIDTH && head.starts_with(MAGIC3.as_bytes()) && head.ends_with(b"\n") {
+        let text = std::str::from_utf8(&head[MAGIC3.len()..HEADER_WIDTH - 1])
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad header"))?;
+        let h = parse_v3(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        return Ok((QueueFile::V3(h), file));
+    }
+    Ok((QueueFile::Older, file))
+}
+
+/// Reads until `buf` is full or the file ends; returns how much it read.
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Copies `len` octets from `from` to `to` a piece at a time, checking
+/// their CRC32C against `crc`; a short or damaged body is `InvalidData`.
+fn copy_checked(
+    from: &mut dyn Read,
+    len: u64,
+    crc: u32,
+    to: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut got, mut sum) = (0u64, 0u32);
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+        sum = crc32c::crc32c_append(sum, &buf[..n]);
+        to(&buf[..n])?;
+    }
+    check_len(got, len)
+        .and_then(|()| check_crc(sum, crc))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("body: {e}")))
+}
+
+/// A queue file's envelope, its lengths and checksums checked without
+/// keeping the body: `Ok(Err(why))` for a file that is not a good queue
+/// file, `Err` for an I/O error.
+fn read_envelope(path: &Path) -> io::Result<Result<Entry, String>> {
+    let (kind, mut file) = open_queue_file(path)?;
+    let h = match kind {
+        QueueFile::V3(h) => h,
+        QueueFile::Older => {
+            return Ok(decode_file(&fs::read(path)?).map(|mut e| {
+                e.message.body = Vec::new();
+                e
+            }));
+        }
+    };
+    let size = file.metadata()?.len();
+    if let Err(e) = check_len(
+        size,
+        (HEADER_WIDTH as u64)
+            .saturating_add(h.body_len)
+            .saturating_add(h.env_len),
+    ) {
+        return Ok(Err(e));
+    }
+    match copy_checked(
+        &mut (&mut file).take(h.body_len),
+        h.body_len,
+        h.body_crc,
+        &mut |_| Ok(()),
+    ) {
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Err(e.to_string())),
+        r => r?,
+    }
+    let mut envelope = Vec::with_capacity(h.env_len.min(1 << 20) as usize);
+    file.take(h.env_len).read_to_end(&mut envelope)?;
+    if let Err(e) = check_crc(crc32c::crc32c(&envelope), h.env_crc) {
+        return Ok(Err(e));
+    }
+    Ok(decode_entry(&envelope))
+}
+
+/// A queue file being written as its message's body arrives, in
+/// `queue/tmp/`: [`FsSpool::begin`], [`BodyFile::append`],
+/// [`FsSpool::commit`]. Its length and CRC32C are kept as it goes, so
+/// that the body is never held whole. Dropped without a commit, the file
+/// is removed: a message that was not acknowledged leaves nothing.
+#[derive(Debug)]
+pub struct BodyFile {
+    id: String,
+    path: PathBuf,
+    file: Option<File>,
+    len: u64,
+    crc: u32,
+}
+
+impl BodyFile {
+    /// The queue id the file will have.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Writes the next piece of the body.
+    pub fn append(&mut self, piece: &[u8]) -> io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("spool file closed"))?;
+        file.write_all(piece)?;
+        self.len += piece.len() as u64;
+        self.crc = crc32c::crc32c_append(self.crc, piece);
+        Ok(())
+    }
+
+    /// Writes the envelope and the header, and fsyncs.
+    fn finish(&mut self, entry: &Entry) -> io::Result<()> {
+        let envelope = encode_envelope(entry);
+        let head = header(
+            self.len,
+            self.crc,
+            envelope.len() as u64,
+            crc32c::crc32c(&envelope),
+        );
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("spool file closed"))?;
+        file.write_all(&envelope)?;
+        file.write_all_at(head.as_bytes(), 0)?;
+        file.sync_all()
+    }
+}
+
+impl Drop for BodyFile {
+    fn drop(&mut self) {
+        self.file = None;
+        if let Err(e) = fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                // Only a leftover: the next start clears queue/tmp.
+                tracing::warn!("spool: removing {}: {e}", self.path.display());
+            }
+        }
+    }
 }
 
 fn check_id(id: &str) -> io::Result<()> {
@@ -505,6 +790,12 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
 }
 
 fn encode_entry_into(e: &Entry, out: &mut Vec<u8>) {
+    encode_entry_head_into(e, out);
+    out.extend_from_slice(&e.message.body);
+}
+
+/// [`encode_entry_into`] without the body.
+fn encode_entry_head_into(e: &Entry, out: &mut Vec<u8>) {
     let pending = e
         .message
         .recipients
@@ -515,7 +806,7 @@ fn encode_entry_into(e: &Entry, out: &mut Vec<u8>) {
         .collect::<Vec<_>>()
         .join(",");
     out.extend_from_slice(format!("queue {} {pending}\n", e.attempts).as_bytes());
-    encode_into(&e.message, out);
+    encode_head_into(&e.message, out);
 }
 
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, String> {
@@ -555,6 +846,12 @@ pub fn encode(m: &Message) -> Vec<u8> {
 
 /// [`encode`], appended to `bytes` (no copy of the body but this one).
 fn encode_into(m: &Message, bytes: &mut Vec<u8>) {
+    encode_head_into(m, bytes);
+    bytes.extend_from_slice(&m.body);
+}
+
+/// The envelope lines and the blank line, without the body.
+fn encode_head_into(m: &Message, bytes: &mut Vec<u8>) {
     let mut out = format!("{MAGIC}\nclient {}\nhelo {}\n", m.client, m.helo);
     if let Some(u) = &m.user {
         out.push_str(&format!("user {u}\n"));
@@ -571,7 +868,6 @@ fn encode_into(m: &Message, bytes: &mut Vec<u8>) {
     }
     out.push('\n');
     bytes.extend_from_slice(out.as_bytes());
-    bytes.extend_from_slice(&m.body);
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Message, String> {

@@ -88,6 +88,7 @@ fn transactions(c: &mut Criterion) {
                         s.message_stored(now, Ok("q".into()));
                     }
                     Output::Close => {}
+                    Output::Body(_) | Output::DropBody => {}
                 }
             }
         }

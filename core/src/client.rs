@@ -196,8 +196,12 @@ enum Step {
 pub struct Client {
     job: Job,
     /// The DATA content as it goes on the wire, computed once so that SIZE
-    /// can announce its length.
+    /// can announce its length; taken when it is sent.
     data: Vec<u8>,
+    /// The body holds non-ASCII octets (for `BODY=8BITMIME`). The job's
+    /// body itself is dropped once `data` is made: one copy of a large
+    /// message is enough.
+    eight_bit: bool,
     ext: Extensions,
     /// Replies awaited, oldest first, with the line that asked for each.
     pending: VecDeque<(Step, Vec<u8>)>,
@@ -218,9 +222,14 @@ pub struct Client {
 
 impl Client {
     /// Starts a session on a connection just opened: the server speaks first.
-    pub fn new(job: Job, now: Now) -> Client {
+    pub fn new(mut job: Job, now: Now) -> Client {
+        let invalid_job = invalid(&job);
+        let data = data_bytes(&job.body);
+        let eight_bit = job.body.iter().any(|b| !b.is_ascii());
+        job.body = Vec::new();
         let mut c = Client {
-            data: data_bytes(&job.body),
+            data,
+            eight_bit,
             recipients: job
                 .rcpt_to
                 .iter()
@@ -239,7 +248,7 @@ impl Client {
             message: None,
             transcript: Vec::new(),
         };
-        if let Some(why) = invalid(&c.job) {
+        if let Some(why) = invalid_job {
             c.abort(Failure::InvalidJob(why));
         }
         c
@@ -385,7 +394,13 @@ impl Client {
                     }
                 }
             }
-            Step::Data if reply.code == 354 => self.send(Step::Body, self.data.clone()),
+            Step::Data if reply.code == 354 => {
+                // One copy goes out, the other waits for its reply (and the
+                // transcript); the client keeps no third.
+                let data = std::mem::take(&mut self.data);
+                self.out.push_back(Output::Send(data.clone()));
+                self.pending.push_back((Step::Body, data));
+            }
             Step::Data => {
                 self.message = Some(refusal(reply));
                 self.quit();
@@ -421,7 +436,7 @@ impl Client {
             // what the server will count, which RFC 1870 allows.
             params.push_str(&format!(" SIZE={}", self.data.len() - 3));
         }
-        if self.ext.eight_bit_mime && self.job.body.iter().any(|b| !b.is_ascii()) {
+        if self.ext.eight_bit_mime && self.eight_bit {
             params.push_str(" BODY=8BITMIME");
         }
         let non_ascii = !self.job.mail_from.is_ascii() || self.job.rcpt_to.iter().any(|r| !r.is_ascii());

@@ -298,6 +298,11 @@ pub struct Limits {
     /// The pause after each error reply beyond `soft_error_limit`, in
     /// milliseconds (Postfix's `smtpd_error_sleep_time`). Default 1000.
     pub error_delay_ms: u64,
+    /// Outbound connections open at once to one destination domain's
+    /// exchangers (Postfix's `default_destination_concurrency_limit`):
+    /// a burst of mail for one domain neither floods its exchanger nor
+    /// takes every delivery slot. 0 is read as 1. Default 20.
+    pub destination_concurrency_limit: usize,
 }
 
 impl Default for Limits {
@@ -317,6 +322,7 @@ impl Default for Limits {
             max_junk_commands: 100,
             soft_error_limit: 10,
             error_delay_ms: 1000,
+            destination_concurrency_limit: 20,
         }
     }
 }

@@ -6,6 +6,14 @@
 //! message is then refused as a whole because it holds a bare CR or LF. That
 //! is the inbound half of the smuggling defence; the outbound half is that
 //! nothing with a bare CR or LF is ever handed on.
+//!
+//! The unstuffed octets go to a [`BodySink`] (`data/sink.rs`), which keeps
+//! the body whole or hands it out in pieces.
+
+mod sink;
+
+pub use sink::BODY_PIECE;
+pub(crate) use sink::BodySink;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -21,15 +29,12 @@ enum State {
     Cr,
 }
 
-/// Streams a message body in, keeps at most `limit` octets of it, and says
+/// Streams a message body in, passes it to its [`BodySink`], and says
 /// where it ended.
 #[derive(Debug)]
 pub struct DataReader {
     state: State,
-    body: Vec<u8>,
-    limit: usize,
-    /// Octets of the unstuffed body, including the ones not kept.
-    size: usize,
+    sink: BodySink,
     /// A bare CR, a bare LF or a NUL was seen.
     tainted: bool,
     /// Injected bug `lf-ends-data`: a bare LF ends a line, as in the
@@ -40,7 +45,8 @@ pub struct DataReader {
 /// How the message ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
-    /// Well formed and within the limit: the unstuffed body, CRLF lines.
+    /// Well formed and within the limit: the unstuffed body, CRLF lines
+    /// (while streaming, the part not handed out yet).
     Ok(Vec<u8>),
     /// Larger than the limit; the body was discarded as it streamed.
     TooBig(usize),
@@ -49,67 +55,76 @@ pub enum Ended {
 }
 
 impl DataReader {
+    /// A reader that keeps the whole body, up to `limit` octets.
+    #[cfg(test)]
     pub fn new(limit: usize) -> DataReader {
+        DataReader::with_sink(BodySink::whole(limit, 0))
+    }
+
+    pub(crate) fn with_sink(sink: BodySink) -> DataReader {
         DataReader {
             state: State::LineStart,
-            body: Vec::new(),
-            limit,
-            size: 0,
+            sink,
             tainted: false,
             lf_ends_line: false,
         }
     }
 
-    /// A reader whose buffer starts at the size the client declared (or a
-    /// few KiB), so that a typical message needs one allocation.
-    pub fn with_capacity(limit: usize, declared: usize) -> DataReader {
-        DataReader {
-            body: Vec::with_capacity(declared.max(8 * 1024).min(limit)),
-            ..DataReader::new(limit)
-        }
-    }
-
     /// The reader with the `lf-ends-data` bug switched on.
-    pub fn with_lf_bug(limit: usize) -> DataReader {
+    pub(crate) fn with_lf_bug(sink: BodySink) -> DataReader {
         DataReader {
             lf_ends_line: true,
-            ..DataReader::new(limit)
+            ..DataReader::with_sink(sink)
         }
     }
 
-    /// Octets of body held in memory: never more than the limit.
+    /// Octets of body held in memory: never more than the limit, nor more
+    /// than a piece while streaming.
     pub fn buffered(&self) -> usize {
-        self.body.len()
+        self.sink.buffered()
+    }
+
+    /// A full piece of body to hand out now (streaming only).
+    pub(crate) fn take_full_piece(&mut self) -> Option<Vec<u8>> {
+        self.sink.take_full_piece()
     }
 
     fn emit(&mut self, bytes: &[u8]) {
-        self.size += bytes.len();
-        if self.body.len() + bytes.len() <= self.limit {
-            self.body.extend_from_slice(bytes);
-        } else if self.body.capacity() > 0 {
-            self.body = Vec::new();
+        self.sink.append(bytes);
+    }
+
+    fn taint(&mut self) {
+        if !self.tainted {
+            self.tainted = true;
+            // Refused whatever follows: keep (and write) none of it.
+            self.sink.drop_body();
         }
     }
 
-    /// Feeds bytes. Returns `Some((consumed, ended))` when the end-of-data
-    /// sequence was found (`consumed` octets of `input` belong to the
-    /// message, the rest is the next command), `None` when all of `input`
-    /// was taken and more is needed.
-    pub fn feed(&mut self, input: &[u8]) -> Option<(usize, Ended)> {
+    /// Feeds bytes. Returns how many octets of `input` were taken, and how
+    /// the message ended if the end-of-data sequence was among them (the
+    /// rest of `input` is then the next command). Fewer than all octets
+    /// are taken without an end only while streaming, when a piece is full:
+    /// take it ([`DataReader::take_full_piece`]) and feed the rest.
+    pub fn feed(&mut self, input: &[u8]) -> (usize, Option<Ended>) {
         let mut i = 0;
         while i < input.len() {
+            let room = self.sink.room();
+            if room == 0 {
+                return (i, None);
+            }
             match self.state {
                 State::Middle => {
                     // Fast path: copy up to the next CR, LF or NUL in one go.
                     let rest = &input[i..];
-                    let n = find_special(rest);
+                    let n = find_special(rest).min(room);
                     if n > 0 {
                         self.emit(&rest[..n]);
                         i += n;
                         continue;
                     }
                     if input[i] == 0 {
-                        self.tainted = true;
+                        self.taint();
                         self.emit(b"\0");
                         i += 1;
                         continue;
@@ -122,8 +137,8 @@ impl DataReader {
                         self.emit(b"\r\n");
                         self.state = State::LineStart;
                     } else {
-                        // A bare LF: kept, flagged, and it does NOT start a line.
-                        self.tainted = true;
+                        // A bare LF: flagged, and it does NOT start a line.
+                        self.taint();
                         self.emit(b"\n");
                     }
                 }
@@ -140,7 +155,7 @@ impl DataReader {
                         i += 1;
                         self.state = State::DotCr;
                     } else if input[i] == b'\n' && self.lf_ends_line {
-                        return Some((i + 1, self.finish()));
+                        return (i + 1, Some(self.finish()));
                     } else {
                         // The dot was stuffing: drop it, the rest is text.
                         self.state = State::Middle;
@@ -150,10 +165,10 @@ impl DataReader {
                     let b = input[i];
                     i += 1;
                     if b == b'\n' {
-                        return Some((i, self.finish()));
+                        return (i, Some(self.finish()));
                     }
                     // `.` CR then not LF: the dot was stuffing, the CR is bare.
-                    self.tainted = true;
+                    self.taint();
                     self.emit(b"\r");
                     if b == b'\r' {
                         self.state = State::Cr;
@@ -170,7 +185,7 @@ impl DataReader {
                         self.state = State::LineStart;
                     } else {
                         // The CR was bare; look at this byte again as text.
-                        self.tainted = true;
+                        self.taint();
                         self.emit(b"\r");
                         if b == b'\r' {
                             i += 1;
@@ -181,16 +196,16 @@ impl DataReader {
                 }
             }
         }
-        None
+        (i, None)
     }
 
     fn finish(&mut self) -> Ended {
-        if self.size > self.limit {
-            Ended::TooBig(self.size)
+        if self.sink.too_big() {
+            Ended::TooBig(self.sink.size())
         } else if self.tainted {
             Ended::Tainted
         } else {
-            Ended::Ok(std::mem::take(&mut self.body))
+            Ended::Ok(self.sink.take())
         }
     }
 }
@@ -224,7 +239,10 @@ mod tests {
     use super::*;
 
     fn run(input: &[u8]) -> Option<(usize, Ended)> {
-        DataReader::new(1 << 20).feed(input)
+        match DataReader::new(1 << 20).feed(input) {
+            (n, Some(e)) => Some((n, e)),
+            (_, None) => None,
+        }
     }
 
     #[test]
@@ -264,8 +282,14 @@ mod tests {
         for cut in 0..input.len() {
             let mut r = DataReader::new(1 << 20);
             let got = match r.feed(&input[..cut]) {
-                Some(x) => Some(x),
-                None => r.feed(&input[cut..]).map(|(n, e)| (n + cut, e)),
+                (n, Some(e)) => Some((n, e)),
+                (n, None) => {
+                    assert_eq!(n, cut, "a whole reader takes all it is fed");
+                    match r.feed(&input[cut..]) {
+                        (m, Some(e)) => Some((m + cut, e)),
+                        (_, None) => None,
+                    }
+                }
             };
             assert_eq!(got, whole, "cut at {cut}");
         }
@@ -274,9 +298,40 @@ mod tests {
     #[test]
     fn oversize_is_discarded_as_it_streams() {
         let mut r = DataReader::new(10);
-        assert_eq!(r.feed(&[b'x'; 100]), None);
+        assert_eq!(r.feed(&[b'x'; 100]), (100, None));
         assert!(r.buffered() <= 10);
-        assert_eq!(r.feed(b"\r\n.\r\n"), Some((5, Ended::TooBig(102))));
+        assert_eq!(r.feed(b"\r\n.\r\n"), (5, Some(Ended::TooBig(102))));
+    }
+
+    #[test]
+    fn streaming_hands_out_pieces_that_make_the_body() {
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+        let mut input = Vec::new();
+        while input.len() < 5 * BODY_PIECE {
+            input.extend_from_slice(line);
+        }
+        let body = input.clone();
+        input.extend_from_slice(b".\r\n");
+        let mut r = DataReader::with_sink(BodySink::streaming(1 << 30));
+        let (mut got, mut pos) = (Vec::new(), 0);
+        let ended = loop {
+            let (n, ended) = r.feed(&input[pos..]);
+            pos += n;
+            assert!(r.buffered() <= BODY_PIECE + 2);
+            if let Some(p) = r.take_full_piece() {
+                got.extend_from_slice(&p);
+            }
+            if let Some(e) = ended {
+                break e;
+            }
+            assert!(n > 0, "no progress at {pos}");
+        };
+        let Ended::Ok(last) = ended else {
+            panic!("{ended:?}")
+        };
+        got.extend_from_slice(&last);
+        assert_eq!(pos, input.len());
+        assert_eq!(got, body);
     }
 
     #[test]

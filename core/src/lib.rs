@@ -46,6 +46,8 @@
 //!                 session.message_stored(now, Ok(format!("q{stored}")));
 //!             }
 //!             Output::Close => {}
+//!             // Only after `session.stream_bodies()`: pieces of the body.
+//!             Output::Body(_) | Output::DropBody => {}
 //!         }
 //!     }
 //!     // A real driver also sleeps until `session.poll_timeout()` and then
@@ -81,6 +83,7 @@ pub use command::{Body, Command, MAX_LINE, MailParams, ParseError, PathArg, pars
 pub use config::{
     Access, Allow, Auth, Config, ConfigError, Domains, Invalid, Lan, Limits, Lists, Relay, User, line_col,
 };
+pub use data::BODY_PIECE;
 pub use lint::{Finding, Severity, lint};
 pub use policy::{Context, Decision, Destination, Policy, Reason, Refusal};
 pub use reply::{

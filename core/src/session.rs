@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::address::Path;
 use crate::check::Bug;
 use crate::command::{self, Command, MAX_LINE, ParseError, PathArg};
-use crate::data::{DataReader, Ended};
+use crate::data::{BODY_PIECE, BodySink, DataReader, Ended};
 use crate::policy::{Context, Decision, Policy};
 mod auth;
 mod deadlines;
@@ -102,6 +102,8 @@ pub struct Session {
     slow_errors_unreported: u32,
     /// The driver said this client has used up its AUTH attempts.
     auth_refused: bool,
+    /// Bodies go out in pieces ([`Output::Body`]) instead of whole.
+    stream_bodies: bool,
 }
 
 const HELO_FIRST: &str = "Error: send HELO/EHLO first";
@@ -147,6 +149,7 @@ impl Session {
             auth_failures_unreported: 0,
             slow_errors_unreported: 0,
             auth_refused: false,
+            stream_bodies: false,
         };
         match s.policy.connect(peer.ip) {
             Ok(()) => {
@@ -161,6 +164,17 @@ impl Session {
             }
         }
         s
+    }
+
+    /// Hands message bodies out in pieces of at most [`BODY_PIECE`]
+    /// octets ([`Output::Body`]) as they arrive, instead of whole in the
+    /// [`Message`]: the driver writes them to its spool, and the session
+    /// holds a piece, not `limits.max_message_size`. The guarantees stay:
+    /// a refused body (too big, a bare CR or LF) ends with
+    /// [`Output::DropBody`] and no `Message`, and the `250` still waits for
+    /// [`Session::message_stored`]. Call it before the first input.
+    pub fn stream_bodies(&mut self) {
+        self.stream_bodies = true;
     }
 
     /// Marks the session as authenticated without an AUTH exchange, as a
@@ -194,7 +208,7 @@ impl Session {
             State::Data(r) => r.buffered(),
             _ => 0,
         };
-        self.input.len() + body
+        self.input.len() + body + self.pending_body()
     }
 
     /// The next thing for the driver to do, `None` when there is nothing
@@ -218,9 +232,14 @@ impl Session {
     }
 
     /// Whether complete command lines are held, waiting for the queued
-    /// output to be taken (or for the pause after a failed AUTH).
+    /// output to be taken (or for the pause after a failed AUTH); or
+    /// message data, waiting for the last piece of body to be taken.
     fn has_held_commands(&self) -> bool {
-        matches!(self.state, State::Command | State::Auth(_)) && memchr::memchr(b'\n', &self.input).is_some()
+        match self.state {
+            State::Command | State::Auth(_) => memchr::memchr(b'\n', &self.input).is_some(),
+            State::Data(_) => !self.input.is_empty(),
+            _ => false,
+        }
     }
 
     /// Whether the driver should read more input now. False while the
@@ -339,20 +358,26 @@ impl Session {
             if self.stopped {
                 break;
             }
+            let piece_waiting = self.stream_bodies && self.pending_body() >= BODY_PIECE;
             match &mut self.state {
                 State::Closed | State::AwaitStore => break,
-                State::Data(reader) => match reader.feed(&input[pos..]) {
-                    None => {
-                        self.data_octets += (input.len() - pos) as u64;
-                        pos = input.len();
+                State::Data(reader) => {
+                    if piece_waiting {
+                        // Backpressure: the rest waits until the piece is taken.
+                        break;
                     }
-                    Some((n, ended)) => {
-                        pos += n;
-                        self.data_octets += n as u64;
+                    let (n, ended) = reader.feed(&input[pos..]);
+                    let piece = reader.take_full_piece();
+                    pos += n;
+                    self.data_octets += n as u64;
+                    if let Some(piece) = piece {
+                        self.out.push_back(Output::Body(piece));
+                    }
+                    if let Some(ended) = ended {
                         self.lines += 1;
                         self.end_of_data(ended);
                     }
-                },
+                }
                 State::Discard => match memchr::memchr(b'\n', &input[pos..]) {
                     None => pos = input.len(),
                     Some(i) => {
@@ -423,6 +448,17 @@ impl Session {
             .iter()
             .map(|o| match o {
                 Output::Send(b) => b.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Octets of body pieces queued and not yet taken.
+    fn pending_body(&self) -> usize {
+        self.out
+            .iter()
+            .map(|o| match o {
+                Output::Body(b) => b.len(),
                 _ => 0,
             })
             .sum()
@@ -575,10 +611,15 @@ impl Session {
                 let config = self.policy.config();
                 let limit = config.limits.max_message_size;
                 let hint = self.tx.as_ref().map_or(0, |t| t.size_hint);
-                let reader = if self.policy.bugs().has(Bug::LfEndsData) {
-                    DataReader::with_lf_bug(limit)
+                let sink = if self.stream_bodies {
+                    BodySink::streaming(limit)
                 } else {
-                    DataReader::with_capacity(limit, hint)
+                    BodySink::whole(limit, hint)
+                };
+                let reader = if self.policy.bugs().has(Bug::LfEndsData) {
+                    DataReader::with_lf_bug(sink)
+                } else {
+                    DataReader::with_sink(sink)
                 };
                 self.state = State::Data(Box::new(reader));
                 self.reply(354, Enhanced(2, 0, 0), "End data with <CR><LF>.<CR><LF>");
@@ -690,7 +731,10 @@ impl Session {
 
     fn end_of_data(&mut self, ended: Ended) {
         self.state = State::Command;
-        let body = match ended {
+        if self.stream_bodies && !matches!(ended, Ended::Ok(_)) {
+            self.out.push_back(Output::DropBody);
+        }
+        let mut body = match ended {
             Ended::Ok(body) => body,
             Ended::TooBig(_) => {
                 self.tx = None;
@@ -706,10 +750,16 @@ impl Session {
             }
         };
         let Some(tx) = self.tx.take() else {
+            if self.stream_bodies {
+                self.out.push_back(Output::DropBody);
+            }
             return self.error(503, Enhanced(5, 5, 1), "Error: need MAIL command");
         };
         self.state = State::AwaitStore;
         self.deadline = None;
+        if self.stream_bodies && !body.is_empty() {
+            self.out.push_back(Output::Body(std::mem::take(&mut body)));
+        }
         self.out.push_back(Output::Message(Box::new(Message {
             client: self.peer.ip,
             helo: self.helo.clone().unwrap_or_default(),

@@ -42,6 +42,7 @@ fn talk(job: Job, peer: &str, mtu: usize) -> (client::Outcome, Vec<Message>) {
                     server.message_stored(now, Ok("id".into()));
                 }
                 Output::Close => {}
+                Output::Body(_) | Output::DropBody => {}
             }
         }
         while let Some(o) = client.poll_output() {

@@ -37,7 +37,7 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::vec((text(), text(), any::<bool>()), 0..3),
         (texts(), texts(), any::<bool>(), any::<bool>()),
         // TOML integers are i64: larger values are not configurations.
-        prop::array::uniform14(0..=i64::MAX as u64),
+        prop::array::uniform15(0..=i64::MAX as u64),
         prop::collection::btree_map(text(), text(), 0..3),
     );
     (head, relay, tail).prop_map(|(h, r, t)| {
@@ -105,6 +105,7 @@ fn config() -> impl Strategy<Value = Config> {
                 max_junk_commands: n[11] as usize,
                 soft_error_limit: n[12] as usize,
                 error_delay_ms: n[13],
+                destination_concurrency_limit: n[14] as usize,
             },
             routes: routes.into_iter().collect::<BTreeMap<_, _>>(),
         }

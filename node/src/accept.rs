@@ -114,6 +114,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             node: &self,
             conn,
             peer,
+            body: None,
         };
         if hooks.auth_refused() {
             session.refuse_auth();
@@ -198,11 +199,15 @@ impl AcceptBackoff {
 }
 
 /// The node's side of one connection: the tap sees it, the spool stores its
-/// messages, and each stored message starts its delivery.
-struct Connection<'a, N, S, R, M, T> {
+/// messages as their bodies arrive, and each stored message starts its
+/// delivery.
+struct Connection<'a, N, S: Spool, R, M, T> {
     node: &'a Rc<Node<N, S, R, M, T>>,
     conn: u64,
     peer: IpAddr,
+    /// The spool file of the message being received, or why it failed
+    /// (the client hears `451` at the end of the data).
+    body: Option<Result<S::Writer, StoreError>>,
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connection<'_, N, S, R, M, T> {
@@ -214,15 +219,52 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         self.node.tap.server_bytes(self.conn, bytes);
     }
 
+    fn streams_bodies(&self) -> bool {
+        true
+    }
+
+    async fn body_piece(&mut self, piece: Vec<u8>) {
+        self.node.tap.body_piece(self.conn, &piece);
+        let spool = &self.node.spool;
+        let writer = match self.body.take() {
+            Some(w) => w,
+            None => spool.begin().await,
+        };
+        self.body = Some(match writer {
+            Ok(mut w) => match spool.append(&mut w, piece).await {
+                Ok(()) => Ok(w),
+                Err(e) => {
+                    spool.abort(w).await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        });
+    }
+
+    async fn drop_body(&mut self) {
+        if let Some(Ok(w)) = self.body.take() {
+            self.node.spool.abort(w).await;
+        }
+        self.node.tap.body_dropped(self.conn);
+    }
+
     async fn store(&mut self, message: Message) -> Result<String, StoreError> {
         let entry = Entry::new(message);
-        let stored = self.node.spool.store(&entry).await;
+        let stored = match self.body.take() {
+            // An empty body: no piece came.
+            None => self.node.spool.store(&entry).await,
+            Some(Ok(w)) => self.node.spool.commit(w, &entry).await,
+            Some(Err(e)) => Err(e),
+        };
         if let Ok(id) = &stored {
             // The tap hears of the message once it is stored: one the spool
             // refused was answered 451 and is not the relay's to deliver.
             self.node.tap.handed_on(self.conn, &entry.message);
             self.node.note(&format!("stored {id}"));
             tokio::task::spawn_local(self.node.clone().deliver(id.clone(), entry));
+        } else {
+            self.node.tap.body_dropped(self.conn);
         }
         stored
     }

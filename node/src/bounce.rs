@@ -65,10 +65,11 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             }],
             body,
         };
-        let entry = Entry::new(bounce);
+        let mut entry = Entry::new(bounce);
         match self.spool.store(&entry).await {
             Ok(bid) => {
                 self.note(&format!("bounced {id} as {bid}"));
+                entry.message.body = Vec::new();
                 tokio::task::spawn_local(self.clone().deliver(bid, entry));
                 true
             }

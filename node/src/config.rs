@@ -19,6 +19,12 @@ pub struct NodeConfig {
     /// (descriptors, buffers, memory); it doubles up to `accept_backoff_max`.
     pub accept_backoff_base: Duration,
     pub accept_backoff_max: Duration,
+    /// Delivery rounds under way at once; each holds one message's body,
+    /// read back from the spool (and, while it goes to a remote exchanger,
+    /// two more copies: the dot-stuffed data and the write under way), so
+    /// this bounds what queued, deferred and recovered messages cost in
+    /// memory: about three times this many largest messages.
+    pub max_deliveries: usize,
 }
 
 impl NodeConfig {
@@ -34,6 +40,7 @@ impl NodeConfig {
             max_queue_age: Duration::from_secs(5 * 24 * 3600),
             accept_backoff_base: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
+            max_deliveries: 4,
         }
     }
 

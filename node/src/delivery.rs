@@ -24,14 +24,14 @@ pub(crate) struct Round {
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     /// Serves every pending recipient of `entry` once (taking them out of
-    /// `entry.pending`).
-    pub(crate) async fn round(&self, id: &str, entry: &mut Entry) -> Round {
+    /// `entry.pending`); `message` is its message with the body read back.
+    pub(crate) async fn round(&self, id: &str, entry: &mut Entry, message: &Message) -> Round {
         let mut round = Round::default();
         let mut groups: BTreeMap<Domain, Vec<Recipient>> = BTreeMap::new();
         for r in std::mem::take(&mut entry.pending) {
             match &r.destination {
                 Destination::Local { mailbox } => {
-                    let mut result = self.mailboxes.deliver(mailbox, id, &entry.message).await;
+                    let mut result = self.mailboxes.deliver(mailbox, id, message).await;
                     if self.bug(Bug::BounceOnTransient) {
                         // BUG bounce-on-transient: a full disk bounces the mail
                         result = result.map_err(|e| DeliverError::Permanent(e.to_string()));
@@ -45,7 +45,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             }
         }
         for (domain, rcpts) in groups {
-            let results = self.attempt(&domain, &rcpts, &entry.message).await;
+            let results = self.attempt(&domain, &rcpts, message).await;
             for (r, result) in rcpts.into_iter().zip(results) {
                 let to = format!("remote {}", r.path);
                 self.settle(id, &mut round, r, &to, result);
@@ -100,6 +100,44 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             body: message.body.clone(),
             timeout: self.config.reply_timeout,
         };
+        // At most `destination_concurrency_limit` connections to this
+        // domain at once: the rest wait here for a slot.
+        let slots = self.destination_slots(domain);
+        let _slot = slots.acquire().await;
+        let result = self.connect_and_send(addrs, job).await;
+        drop(_slot);
+        self.release_destination(domain, slots);
+        match result {
+            Ok(outcome) => judge(outcome),
+            Err(last) => rcpts
+                .iter()
+                .map(|_| Err(DeliverError::Transient(last.clone())))
+                .collect(),
+        }
+    }
+
+    /// The slots of `domain`, made on first use.
+    fn destination_slots(&self, domain: &Domain) -> std::rc::Rc<tokio::sync::Semaphore> {
+        let limit = self.policy.config().limits.destination_concurrency_limit.max(1);
+        self.destinations
+            .borrow_mut()
+            .entry(domain.clone())
+            .or_insert_with(|| std::rc::Rc::new(tokio::sync::Semaphore::new(limit)))
+            .clone()
+    }
+
+    /// Forgets a domain's slots once nobody holds or waits for them.
+    fn release_destination(&self, domain: &Domain, slots: std::rc::Rc<tokio::sync::Semaphore>) {
+        let mut map = self.destinations.borrow_mut();
+        // Ours and the map's are the only references left: nobody waits.
+        if std::rc::Rc::strong_count(&slots) == 2 {
+            map.remove(domain);
+        }
+    }
+
+    /// Tries each exchanger in turn; the outcome of the first that
+    /// answered, or the last error when none did.
+    async fn connect_and_send(&self, addrs: Vec<std::net::SocketAddr>, job: Job) -> Result<Outcome, String> {
         let mut last = String::from("no exchanger answered");
         for addr in addrs {
             let stream = match tokio::time::timeout(self.config.connect_timeout, self.net.connect(addr)).await
@@ -115,12 +153,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                 }
             };
             let outcome = run_client(stream, Client::new(job.clone(), self.clock.now()), &self.clock).await;
-            return judge(outcome);
+            return Ok(outcome);
         }
-        rcpts
-            .iter()
-            .map(|_| Err(DeliverError::Transient(last.clone())))
-            .collect()
+        Err(last)
     }
 }
 

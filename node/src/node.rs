@@ -28,6 +28,13 @@ pub struct Node<N, S, R, M, T> {
     /// Failed AUTH and connection rate per client address, across
     /// connections.
     pub(crate) anvil: RefCell<Anvil>,
+    /// Delivery rounds under way at once, each holding one body read back
+    /// from the spool: `NodeConfig::max_deliveries`.
+    pub(crate) deliveries: tokio::sync::Semaphore,
+    /// Outbound connections per destination domain, each domain's own
+    /// `limits.destination_concurrency_limit` slots; a domain leaves the
+    /// map when nobody uses or waits for it.
+    pub(crate) destinations: RefCell<BTreeMap<relayguard_core::Domain, Rc<tokio::sync::Semaphore>>>,
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
@@ -42,7 +49,6 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
     ) -> Rc<Self> {
         Rc::new(Node {
             policy,
-            config,
             net,
             spool,
             resolver,
@@ -52,6 +58,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             connections: Cell::new(0),
             per_ip: RefCell::new(BTreeMap::new()),
             anvil: RefCell::new(Anvil::default()),
+            deliveries: tokio::sync::Semaphore::new(config.max_deliveries.max(1)),
+            destinations: RefCell::new(BTreeMap::new()),
+            config,
         })
     }
 

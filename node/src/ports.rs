@@ -20,6 +20,7 @@ pub trait Net: 'static {
 }
 
 /// A queued message: the message and the recipients still to be served.
+/// In the node's memory the message's body is empty: the spool holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub message: Message,
@@ -55,11 +56,37 @@ pub trait Spool: 'static {
         async { Ok(()) }
     }
     /// Returns the entry's queue id, unique across restarts and clock
-    /// steps.
+    /// steps. For an entry whose body is in memory (a bounce); a client's
+    /// message streams in through [`Spool::begin`].
     fn store(&self, entry: &Entry) -> impl Future<Output = Result<String, StoreError>>;
+    /// A spool file being written while its message's body arrives: made
+    /// by [`Spool::begin`], fed by [`Spool::append`], made durable by
+    /// [`Spool::commit`] or dropped by [`Spool::abort`].
+    type Writer: 'static;
+    /// Starts the file of a message whose body is about to arrive.
+    fn begin(&self) -> impl Future<Output = Result<Self::Writer, StoreError>>;
+    /// Writes the next piece of the body. After an error the node aborts
+    /// the writer, and the client hears `451` at the end of the data.
+    fn append(
+        &self,
+        writer: &mut Self::Writer,
+        piece: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>>;
+    /// Adds the envelope (`entry`, whose body is empty: the pieces are
+    /// the body) and makes the file durable, as [`Spool::store`] does;
+    /// returns the queue id. On error nothing is queued.
+    fn commit(&self, writer: Self::Writer, entry: &Entry)
+    -> impl Future<Output = Result<String, StoreError>>;
+    /// Drops a file that will not be committed (a refused message, a
+    /// client gone, a failed append): nothing of it stays.
+    fn abort(&self, writer: Self::Writer) -> impl Future<Output = ()>;
+    /// The body of a queued message, read back for a delivery round: the
+    /// node keeps only envelopes in memory.
+    fn body(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>>;
     fn update(&self, id: &str, entry: &Entry) -> impl Future<Output = Result<(), StoreError>>;
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), StoreError>>;
-    /// Every stored entry, in id order, for recovery; a file that cannot be
+    /// Every stored entry, in id order, for recovery, each with an empty
+    /// body ([`Spool::body`] reads it when it is delivered); a file that cannot be
     /// read back is listed as [`Unreadable`] beside the good ones, so that
     /// one bad file never hides the rest. `Err` is a passing failure of the
     /// listing itself (no descriptors left, an I/O error): nothing is
@@ -160,6 +187,12 @@ pub trait Tap: 'static {
     }
     fn client_bytes(&self, _conn: u64, _bytes: &[u8]) {}
     fn server_bytes(&self, _conn: u64, _bytes: &[u8]) {}
+    /// A piece of the body of the message being received on `conn`.
+    fn body_piece(&self, _conn: u64, _piece: &[u8]) {}
+    /// The pieces since the last `handed_on` were dropped (a refused
+    /// message, a client gone).
+    fn body_dropped(&self, _conn: u64) {}
+    /// A message was stored; its body came before as pieces.
     fn handed_on(&self, _conn: u64, _message: &Message) {}
     fn closed(&self, _conn: u64) {}
     /// Queue events: stored, delivered, deferred, bounced, recovered.

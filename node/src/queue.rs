@@ -50,14 +50,43 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         }
     }
 
-    /// Serves one queued entry until every recipient is delivered or bounced.
+    /// Serves one queued entry until every recipient is delivered or
+    /// bounced. Only the envelope stays in memory between rounds: each
+    /// round reads the body back from the spool, and at most
+    /// `max_deliveries` rounds (bodies) are under way at once.
     pub(crate) async fn deliver(self: Rc<Self>, id: String, mut entry: Entry) {
+        entry.message.body = Vec::new();
         loop {
-            let Round { mut kept, mut failed } = self.round(&id, &mut entry).await;
+            let permit = self.deliveries.acquire().await;
+            let message = match self.spool.body(&id).await {
+                Ok(body) => Some(relayguard_core::Message {
+                    body,
+                    ..entry.message.clone()
+                }),
+                Err(e) => {
+                    // The file is still there: try again at the next round.
+                    self.note(&format!("deferred {id}: reading the body: {e}"));
+                    None
+                }
+            };
+            let Round { mut kept, mut failed } = match &message {
+                Some(m) => self.round(&id, &mut entry, m).await,
+                None => Round {
+                    kept: std::mem::take(&mut entry.pending),
+                    failed: Vec::new(),
+                },
+            };
             if !kept.is_empty() && self.config.age(entry.attempts + 1) > self.config.max_queue_age {
                 failed.extend(kept.drain(..).map(|r| (r, "queued too long".to_string())));
             }
-            if !failed.is_empty() && !self.bounce(&id, &entry.message, &failed).await {
+            let bounced = match (&message, failed.is_empty()) {
+                (_, true) => true,
+                (Some(m), false) => self.bounce(&id, m, &failed).await,
+                (None, false) => self.bounce(&id, &entry.message, &failed).await,
+            };
+            drop(message);
+            drop(permit);
+            if !bounced {
                 // The bounce could not be stored (a full disk, say): the
                 // failed recipients stay queued, so that the next round
                 // fails them again and bounces then. Dropping them here

@@ -38,6 +38,21 @@ pub trait ServerHooks {
     /// Stores the message durably and returns its queue id. The session
     /// answers (`250` with the id, or `451`) only when this completes.
     fn store(&mut self, message: Message) -> impl Future<Output = Result<String, StoreError>>;
+    /// Whether the session hands bodies out in pieces, for
+    /// [`ServerHooks::body_piece`] to write as they arrive; then the
+    /// message [`ServerHooks::store`] gets has an empty body.
+    fn streams_bodies(&self) -> bool {
+        false
+    }
+    /// The next piece of the body being received (streaming only).
+    fn body_piece(&mut self, _piece: Vec<u8>) -> impl Future<Output = ()> {
+        async {}
+    }
+    /// Drops the pieces since the last stored message: it was refused, or
+    /// the connection ended before it.
+    fn drop_body(&mut self) -> impl Future<Output = ()> {
+        async {}
+    }
     /// BUG ack-before-store: answer `250` before the store completes.
     fn ack_before_store(&self) -> bool {
         false
@@ -105,6 +120,9 @@ where
     let mut queue: VecDeque<Output> = VecDeque::new();
     let mut buf = vec![0u8; 8192];
     let write_timeout = hooks.write_timeout();
+    if hooks.streams_bodies() {
+        s.stream_bodies();
+    }
     'conn: loop {
         while let Some(out) = queue.pop_front().or_else(|| s.poll_output()) {
             match out {
@@ -137,6 +155,8 @@ where
                         );
                     }
                 }
+                Output::Body(piece) => hooks.body_piece(piece).await,
+                Output::DropBody => hooks.drop_body().await,
                 Output::Close => {
                     let _ = stream.shutdown().await;
                     break 'conn;
@@ -191,4 +211,6 @@ where
             }
         }
     }
+    // A message cut off by a timeout or a client gone: its partial file goes.
+    hooks.drop_body().await;
 }

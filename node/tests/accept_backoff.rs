@@ -98,6 +98,20 @@ impl Spool for NoSpool {
     async fn store(&self, _e: &Entry) -> Result<String, StoreError> {
         Err(StoreError::Transient("no spool".into()))
     }
+    type Writer = ();
+    async fn begin(&self) -> Result<(), StoreError> {
+        Err(StoreError::Transient("no spool".into()))
+    }
+    async fn append(&self, _w: &mut (), _piece: Vec<u8>) -> Result<(), StoreError> {
+        Err(StoreError::Transient("no spool".into()))
+    }
+    async fn commit(&self, _w: (), _e: &Entry) -> Result<String, StoreError> {
+        Err(StoreError::Transient("no spool".into()))
+    }
+    async fn abort(&self, _w: ()) {}
+    async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Transient("no spool".into()))
+    }
     async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
         Ok(())
     }

@@ -58,9 +58,25 @@ impl Tap for SimTap {
         }
         checkers::hostile::server_bytes(&mut w, conn, bytes);
     }
+    fn body_piece(&self, conn: u64, piece: &[u8]) {
+        if let Some(x) = self.0.borrow_mut().watches.get_mut(&conn) {
+            x.body.extend_from_slice(piece);
+        }
+    }
+    fn body_dropped(&self, conn: u64) {
+        if let Some(x) = self.0.borrow_mut().watches.get_mut(&conn) {
+            x.body = Vec::new();
+        }
+    }
     fn handed_on(&self, conn: u64, message: &Message) {
         let mut w = self.0.borrow_mut();
         w.stats.messages += 1;
+        // The body came in pieces before the envelope.
+        let mut whole = message.clone();
+        if let Some(x) = w.watches.get_mut(&conn) {
+            whole.body = std::mem::take(&mut x.body);
+        }
+        let message = &whole;
         let corpus = w
             .watches
             .get(&conn)

@@ -297,6 +297,17 @@ impl SimSpool {
         format!("Q{:03}-{:06}", w.spool.boots, w.spool.next)
     }
 
+    /// A new queue id. A correct spool creates the name exclusively; only
+    /// the injected bug can draw one that is taken.
+    fn fresh_id(&self) -> Result<String, StoreError> {
+        let mut w = self.world.borrow_mut();
+        let id = self.new_id(&mut w);
+        if w.spool.queue.contains_key(&id) && !self.bugs.has(Bug::ReuseQueueId) {
+            return Err(StoreError::Transient(format!("queue id {id} taken")));
+        }
+        Ok(id)
+    }
+
     /// Writes `entry` as queue file `id`: tmp, fsync, rename. On failure
     /// the tmp file is deleted and nothing in the queue changed.
     async fn write_file(&self, id: &str, entry: &Entry) -> Result<(), StoreError> {
@@ -334,6 +345,14 @@ impl Drop for SimSpool {
             w.spool.lock = None;
         }
     }
+}
+
+/// A spool file being written while its message's body arrives: in
+/// `tmp/` until it is committed (fsync and rename) or aborted.
+pub(crate) struct SimWriter {
+    id: String,
+    tmp: String,
+    body: Vec<u8>,
 }
 
 /// Counts a write under way for as long as its future lives, so that a
@@ -375,16 +394,7 @@ impl Spool for SimSpool {
     }
 
     async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
-        let id = {
-            let mut w = self.world.borrow_mut();
-            let id = self.new_id(&mut w);
-            // A correct spool creates the name exclusively; only the
-            // injected bug can draw one that is taken.
-            if w.spool.queue.contains_key(&id) && !self.bugs.has(Bug::ReuseQueueId) {
-                return Err(StoreError::Transient(format!("queue id {id} taken")));
-            }
-            id
-        };
+        let id = self.fresh_id()?;
         self.write_file(&id, entry).await?;
         let mut w = self.world.borrow_mut();
         if let Some(sid) = sim_id(&entry.message.body) {
@@ -393,10 +403,70 @@ impl Spool for SimSpool {
         Ok(id)
     }
 
+    type Writer = SimWriter;
+
+    async fn begin(&self) -> Result<SimWriter, StoreError> {
+        let id = self.fresh_id()?;
+        let tmp = format!("{id}.{}", self.instance);
+        self.world.borrow_mut().spool.tmp.insert(tmp.clone(), false);
+        Ok(SimWriter {
+            id,
+            tmp,
+            body: Vec::new(),
+        })
+    }
+
+    async fn append(&self, writer: &mut SimWriter, piece: Vec<u8>) -> Result<(), StoreError> {
+        // A failed write leaves the tmp file until the writer aborts.
+        self.world
+            .borrow_mut()
+            .fail(Op::SpoolWrite)
+            .map_err(StoreError::Transient)?;
+        writer.body.extend_from_slice(&piece);
+        Ok(())
+    }
+
+    async fn commit(&self, writer: SimWriter, entry: &Entry) -> Result<String, StoreError> {
+        let mut entry = entry.clone();
+        entry.message.body = writer.body;
+        // The envelope's write, the fsync and the rename, as a whole store.
+        self.world.borrow_mut().spool.tmp.remove(&writer.tmp);
+        self.write_file(&writer.id, &entry).await?;
+        let mut w = self.world.borrow_mut();
+        if let Some(sid) = sim_id(&entry.message.body) {
+            *w.stored.entry(sid).or_insert(0) += 1;
+        }
+        Ok(writer.id)
+    }
+
+    async fn abort(&self, writer: SimWriter) {
+        self.world.borrow_mut().spool.tmp.remove(&writer.tmp);
+    }
+
+    async fn body(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let mut w = self.world.borrow_mut();
+        w.fail(Op::SpoolRead).map_err(StoreError::Transient)?;
+        match w.spool.queue.get(id).map(|f| (f.junk, &f.entry)) {
+            Some((None, Some(e))) => Ok(e.message.body.clone()),
+            _ => Err(StoreError::Transient(format!("{id}: no readable queue file"))),
+        }
+    }
+
     async fn update(&self, id: &str, entry: &Entry) -> Result<(), StoreError> {
         // Like the real spool: a new file renamed over the old, so that a
-        // crash leaves one or the other, never half of each.
-        self.write_file(id, entry).await?;
+        // crash leaves one or the other, never half of each. The node
+        // holds the envelope only; the body is the file's.
+        let body = {
+            let w = self.world.borrow();
+            let old = w.spool.queue.get(id).and_then(|f| f.entry.as_ref());
+            match old {
+                Some(e) => e.message.body.clone(),
+                None => return Err(StoreError::Transient(format!("{id}: no queue file"))),
+            }
+        };
+        let mut entry = entry.clone();
+        entry.message.body = body;
+        self.write_file(id, &entry).await?;
         self.world.borrow_mut().unrecorded.remove(id);
         Ok(())
     }
@@ -424,7 +494,12 @@ impl Spool for SimSpool {
             .queue
             .iter()
             .map(|(name, f)| match (f.junk, &f.entry) {
-                (None, Some(e)) => Ok((name.clone(), e.clone())),
+                // The envelope: the node reads the body when it delivers.
+                (None, Some(e)) => {
+                    let mut e = e.clone();
+                    e.message.body = Vec::new();
+                    Ok((name.clone(), e))
+                }
                 (junk, _) => Err(Unreadable {
                     name: name.clone(),
                     reason: match junk {

@@ -70,6 +70,11 @@ pub struct Args {
     /// hears `421` and is closed.
     #[arg(long, default_value_t = 10)]
     max_per_ip: usize,
+    /// Delivery rounds under way at once. Each holds its message's body
+    /// (about three copies of it while it goes to a remote exchanger), so
+    /// this bounds the memory that queued messages cost.
+    #[arg(long, default_value_t = 4)]
+    max_deliveries: usize,
 }
 
 /// Tokio TCP.
@@ -103,30 +108,77 @@ struct DiskSpool {
     ids: Arc<spool::Ids>,
 }
 
+/// Runs spool work on tokio's blocking threads; a task that panicked or a
+/// runtime that is stopping is a passing failure (nothing was
+/// acknowledged, the client may try again).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(spool::store_error(e)),
+        Err(e) => Err(StoreError::Transient(e.to_string())),
+    }
+}
+
 impl Spool for DiskSpool {
     async fn store(&self, entry: &Entry) -> Result<String, StoreError> {
         let id = self.ids.next();
-        // Encoded here, so that the blocking thread gets one copy of the body.
-        let (spool, file, name) = (self.spool.clone(), spool::encode_file(entry), id.clone());
-        match tokio::task::spawn_blocking(move || spool.store_file(&name, &file)).await {
-            Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => {
-                tracing::warn!("spool store {id}: {e}");
-                Err(spool::store_error(e))
-            }
-            // The blocking task panicked or the runtime is stopping: nothing
-            // was acknowledged, the client may try again.
-            Err(e) => Err(StoreError::Transient(e.to_string())),
-        }
+        let (spool, entry, name) = (self.spool.clone(), entry.clone(), id.clone());
+        blocking(move || spool.store(&name, &entry))
+            .await
+            .inspect_err(|e| tracing::warn!("spool store {id}: {e}"))?;
+        Ok(id)
+    }
+
+    /// The file being written; `None` while a blocking thread has it.
+    type Writer = Option<spool::BodyFile>;
+
+    async fn begin(&self) -> Result<Self::Writer, StoreError> {
+        let (spool, id) = (self.spool.clone(), self.ids.next());
+        blocking(move || spool.begin(&id)).await.map(Some)
+    }
+
+    async fn append(&self, writer: &mut Self::Writer, piece: Vec<u8>) -> Result<(), StoreError> {
+        let mut file = writer
+            .take()
+            .ok_or_else(|| StoreError::Transient("spool file lost".into()))?;
+        let (file, written) = blocking(move || {
+            let r = file.append(&piece);
+            Ok((file, r))
+        })
+        .await?;
+        *writer = Some(file);
+        written.map_err(spool::store_error)
+    }
+
+    async fn commit(&self, writer: Self::Writer, entry: &Entry) -> Result<String, StoreError> {
+        let file = writer.ok_or_else(|| StoreError::Transient("spool file lost".into()))?;
+        let id = file.id().to_string();
+        let (spool, entry) = (self.spool.clone(), entry.clone());
+        blocking(move || spool.commit(file, &entry))
+            .await
+            .inspect_err(|e| tracing::warn!("spool store {id}: {e}"))?;
+        Ok(id)
+    }
+
+    async fn abort(&self, writer: Self::Writer) {
+        // Dropping the file removes it.
+        let _ = blocking(move || {
+            drop(writer);
+            Ok(())
+        })
+        .await;
+    }
+
+    async fn body(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let (spool, id) = (self.spool.clone(), id.to_string());
+        blocking(move || spool.body(&id)).await
     }
 
     async fn update(&self, id: &str, entry: &Entry) -> Result<(), StoreError> {
-        let (spool, file, id) = (self.spool.clone(), spool::encode_file(entry), id.to_string());
-        match tokio::task::spawn_blocking(move || spool.update_file(&id, &file)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(spool::store_error(e)),
-            Err(e) => Err(StoreError::Transient(e.to_string())),
-        }
+        let (spool, entry, id) = (self.spool.clone(), entry.clone(), id.to_string());
+        blocking(move || spool.update(&id, &entry)).await
     }
 
     async fn remove(&self, id: &str) -> Result<(), StoreError> {
@@ -163,6 +215,20 @@ impl Spool for DiskSpool {
             ),
             Err(e) => tracing::error!("spool: quarantine {}: {e}", bad.name),
         }
+    }
+}
+
+/// Caps glibc's malloc arenas at two. The spool's file work runs on
+/// tokio's blocking threads, and each thread that allocates a body piece or
+/// reads a body back would otherwise get an arena of its own (up to eight
+/// per core), each keeping freed megabytes: with 100 clients sending 10 MB
+/// messages that doubled the peak RSS (BENCHMARKS.md, issue 11).
+fn few_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // the runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
@@ -388,6 +454,7 @@ pub fn main(args: Args) -> ExitCode {
     node_config.max_queue_age = Duration::from_secs(args.max_queue_age);
     node_config.max_connections = args.max_connections;
     node_config.max_per_ip = args.max_per_ip;
+    node_config.max_deliveries = args.max_deliveries;
     let tap = Log {
         record: args.record.clone().map(|d| absolute(&d)),
         config: absolute(&args.config),
@@ -398,6 +465,7 @@ pub fn main(args: Args) -> ExitCode {
         log_lines: args.log_lines_per_session,
         budgets: RefCell::new(BTreeMap::new()),
     };
+    few_malloc_arenas();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

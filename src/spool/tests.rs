@@ -45,6 +45,14 @@ fn good(list: Vec<Result<(String, Entry), Unreadable>>) -> Vec<(String, Entry)> 
     list.into_iter().map(|r| r.unwrap()).collect()
 }
 
+/// What the listing gives back: the entry without its body, which stays
+/// on disk for `FsSpool::body`.
+fn envelope(e: &Entry) -> Entry {
+    let mut e = e.clone();
+    e.message.body = Vec::new();
+    e
+}
+
 /// An entry with a body long enough to lose 400 bytes.
 fn long_entry(n: u8) -> Entry {
     let mut m = message();
@@ -60,11 +68,19 @@ fn store_update_list_remove() {
     spool.store("0001", &entry).unwrap();
     assert!(spool.store("../x", &entry).is_err());
     let listed = FsSpool::open(&dir).unwrap().list().unwrap();
-    assert_eq!(good(listed), vec![("0001".to_string(), entry.clone())]);
+    assert_eq!(good(listed), vec![("0001".to_string(), envelope(&entry))]);
+    assert_eq!(spool.body("0001").unwrap(), entry.message.body);
+    // The node updates with the envelope only: the body stays the file's.
+    let mut next = envelope(&entry);
+    next.attempts = 3;
+    next.pending.remove(0);
+    spool.update("0001", &next).unwrap();
+    assert_eq!(good(spool.list().unwrap()), vec![("0001".to_string(), next)]);
+    assert_eq!(spool.body("0001").unwrap(), entry.message.body);
     entry.attempts = 3;
     entry.pending.remove(0);
-    spool.update("0001", &entry).unwrap();
-    assert_eq!(good(spool.list().unwrap()), vec![("0001".to_string(), entry)]);
+    let file = fs::read(dir.join("queue/0001")).unwrap();
+    assert_eq!(decode_file(&file).unwrap(), entry);
     spool.remove("0001").unwrap();
     assert!(spool.list().unwrap().is_empty());
     fs::remove_dir_all(&dir).unwrap();
@@ -79,7 +95,11 @@ fn an_existing_id_is_an_error_and_keeps_the_first_message() {
     let e = spool.store("0001", &long_entry(2)).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
     assert!(!store_error(e).is_transient());
-    assert_eq!(good(spool.list().unwrap()), vec![("0001".to_string(), first)]);
+    assert_eq!(
+        good(spool.list().unwrap()),
+        vec![("0001".to_string(), envelope(&first))]
+    );
+    assert_eq!(spool.body("0001").unwrap(), first.message.body);
     assert_eq!(fs::read_dir(dir.join("queue/tmp")).unwrap().count(), 0);
     fs::remove_dir_all(&dir).unwrap();
 }
@@ -171,6 +191,72 @@ fn a_body_truncated_by_400_bytes_is_detected() {
 }
 
 #[test]
+fn a_body_streamed_in_pieces_is_stored_and_read_back() {
+    let dir = scratch("stream");
+    let spool = FsSpool::open(&dir).unwrap();
+    let entry = long_entry(7);
+    let mut file = spool.begin("s1").unwrap();
+    for piece in entry.message.body.chunks(100) {
+        file.append(piece).unwrap();
+    }
+    spool.commit(file, &envelope(&entry)).unwrap();
+    assert_eq!(
+        good(spool.list().unwrap()),
+        vec![("s1".to_string(), envelope(&entry))]
+    );
+    assert_eq!(spool.body("s1").unwrap(), entry.message.body);
+    assert_eq!(
+        decode_file(&fs::read(dir.join("queue/s1")).unwrap()).unwrap(),
+        entry
+    );
+    // One dropped before its commit leaves nothing, in the queue or tmp/.
+    let mut file = spool.begin("s2").unwrap();
+    file.append(b"half a message").unwrap();
+    drop(file);
+    assert_eq!(spool.list().unwrap().len(), 1);
+    assert_eq!(fs::read_dir(dir.join("queue/tmp")).unwrap().count(), 0);
+    // A damaged body is found by the listing, though it keeps no body.
+    let path = dir.join("queue/s1");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[HEADER_WIDTH + 5] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let listed = spool.list().unwrap();
+    assert!(
+        listed[0].as_ref().unwrap_err().reason.contains("checksum"),
+        "{listed:?}"
+    );
+    assert!(spool.body("s1").is_err());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_second_format_file_is_still_read_and_updated() {
+    let dir = scratch("v2");
+    let spool = FsSpool::open(&dir).unwrap();
+    let entry = long_entry(3);
+    let rest = encode_entry(&entry);
+    let mut v2 = format!(
+        "relayguard-spool 2 {:020} {:08x}\n",
+        rest.len(),
+        crc32c::crc32c(&rest)
+    )
+    .into_bytes();
+    v2.extend_from_slice(&rest);
+    fs::write(dir.join("queue/old1"), &v2).unwrap();
+    assert_eq!(
+        good(spool.list().unwrap()),
+        vec![("old1".to_string(), envelope(&entry))]
+    );
+    assert_eq!(spool.body("old1").unwrap(), entry.message.body);
+    let mut next = envelope(&entry);
+    next.attempts = 1;
+    spool.update("old1", &next).unwrap();
+    assert_eq!(spool.body("old1").unwrap(), entry.message.body);
+    assert_eq!(good(spool.list().unwrap()), vec![("old1".to_string(), next)]);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_first_format_is_still_read() {
     let entry = long_entry(1);
     assert_eq!(decode_file(&encode_entry(&entry)).unwrap(), entry);
@@ -194,9 +280,7 @@ fn a_failed_directory_fsync_leaves_no_queued_message() {
     let dir = scratch("fsync");
     let spool = FsSpool::open(&dir).unwrap();
     let eio = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
-    let e = spool
-        .store_with("a1", &encode_file(&long_entry(1)), &eio)
-        .unwrap_err();
+    let e = spool.store_with("a1", &long_entry(1), &eio).unwrap_err();
     assert!(store_error(e).is_transient());
     // The client hears 451: nothing may be left to deliver behind it.
     assert!(spool.list().unwrap().is_empty());
@@ -277,4 +361,20 @@ fn damaged_files_are_errors_not_panics() {
     assert!(
         decode(b"relayguard-spool 1\nclient 1.2.3.4\nfrom <>\nrcpt odd\tx\t<y@z.example>\n\nbody").is_err()
     );
+    // Lengths whose sum wraps around must not pass the length check.
+    let rest = b"0123456789";
+    let wrapping = format!(
+        "relayguard-spool 3 {:020} 00000000 {:020} 00000000\n",
+        u64::MAX,
+        rest.len() + 1
+    );
+    let mut file = wrapping.into_bytes();
+    file.extend_from_slice(rest);
+    assert!(decode_file(&file).is_err());
+    let dir = scratch("wrapping");
+    let spool = FsSpool::open(&dir).unwrap();
+    fs::write(dir.join("queue/w1"), &file).unwrap();
+    assert!(spool.list().unwrap()[0].is_err());
+    assert!(spool.body("w1").is_err());
+    fs::remove_dir_all(&dir).unwrap();
 }

@@ -39,7 +39,9 @@ pub struct Message {
     /// needs one.
     pub recipients: Vec<Recipient>,
     /// Unstuffed, CRLF lines, without the final `.` line. Never holds a bare
-    /// CR, a bare LF or a NUL.
+    /// CR, a bare LF or a NUL. Empty from a session that streams bodies
+    /// ([`Session::stream_bodies`](crate::Session::stream_bodies)): the
+    /// body came before, as [`Output::Body`] pieces.
     pub body: Vec<u8>,
 }
 
@@ -50,6 +52,16 @@ pub enum Output {
     Send(Vec<u8>),
     /// Store this durably, then call [`Session::message_stored`](crate::Session::message_stored).
     Message(Box<Message>),
+    /// The next piece of the body being received, at most
+    /// [`BODY_PIECE`](crate::BODY_PIECE) octets, only from a session that
+    /// streams bodies: append it to the message's spool file. The pieces
+    /// since the last `Message`, `DropBody` or `Close` are the body, and
+    /// are followed by a `Message` (with an empty body: store it with
+    /// them), by `DropBody`, or by `Close` (drop them too).
+    Body(Vec<u8>),
+    /// The pieces handed out since the last `Message` belong to a message
+    /// that was refused (too big, a bare CR or LF): drop them.
+    DropBody,
     /// Close the connection. Nothing follows.
     Close,
 }

@@ -21,6 +21,9 @@ pub(crate) struct Watch {
     pub(crate) oracle: Oracle,
     pub(crate) recorder: Recorder,
     pub(crate) peer: IpAddr,
+    /// The pieces of the body being received: the node streams bodies to
+    /// its spool, and the oracle judges the whole body it handed on.
+    pub(crate) body: Vec<u8>,
 }
 
 impl Watch {
@@ -31,6 +34,7 @@ impl Watch {
             // CLI replaces it with the one it writes beside the transcript.
             recorder: Recorder::new(peer, Some(PathBuf::from("../configs/sim.toml"))),
             peer,
+            body: Vec::new(),
         }
     }
 }

@@ -1,0 +1,193 @@
+//! A message whose body was being written to the spool when it was cut
+//! off (the client went away mid-data) or refused (a bare LF) is aborted:
+//! its spool file is dropped and nothing is committed.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relayguard_core::{Config, Domain, Message, Policy};
+use relayguard_node::{
+    DeliverError, Entry, Listing, Mailboxes, Net, NoTap, Node, NodeConfig, Resolver, Spool, StoreError,
+    Unreadable,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// One client connection, then none.
+struct OneClient(RefCell<Option<DuplexStream>>);
+
+impl Net for OneClient {
+    type Stream = DuplexStream;
+    type Listener = ();
+    async fn listen(&self, _addr: SocketAddr) -> io::Result<()> {
+        Ok(())
+    }
+    async fn accept(&self, _l: &()) -> io::Result<(DuplexStream, IpAddr)> {
+        let next = self.0.borrow_mut().take();
+        match next {
+            Some(s) => Ok((s, "203.0.113.7".parse().unwrap())),
+            None => std::future::pending().await,
+        }
+    }
+    async fn connect(&self, _addr: SocketAddr) -> io::Result<DuplexStream> {
+        Err(io::Error::other("no network"))
+    }
+}
+
+/// What the node asked of the spool.
+#[derive(Default)]
+struct Calls {
+    begun: Cell<usize>,
+    appended: Cell<usize>,
+    aborted: Cell<usize>,
+    committed: Cell<usize>,
+}
+
+struct Recording(Rc<Calls>);
+impl Spool for Recording {
+    async fn store(&self, _e: &Entry) -> Result<String, StoreError> {
+        self.0.committed.set(self.0.committed.get() + 1);
+        Ok("s".into())
+    }
+    type Writer = ();
+    async fn begin(&self) -> Result<(), StoreError> {
+        self.0.begun.set(self.0.begun.get() + 1);
+        Ok(())
+    }
+    async fn append(&self, _w: &mut (), _piece: Vec<u8>) -> Result<(), StoreError> {
+        self.0.appended.set(self.0.appended.get() + 1);
+        Ok(())
+    }
+    async fn commit(&self, _w: (), _e: &Entry) -> Result<String, StoreError> {
+        self.0.committed.set(self.0.committed.get() + 1);
+        Ok("c".into())
+    }
+    async fn abort(&self, _w: ()) {
+        self.0.aborted.set(self.0.aborted.get() + 1);
+    }
+    async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Transient("not in this test".into()))
+    }
+    async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn remove(&self, _id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn list(&self) -> Result<Listing, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn quarantine(&self, _bad: &Unreadable) {}
+}
+
+struct NoRoutes;
+impl Resolver for NoRoutes {
+    async fn resolve(&self, _d: &Domain) -> Vec<SocketAddr> {
+        Vec::new()
+    }
+}
+
+struct NoBoxes;
+impl Mailboxes for NoBoxes {
+    async fn deliver(&self, _m: &str, _id: &str, _msg: &Message) -> Result<(), DeliverError> {
+        Ok(())
+    }
+}
+
+/// Reads until the text read so far contains `want`.
+async fn read_until(s: &mut DuplexStream, want: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before {want:?}: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Runs a node whose one client sends a 200 KB body, then `ending`
+/// (`None`: it goes away instead); returns the spool calls and what the
+/// client heard after the body.
+async fn send(ending: Option<&'static [u8]>) -> (Rc<Calls>, String) {
+    let (server, mut client) = tokio::io::duplex(1 << 16);
+    let calls = Rc::new(Calls::default());
+    let policy = Arc::new(
+        Policy::new(
+            Config::from_toml("hostname = \"mail.example.com\"\n[domains]\nlocal = [\"example.com\"]\n")
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let node = Node::new(
+        policy,
+        NodeConfig::new("127.0.0.1:25".parse().unwrap()),
+        OneClient(RefCell::new(Some(server))),
+        Recording(calls.clone()),
+        NoRoutes,
+        NoBoxes,
+        NoTap,
+    );
+    let local = tokio::task::LocalSet::new();
+    let heard = local
+        .run_until(async move {
+            tokio::task::spawn_local(node.run());
+            read_until(&mut client, "220").await;
+            client
+                .write_all(b"EHLO c.example.org\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+                .await
+                .unwrap();
+            read_until(&mut client, "354").await;
+            let line = b"a line of a message that is being cut off somewhere\r\n";
+            for _ in 0..4000 {
+                client.write_all(line).await.unwrap();
+            }
+            let heard = match ending {
+                Some(end) => {
+                    client.write_all(end).await.unwrap();
+                    read_until(&mut client, "\r\n").await
+                }
+                None => String::new(),
+            };
+            drop(client);
+            // Let the node see the end of the connection.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            heard
+        })
+        .await;
+    (calls, heard)
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_client_gone_mid_data_leaves_no_file() {
+    let (calls, _) = send(None).await;
+    assert_eq!(calls.begun.get(), 1);
+    assert!(
+        calls.appended.get() >= 3,
+        "{} pieces written",
+        calls.appended.get()
+    );
+    assert_eq!(calls.aborted.get(), 1, "the partial file is dropped");
+    assert_eq!(calls.committed.get(), 0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refused_body_leaves_no_file() {
+    let (calls, heard) = send(Some(b"bare\nLF\r\n.\r\n")).await;
+    assert!(heard.starts_with("554 5.6.0"), "{heard}");
+    assert_eq!(calls.aborted.get(), 1, "the partial file is dropped");
+    assert_eq!(calls.committed.get(), 0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_whole_body_is_committed() {
+    let (calls, heard) = send(Some(b".\r\n")).await;
+    assert!(heard.starts_with("250 2.0.0"), "{heard}");
+    assert_eq!(
+        (calls.begun.get(), calls.aborted.get(), calls.committed.get()),
+        (1, 0, 1)
+    );
+}

@@ -304,3 +304,18 @@ fn the_campaign_catches_no_auth_throttle() {
     let f = caught(Bug::NoAuthThrottle);
     assert!(f.iter().any(|(_, v)| v.kind == Kind::AuthPause), "{f:#?}");
 }
+
+/// Spammers forge XCLIENT naming a LAN client from outside; with the bug the
+/// relay believes them, and the wire oracle, which reads `proxy.trusted`
+/// itself, still sees the outsider relaying.
+#[test]
+fn the_campaign_catches_trust_any_proxy_header() {
+    let f = caught(Bug::TrustAnyProxyHeader);
+    assert!(
+        f.iter().any(
+            |(_, v)| v.kind == Kind::Wire(ViolationKind::OpenRelay) && v.text.contains("XCLIENT")
+                || v.text.contains("untrusted")
+        ),
+        "{f:#?}"
+    );
+}

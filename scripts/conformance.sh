@@ -11,7 +11,10 @@
 #   (prlimit --nofile) logs a few lines and the server recovers.
 #   disk and kernel faults (scripts/conformance-disk.sh: a full tmpfs, a
 #   corrupt queue, prlimit --nofile, SIGHUP, a second server, peak RSS).
-# Needs swaks, nmap, postfix (smtp-sink) and python3; .ci/run installs them.
+#   haproxy in front (scripts/conformance-proxy.sh: send-proxy and
+#   send-proxy-v2, LAN relays and outside refused through it, a forged
+#   header sent directly is refused).
+# Needs swaks, nmap, postfix (smtp-sink), haproxy and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +99,12 @@ wait_sink() {
 
 # Disk and kernel faults (issue 11) live in their own file; DISK_ONLY=1 runs only them.
 . scripts/conformance-disk.sh
+. scripts/conformance-proxy.sh
+if [ -n "${PROXY_ONLY:-}" ]; then
+  proxy_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
 if [ -n "${DISK_ONLY:-}" ]; then
   disk_checks
   echo "conformance: $pass passed, $fail failed"
@@ -362,6 +371,7 @@ check "nofile exhausted: accept failed and was logged ($n accept lines, at most 
 check "nofile exhausted: the server recovers and serves swaks" grep -qE "<- +250 2.0.0 Ok: queued" <<<"$out"
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
 disk_checks
+proxy_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -39,7 +39,7 @@ fn serve(policy: Arc<Policy>, connections: usize) -> SocketAddr {
                     return;
                 };
                 let clock = Clock::start();
-                let s = Session::new(policy.clone(), Peer { ip: peer.ip() }, clock.now());
+                let s = Session::new(policy.clone(), Peer::direct(peer.ip()), clock.now());
                 let mut ack = Ack;
                 let session = drive_server(stream, s, &clock, &mut ack);
                 // A client that hangs must not hold up the sessions after it.

@@ -75,7 +75,7 @@ fn transactions(c: &mut Criterion) {
     let (head, body) = transaction_input();
     let run = |policy: &Arc<Policy>| {
         let now = std::time::Duration::ZERO;
-        let mut s = Session::new(policy.clone(), Peer { ip }, now);
+        let mut s = Session::new(policy.clone(), Peer::direct(ip), now);
         let mut sent = 0usize;
         let mut stored = 0usize;
         for chunk in [&head, &body] {

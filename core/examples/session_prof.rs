@@ -25,7 +25,7 @@ fn main() {
     let mut stored = 0usize;
     for _ in 0..n {
         let now = std::time::Duration::ZERO;
-        let mut s = Session::new(policy.clone(), Peer { ip }, now);
+        let mut s = Session::new(policy.clone(), Peer::direct(ip), now);
         for chunk in [&head, &body] {
             s.handle_input(now, chunk);
             while let Some(o) = s.poll_output() {

@@ -41,6 +41,8 @@ pub struct Config {
     pub lists: Lists,
     /// Per-session limits.
     pub limits: Limits,
+    /// The proxies whose word on the client's address is believed.
+    pub proxy: Proxy,
     /// The next hop for outgoing mail: recipient domain (`"*"` for every
     /// other) to `"IP:port"`. Used by the real server's delivery; the
     /// policy never reads it.
@@ -59,6 +61,7 @@ impl Default for Config {
             auth: Auth::default(),
             lists: Lists::default(),
             limits: Limits::default(),
+            proxy: Proxy::default(),
             routes: BTreeMap::new(),
         }
     }
@@ -327,6 +330,41 @@ impl Default for Limits {
     }
 }
 
+/// Whether the listener expects a PROXY protocol header from the trusted
+/// proxies, and whether clients may also connect directly.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Header {
+    /// No header is taken from anyone (the default).
+    #[default]
+    Off,
+    /// A connection from a trusted proxy must open with a header; other
+    /// clients connect directly and are served as themselves.
+    Optional,
+    /// Every connection must come from a trusted proxy and open with a
+    /// header; a direct connection hears `554 5.7.0` and is closed.
+    Required,
+}
+
+/// `[proxy]`: who may say who the client is. Behind a load balancer or a
+/// container's userland proxy every client arrives from the proxy's
+/// address; believing that address is how a relay becomes open, so the
+/// proxy must name the client (PROXY protocol header or XCLIENT) and only
+/// the proxies listed here are believed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Proxy {
+    /// The proxies' own addresses, in the forms of `lan.networks`. Only a
+    /// connection from one of them may send a PROXY header or XCLIENT.
+    pub trusted: Vec<String>,
+    /// The PROXY protocol header on the listener (`off`, `optional`,
+    /// `required`).
+    pub header: Header,
+    /// Honour Postfix's XCLIENT from the trusted proxies. Default off:
+    /// from anyone else XCLIENT is refused whatever this says.
+    pub xclient: bool,
+}
+
 /// A configuration error, with the place in the file where there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -417,6 +455,14 @@ impl Config {
         };
         let lan = nets("lan.networks", &self.lan.networks)?;
         let access = nets("access.list", &self.access.list)?;
+        let trusted = nets("proxy.trusted", &self.proxy.trusted)?;
+        if (self.proxy.header != Header::Off || self.proxy.xclient) && self.proxy.trusted.is_empty() {
+            return Err(inv(
+                "proxy.header or proxy.xclient is on but proxy.trusted is empty: no proxy would be believed"
+                    .into(),
+                "[proxy]",
+            ));
+        }
         for (key, list) in [
             ("lists.black", &self.lists.black),
             ("lists.white", &self.lists.white),
@@ -493,6 +539,12 @@ impl Config {
                 return Err(inv(
                     format!("lan.networks covers every address: it {open}"),
                     "networks",
+                ));
+            }
+            if trusted.covers_everybody() {
+                return Err(inv(
+                    format!("proxy.trusted covers every address: anyone may say it is inside, it {open}"),
+                    "trusted",
                 ));
             }
             if access.covers_everybody() && self.access.allow == Allow::List {
@@ -580,6 +632,24 @@ mod tests {
         assert_eq!(e.line, Some(2), "{e}");
         let e = Config::from_toml("[limits]\nmax_errors = 0\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn proxy_entries_are_checked_with_line_and_column() {
+        let c =
+            Config::from_toml("[proxy]\ntrusted = [\"10.0.0.5\"]\nheader = \"required\"\nxclient = true\n")
+                .unwrap();
+        assert_eq!(c.proxy.header, Header::Required);
+        assert!(c.proxy.xclient);
+        let e = Config::from_toml("[proxy]\ntrusted = [\"10.0.0.5\", \"10.0.*\"]\n").unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(24)), "{e}");
+        let e = Config::from_toml("[proxy]\nheader = \"sometimes\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = Config::from_toml("[proxy]\nheader = \"optional\"\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.message.contains("proxy.trusted is empty"), "{e}");
+        let e = Config::from_toml("[proxy]\ntrusted = [\"0.0.0.0/0\"]\n").unwrap_err();
+        assert!(e.message.contains("every address"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! let mut config = Config::default();
 //! config.domains.local = vec!["example.com".into()];
 //! let policy = Arc::new(Policy::new(config).expect("a valid configuration"));
-//! let peer = Peer { ip: "203.0.113.7".parse().unwrap() };
+//! let peer = Peer::direct("203.0.113.7".parse().unwrap());
 //! let mut now = Duration::ZERO;
 //! let mut session = Session::new(policy, peer, now);
 //!
@@ -69,6 +69,7 @@ mod foldkey;
 mod lint;
 mod netlist;
 mod policy;
+pub mod proxy;
 mod reply;
 mod session;
 
@@ -81,7 +82,8 @@ pub use address::{
 };
 pub use command::{Body, Command, MAX_LINE, MailParams, ParseError, PathArg, parse as parse_command};
 pub use config::{
-    Access, Allow, Auth, Config, ConfigError, Domains, Invalid, Lan, Limits, Lists, Relay, User, line_col,
+    Access, Allow, Auth, Config, ConfigError, Domains, Header, Invalid, Lan, Limits, Lists, Proxy, Relay,
+    User, line_col,
 };
 pub use data::BODY_PIECE;
 pub use lint::{Finding, Severity, lint};

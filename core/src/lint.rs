@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::address::{Mailbox, canonical_domain};
-use crate::config::{Allow, Config};
+use crate::config::{Allow, Config, Header};
 use crate::netlist::NetList;
 
 /// How much a [`Finding`] matters; sorts most severe first.
@@ -45,6 +45,43 @@ pub struct Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}: {}", self.severity, self.key, self.message)
+    }
+}
+
+/// Typical container gateway ranges: the address every client seems to
+/// come from behind a userland proxy (Docker's default bridge, Podman's).
+const CONTAINER_GATEWAYS: [&str; 2] = ["172.17.0.0/16", "10.88.0.0/16"];
+
+/// The trusted-proxy boundary: the commonest open relay is a proxy's
+/// address inside the LAN (docs/attacks.md "Who is the client?").
+fn proxy_findings(c: &Config, lan: &NetList, add: &mut impl FnMut(Severity, &'static str, String)) {
+    let trusted = NetList::parse(c.proxy.trusted.iter().map(String::as_str)).unwrap_or_default();
+    if lan.overlaps(&trusted) {
+        add(
+            Severity::Warning,
+            "lan.networks",
+            "the LAN contains a trusted proxy's own address: a client the proxy does not name is taken for a LAN client".into(),
+        );
+    }
+    let names_clients = c.proxy.header != Header::Off || c.proxy.xclient;
+    for gw in CONTAINER_GATEWAYS {
+        let range = NetList::parse([gw]).unwrap_or_default();
+        if !names_clients && lan.overlaps(&range) {
+            add(
+                Severity::Warning,
+                "lan.networks",
+                format!(
+                    "the LAN contains {gw}, a container gateway range, and no PROXY header or XCLIENT is configured: behind a userland proxy every proxied client would be trusted"
+                ),
+            );
+        }
+    }
+    if let Some(p) = trusted.widest_v4_prefix().filter(|&p| p < 24) {
+        add(
+            Severity::Warning,
+            "proxy.trusted",
+            format!("a trusted proxy range as wide as a /{p}: every host in it may say who the client is"),
+        );
     }
 }
 
@@ -101,6 +138,7 @@ pub fn lint(c: &Config) -> Vec<Finding> {
             format!("a LAN range as wide as a /{p}: every host in it may relay; is it really yours?"),
         );
     }
+    proxy_findings(c, &lan, &mut add);
     let local: Vec<String> = c
         .domains
         .local
@@ -253,6 +291,35 @@ mod tests {
         );
         assert!(f.iter().any(|x| x.key == "domains.relay_to"), "{f:?}");
         assert!(!f.iter().any(|x| x.severity == Severity::Error), "{f:?}");
+    }
+
+    #[test]
+    fn the_proxy_boundary_is_checked() {
+        let has =
+            |f: &[Finding], key: &str, text: &str| f.iter().any(|x| x.key == key && x.message.contains(text));
+        let f = findings(
+            "[lan]\nnetworks = [\"10.0.0.0/24\"]\n[proxy]\ntrusted = [\"10.0.0.5\"]\nxclient = true\n",
+        );
+        assert!(has(&f, "lan.networks", "trusted proxy's own address"), "{f:?}");
+        let f = findings(
+            "[lan]\nnetworks = [\"192.168.1.0/24\"]\n[proxy]\ntrusted = [\"10.0.0.5\"]\nxclient = true\n",
+        );
+        assert!(!has(&f, "lan.networks", "trusted proxy"), "{f:?}");
+
+        let docker = "[lan]\nnetworks = [\"192.168.1.0/24\", \"172.17.0.0/16\"]\n";
+        assert!(has(&findings(docker), "lan.networks", "172.17.0.0/16"));
+        let named = format!("{docker}[proxy]\ntrusted = [\"172.17.0.1\"]\nheader = \"required\"\n");
+        assert!(!has(&findings(&named), "lan.networks", "container gateway"));
+        assert!(!has(
+            &findings("[lan]\nnetworks = [\"192.168.1.0/24\"]\n"),
+            "lan.networks",
+            "container"
+        ));
+
+        let wide = findings("[proxy]\ntrusted = [\"10.0.0.0/16\"]\nheader = \"optional\"\n");
+        assert!(has(&wide, "proxy.trusted", "/16"), "{wide:?}");
+        let narrow = findings("[proxy]\ntrusted = [\"10.0.0.0/24\"]\nheader = \"optional\"\n");
+        assert!(!narrow.iter().any(|x| x.key == "proxy.trusted"), "{narrow:?}");
     }
 
     #[test]

@@ -140,6 +140,16 @@ impl NetList {
             .any(|r| r.lo == 0 && r.hi == if r.v6 { u128::MAX } else { u32::MAX as u128 })
     }
 
+    /// Whether some address is in both lists.
+    pub fn overlaps(&self, other: &NetList) -> bool {
+        self.ranges.iter().any(|a| {
+            other
+                .ranges
+                .iter()
+                .any(|b| a.v6 == b.v6 && a.lo <= b.hi && b.lo <= a.hi)
+        })
+    }
+
     /// The size of the widest IPv4 range, as a prefix length (32 = one host).
     pub fn widest_v4_prefix(&self) -> Option<u32> {
         self.ranges

@@ -231,6 +231,8 @@ pub struct Policy {
     black_addrs: AddrList,
     white_addrs: AddrList,
     always_from: AddrList,
+    /// `proxy.trusted`: whose word on the client's address is believed.
+    trusted_proxies: NetList,
     /// Injected bugs switched on in this policy and the sessions that use
     /// it; kept out of [`Config`], which is only what a user can write.
     bugs: Bugs,
@@ -293,6 +295,7 @@ impl Policy {
             lan: nets(&config.lan.networks),
             access: nets(&config.access.list),
             always_from: AddrList::new(config.relay.always_from.iter().map(String::as_str)),
+            trusted_proxies: nets(&config.proxy.trusted),
             local,
             primary,
             mailboxes,
@@ -364,6 +367,13 @@ impl Policy {
             .as_ref()
             .and_then(|m| m.domain.as_ref())
             .is_some_and(|d| self.configured_local.contains(d))
+    }
+
+    /// Whether a connection from `ip` (the socket's peer, never an
+    /// address a proxy named) may say who the client is, with a PROXY
+    /// header or XCLIENT.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.contains(ip)
     }
 
     fn white_listed(&self, ip: IpAddr) -> bool {

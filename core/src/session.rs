@@ -24,6 +24,7 @@ use crate::policy::{Context, Decision, Policy};
 mod auth;
 mod deadlines;
 mod message;
+mod xclient;
 
 pub use message::{Message, NotStored, Output, Peer, Recipient, StoreResult};
 
@@ -392,6 +393,11 @@ impl Session {
                         // Backpressure: the rest waits until the replies are taken.
                         break;
                     }
+                    if matches!(self.state, State::Command) && self.refuse_binary_proxy_header(&input[pos..])
+                    {
+                        pos = input.len();
+                        break;
+                    }
                     let Some(i) = memchr::memchr(b'\n', &input[pos..]) else {
                         if input.len() - pos > MAX_LINE {
                             pos = input.len();
@@ -543,6 +549,9 @@ impl Session {
                 self.error(503, Enhanced(5, 5, 1), "Error: access denied, send QUIT")
             };
         }
+        if self.proxy_command(line) {
+            return;
+        }
         let cmd = match command::parse(line) {
             Ok(c) => c,
             Err(e) => return self.parse_error(line, e),
@@ -693,6 +702,7 @@ impl Session {
         if self.policy.has_users() {
             text.push_str("250-AUTH PLAIN LOGIN\r\n");
         }
+        self.advertise_xclient(&mut text);
         text.push_str("250 HELP\r\n");
         self.send(text.as_bytes());
     }

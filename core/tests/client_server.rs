@@ -28,7 +28,7 @@ fn talk(job: Job, peer: &str, mtu: usize) -> (client::Outcome, Vec<Message>) {
     let policy = Arc::new(Policy::new(Config::from_toml(CONFIG).unwrap()).unwrap());
     let now = Duration::ZERO;
     let ip: IpAddr = peer.parse().unwrap();
-    let mut server = Session::new(policy, Peer { ip }, now);
+    let mut server = Session::new(policy, Peer::direct(ip), now);
     let mut client = Client::new(job, now);
     let mut messages = Vec::new();
     let mut to_client: Vec<u8> = Vec::new();

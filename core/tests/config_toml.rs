@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use proptest::prelude::*;
-use relayguard_core::{Access, Allow, Auth, Config, Domains, Lan, Limits, Lists, Relay, User};
+use relayguard_core::{Access, Allow, Auth, Config, Domains, Header, Lan, Limits, Lists, Proxy, Relay, User};
 
 /// Any text, including quotes, backslashes, newlines and non-ASCII.
 fn text() -> impl Strategy<Value = String> {
@@ -86,7 +86,7 @@ fn config() -> impl Strategy<Value = Config> {
             },
             lists: Lists {
                 black,
-                white,
+                white: white.clone(),
                 reject_local_sender_outside: rlso,
                 reject_local_helo_outside: rlho,
             },
@@ -106,6 +106,11 @@ fn config() -> impl Strategy<Value = Config> {
                 soft_error_limit: n[12] as usize,
                 error_delay_ms: n[13],
                 destination_concurrency_limit: n[14] as usize,
+            },
+            proxy: Proxy {
+                trusted: white.clone(),
+                header: [Header::Off, Header::Optional, Header::Required][(n[2] % 3) as usize],
+                xclient: rlho,
             },
             routes: routes.into_iter().collect::<BTreeMap<_, _>>(),
         }

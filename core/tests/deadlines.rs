@@ -33,9 +33,7 @@ fn secs(s: f64) -> Duration {
 }
 
 fn start(bugs: Bugs) -> Session {
-    let peer = Peer {
-        ip: "203.0.113.7".parse::<IpAddr>().unwrap(),
-    };
+    let peer = Peer::direct("203.0.113.7".parse::<IpAddr>().unwrap());
     let mut s = Session::new(policy(bugs), peer, Duration::ZERO);
     drain(&mut s);
     s
@@ -144,13 +142,7 @@ fn data_below_the_minimum_rate_with_idle_timer_rearms_is_cut_only_at_the_lifetim
 fn data_above_the_minimum_rate_goes_on_past_the_grace() {
     let cfg = CONFIG.replace("session_timeout_secs = 60", "session_timeout_secs = 3600");
     let p = Arc::new(Policy::new(Config::from_toml(&cfg).unwrap()).unwrap());
-    let mut s = Session::new(
-        p,
-        Peer {
-            ip: "203.0.113.7".parse().unwrap(),
-        },
-        Duration::ZERO,
-    );
+    let mut s = Session::new(p, Peer::direct("203.0.113.7".parse().unwrap()), Duration::ZERO);
     drain(&mut s);
     into_data(&mut s, Duration::ZERO);
     // 600 octets a second for 100 s: more than the minimum, never cut.

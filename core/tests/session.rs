@@ -328,7 +328,7 @@ fn pipelining_after_end_of_data_waits_for_the_store() {
 fn message_stored_error_gives_451_and_no_250() {
     use relayguard_core::{Output, Peer, Session};
     use std::time::Duration;
-    let mut s = Session::new(policy(), Peer { ip: ip(LAN) }, Duration::ZERO);
+    let mut s = Session::new(policy(), Peer::direct(ip(LAN)), Duration::ZERO);
     s.handle_input(
         Duration::ZERO,
         b"EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",

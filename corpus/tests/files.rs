@@ -101,6 +101,7 @@ fn transcript_corpus_configs_use_design_keys() {
                 "data_timeout_secs",
             ],
         ),
+        ("proxy", &["trusted", "header", "xclient"]),
     ];
     let mut count = 0;
     for path in collect_ext(&[dir().join("configs")], "toml").unwrap() {

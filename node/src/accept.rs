@@ -13,11 +13,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use relayguard_core::check::buggify::Bug;
+use relayguard_core::proxy::{self, Front};
 use relayguard_core::{Message, Peer, Session};
 use tokio::io::AsyncWriteExt;
 
 use crate::node::Node;
 use crate::ports::{Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap};
+use crate::proxy_header::read_header;
 use crate::session_io::{AuthThrottle, ServerHooks, drive_server};
 
 /// Releases a connection's slot, however its task ends.
@@ -82,44 +84,68 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         }
     }
 
-    async fn serve(self: Rc<Self>, mut stream: N::Stream, peer: IpAddr) {
-        let conn = self.tap.connected(peer);
+    async fn serve(self: Rc<Self>, mut stream: N::Stream, socket: IpAddr) {
+        let conn = self.tap.connected(socket);
+        // Who the client is: the socket's peer, or the client a trusted
+        // proxy's header names. The limits below count the client, so that
+        // the clients behind one proxy do not share one address's budget.
+        let (peer, early) = match proxy::front(&self.policy, socket) {
+            Front::Direct => (Peer::direct(socket), Vec::new()),
+            Front::Refuse(reply) => return self.refuse(&mut stream, conn, &reply).await,
+            Front::ExpectHeader => match read_header(&mut stream, &self.policy, socket).await {
+                Ok((peer, early)) => {
+                    self.tap.proxied(conn, peer.ip);
+                    (peer, early)
+                }
+                Err(reply) => return self.refuse(&mut stream, conn, &reply).await,
+            },
+        };
+        let ip = peer.ip;
         let total = self.connections.get();
-        let mine = self.per_ip.borrow().get(&peer).copied().unwrap_or(0);
+        let mine = self.per_ip.borrow().get(&ip).copied().unwrap_or(0);
         self.connections.set(total + 1);
-        *self.per_ip.borrow_mut().entry(peer).or_insert(0) += 1;
+        *self.per_ip.borrow_mut().entry(ip).or_insert(0) += 1;
         let _slot = Slot {
             total: &self.connections,
             per_ip: &self.per_ip,
-            ip: peer,
+            ip,
         };
         let limits = &self.policy.config().limits;
         let rate_ok =
             self.anvil
                 .borrow_mut()
-                .connect(peer, self.clock.now(), limits.connections_per_ip_per_minute);
+                .connect(ip, self.clock.now(), limits.connections_per_ip_per_minute);
         if total >= self.config.max_connections || mine >= self.config.max_per_ip || !rate_ok {
             let refusal = format!(
                 "421 4.7.0 {} Error: too many connections\r\n",
                 self.policy.hostname()
             );
-            self.tap.server_bytes(conn, refusal.as_bytes());
-            let _ = stream.write_all(refusal.as_bytes()).await;
-            let _ = stream.shutdown().await;
-            self.tap.closed(conn);
-            return;
+            return self.refuse(&mut stream, conn, refusal.as_bytes()).await;
         }
-        let mut session = Session::new(self.policy.clone(), Peer { ip: peer }, self.clock.now());
+        let mut session = Session::new(self.policy.clone(), peer, self.clock.now());
         let mut hooks = Connection {
             node: &self,
             conn,
-            peer,
+            peer: ip,
             body: None,
         };
         if hooks.auth_refused() {
             session.refuse_auth();
         }
+        if !early.is_empty() {
+            // SMTP that came with the header, in the same reads.
+            hooks.client_bytes(&early);
+            session.handle_input(self.clock.now(), &early);
+        }
         drive_server(&mut stream, session, &self.clock, &mut hooks).await;
+        self.tap.closed(conn);
+    }
+
+    /// Sends `reply` and closes, before any session was started.
+    async fn refuse(&self, stream: &mut N::Stream, conn: u64, reply: &[u8]) {
+        self.tap.server_bytes(conn, reply);
+        let _ = stream.write_all(reply).await;
+        let _ = stream.shutdown().await;
         self.tap.closed(conn);
     }
 }

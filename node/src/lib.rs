@@ -21,6 +21,7 @@ mod config;
 mod delivery;
 mod node;
 mod ports;
+mod proxy_header;
 mod queue;
 mod session_io;
 

@@ -185,6 +185,10 @@ pub trait Tap: 'static {
     fn connected(&self, _peer: IpAddr) -> u64 {
         0
     }
+    /// A trusted proxy (the address given to `connected`) named the
+    /// client of this connection: from here on the session is about
+    /// `client`.
+    fn proxied(&self, _conn: u64, _client: IpAddr) {}
     fn client_bytes(&self, _conn: u64, _bytes: &[u8]) {}
     fn server_bytes(&self, _conn: u64, _bytes: &[u8]) {}
     /// A piece of the body of the message being received on `conn`.

@@ -35,6 +35,18 @@ impl Tap for SimTap {
         w.event(&format!("connect {conn} from {peer}"));
         conn
     }
+    fn proxied(&self, conn: u64, client: IpAddr) {
+        let mut w = self.0.borrow_mut();
+        w.event(&format!("proxied {conn} for {client}"));
+        let config = w.config.clone();
+        if let Some(x) = w.watches.get_mut(&conn) {
+            // The oracle reads proxy.trusted itself: a header from an
+            // address it does not trust leaves the session judged as the
+            // socket's own.
+            x.oracle = relayguard_core::check::oracle::Oracle::with_socket(&config, client, x.peer);
+            x.recorder.proxied(client, x.peer);
+        }
+    }
     fn client_bytes(&self, conn: u64, bytes: &[u8]) {
         let mut w = self.0.borrow_mut();
         w.hash = fnv(w.hash, bytes);

@@ -42,7 +42,7 @@ pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turm
                 return;
             }
             let clock = Clock::start();
-            let s = Session::new(policy, Peer { ip: peer.ip() }, clock.now());
+            let s = Session::new(policy, Peer::direct(peer.ip()), clock.now());
             relayguard_node::drive_server(stream, s, &clock, &mut Arrivals { world, domain }).await;
         });
     }

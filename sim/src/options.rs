@@ -20,6 +20,11 @@ pub const RELAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 25);
 /// own, on the relay's spool (`disk.rs`), which must find it locked.
 pub(crate) const TWIN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 26);
 
+/// The address every seed's relay trusts as its proxy (`[proxy]`): no
+/// host has it, so every PROXY header and XCLIENT the spammers send comes
+/// from an untrusted address.
+pub(crate) const PROXY_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 40);
+
 /// The port every host listens on, the relay and the foreign exchangers alike:
 /// the relay delivers to port 25 as a real MTA does.
 pub(crate) const PORT: u16 = 25;

@@ -343,6 +343,15 @@ impl Tap for Log {
         *n
     }
 
+    fn proxied(&self, conn: u64, client: IpAddr) {
+        tracing::info!(conn, %client, "proxied: the trusted proxy names the client");
+        if let Some(r) = self.open.borrow_mut().get_mut(&conn) {
+            if let Some(proxy) = r.peer() {
+                r.proxied(client, proxy);
+            }
+        }
+    }
+
     fn client_bytes(&self, conn: u64, bytes: &[u8]) {
         if let Some(r) = self.open.borrow_mut().get_mut(&conn) {
             r.client(bytes);

@@ -26,6 +26,7 @@ impl Case {
                 "Found by the fuzz target {origin}; the client's bytes as fed, one C~ line per chunk."
             )],
             peer: Some(self.peer),
+            proxy: None,
             config: Some(PathBuf::from(config_file)),
             auth: self.auth.map(str::to_string),
             // A finding is an attack on the property: the relay must stay closed.

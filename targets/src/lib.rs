@@ -32,7 +32,7 @@ pub use input::{FuzzConfig, Script, SessionInput};
 
 /// The names of the targets, as `fuzz/fuzz_targets/<name>.rs` and
 /// `corpus/fuzz/<name>/`.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "command",
     "address",
     "session",
@@ -41,6 +41,7 @@ pub const TARGETS: [&str; 8] = [
     "client",
     "config",
     "transcript",
+    "proxy",
 ];
 
 /// Runs the body of the target `name` on one input.
@@ -54,6 +55,7 @@ pub fn run(name: &str, data: &[u8]) {
         "client" => client(data),
         "config" => config(data),
         "transcript" => transcript(data),
+        "proxy" => proxy(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -512,6 +514,35 @@ pub fn transcript(data: &[u8]) {
     );
     if let Ok(bytes) = transcript::unescape(&transcript::escape(data)) {
         assert_eq!(bytes, data, "escape/unescape");
+    }
+}
+
+/// The PROXY header parser never panics, never claims more octets than it
+/// was given, gives the same answer on exactly the header's octets as on
+/// the header followed by anything, asks for more on every shorter prefix
+/// of a header, and reads back what it encodes.
+pub fn proxy(data: &[u8]) {
+    use relayguard_core::proxy::{self, ProxyHeader};
+    let Ok(Some((header, len))) = proxy::parse(data) else {
+        return;
+    };
+    assert!(len <= data.len(), "header of {len} octets in {}", data.len());
+    assert_eq!(proxy::parse(&data[..len]), Ok(Some((header, len))));
+    for n in 1..len {
+        assert_eq!(proxy::parse(&data[..n]), Ok(None), "prefix of {n} octets");
+    }
+    if let ProxyHeader::Proxied {
+        version,
+        source,
+        destination,
+    } = header
+    {
+        let again = match version {
+            1 => proxy::encode_v1(source, destination),
+            _ => proxy::encode_v2(source, destination, false),
+        };
+        let (h, n) = proxy::parse(&again).unwrap().unwrap();
+        assert_eq!((h, n), (header, again.len()));
     }
 }
 

@@ -47,11 +47,15 @@ pub enum Bug {
     NoWriteTimeout,
     /// No delay after a failed AUTH and no count of failures per address.
     NoAuthThrottle,
+    /// XCLIENT is honoured from any address, whatever `proxy.trusted` and
+    /// `proxy.xclient` say (and a transcript's `@proxy` header is believed
+    /// from any proxy): anyone may say it is inside.
+    TrustAnyProxyHeader,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
@@ -65,6 +69,7 @@ impl Bug {
         Bug::IdleTimerRearms,
         Bug::NoWriteTimeout,
         Bug::NoAuthThrottle,
+        Bug::TrustAnyProxyHeader,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -84,6 +89,7 @@ impl Bug {
             Bug::IdleTimerRearms => "idle-timer-rearms",
             Bug::NoWriteTimeout => "no-write-timeout",
             Bug::NoAuthThrottle => "no-auth-throttle",
+            Bug::TrustAnyProxyHeader => "trust-any-proxy-header",
         }
     }
 

@@ -51,7 +51,40 @@ impl Driver {
         let now = Now::ZERO;
         let oracle = Oracle::with_view(view, ip);
         let mut d = Driver {
-            session: Session::new(policy, Peer { ip }, now),
+            session: Session::new(policy, Peer::direct(ip), now),
+            run: Run::default(),
+            oracle,
+            stored: 0,
+            now,
+        };
+        d.pump();
+        d
+    }
+
+    /// Opens a session whose connection came from `socket` with a PROXY
+    /// header naming `client`, as the node does after [`crate::proxy::front`]
+    /// and [`crate::proxy::accept`]: the client is believed only if the
+    /// policy trusts `socket` as a proxy; otherwise the session is the
+    /// socket's own. The oracle judges with its own reading of the trust.
+    /// The injected bug `trust-any-proxy-header` believes the header from
+    /// anyone.
+    pub fn proxied(policy: Arc<Policy>, client: IpAddr, socket: IpAddr) -> Driver {
+        let now = Now::ZERO;
+        let oracle = Oracle::with_socket(policy.config(), client, socket);
+        let believed = matches!(
+            crate::proxy::front(&policy, socket),
+            crate::proxy::Front::ExpectHeader
+        ) || policy.bugs().has(crate::check::Bug::TrustAnyProxyHeader);
+        let peer = if believed {
+            Peer {
+                ip: client,
+                via: Some(socket),
+            }
+        } else {
+            Peer::direct(socket)
+        };
+        let mut d = Driver {
+            session: Session::new(policy, peer, now),
             run: Run::default(),
             oracle,
             stored: 0,

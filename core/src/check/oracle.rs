@@ -137,6 +137,9 @@ enum Mode {
 pub struct Oracle {
     view: Arc<ConfigView>,
     peer: IpAddr,
+    /// The connection's own peer (the proxy's address when the client was
+    /// named by one): only this address may rename the client.
+    socket: IpAddr,
     user: Option<String>,
     sender: Option<String>,
     /// Recipients accepted in the current transaction.
@@ -161,7 +164,15 @@ impl Oracle {
     /// An oracle for a session of `config` with the client at `peer`,
     /// expecting the server's greeting first.
     pub fn new(config: &Config, peer: IpAddr) -> Oracle {
-        Oracle::with_view(Arc::new(ConfigView::new(config)), peer)
+        Oracle::with_socket(config, peer, peer)
+    }
+
+    /// An oracle for a session whose connection came from `socket`, which
+    /// named `peer` as the client (a PROXY protocol header). A name given
+    /// by a socket peer the oracle does not see as a trusted proxy is not
+    /// believed: the session is judged as from `socket`.
+    pub fn with_socket(config: &Config, peer: IpAddr, socket: IpAddr) -> Oracle {
+        Oracle::with_view_socket(Arc::new(ConfigView::new(config)), peer, socket)
     }
 
     /// As [`Oracle::new`], with the configuration already read
@@ -169,11 +180,22 @@ impl Oracle {
     /// that judge many sessions of one configuration, such as the fuzz
     /// targets, read it once.
     pub fn with_view(view: Arc<ConfigView>, peer: IpAddr) -> Oracle {
+        Oracle::with_view_socket(view, peer, peer)
+    }
+
+    /// [`Oracle::with_socket`] with the configuration already read.
+    pub fn with_view_socket(view: Arc<ConfigView>, peer: IpAddr, socket: IpAddr) -> Oracle {
+        let peer = if socket == peer || view.may_proxy(socket) {
+            peer
+        } else {
+            socket
+        };
         let mut pending = VecDeque::new();
         pending.push_back(Pending::Greeting);
         Oracle {
             view,
             peer,
+            socket,
             user: None,
             sender: None,
             accepted: Vec::new(),
@@ -480,12 +502,47 @@ impl Oracle {
                             self.stats.relay_refused += 1;
                         }
                     }
+                } else if upper.starts_with("XCLIENT") && code == 220 {
+                    self.xclient(&line);
                 } else if ok
                     && (upper.starts_with("RSET") || upper.starts_with("HELO") || upper.starts_with("EHLO"))
                 {
                     self.sender = None;
                     self.accepted.clear();
                 }
+            }
+        }
+    }
+}
+
+impl Oracle {
+    /// An XCLIENT the server took (`220`): the client becomes the `ADDR`
+    /// it names only if the oracle's own reading of `proxy.trusted` lets
+    /// the connection's socket peer say so. A server that believes anyone
+    /// (`trust-any-proxy-header`) keeps, for the oracle, the address the
+    /// connection really came from, and relaying for it is caught.
+    fn xclient(&mut self, line: &str) {
+        self.sender = None;
+        self.accepted.clear();
+        self.user = None;
+        if !self.view.may_xclient(self.socket) {
+            return;
+        }
+        for attr in line.split_whitespace().skip(1) {
+            let Some((name, value)) = attr.split_once('=') else {
+                continue;
+            };
+            if !name.eq_ignore_ascii_case("ADDR") {
+                continue;
+            }
+            let v6 = value.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("IPV6:"));
+            let ip = if v6 {
+                value[5..].parse().ok()
+            } else {
+                value.parse().ok()
+            };
+            if let Some(ip) = ip {
+                self.peer = ip;
             }
         }
     }

@@ -80,6 +80,19 @@ impl Recorder {
         true
     }
 
+    /// The `@peer` recorded so far.
+    pub fn peer(&self) -> Option<IpAddr> {
+        self.t.peer
+    }
+
+    /// Sets `@proxy`: the session came through the trusted proxy at
+    /// `proxy`, whose header named `client`; both are recorded, `@peer`
+    /// becoming the client.
+    pub fn proxied(&mut self, client: IpAddr, proxy: IpAddr) {
+        self.t.peer = Some(client);
+        self.t.proxy = Some(proxy);
+    }
+
     /// Adds a leading `#` comment; the first one says what the session is.
     pub fn comment(&mut self, text: &str) {
         self.t.comments.push(text.to_string());

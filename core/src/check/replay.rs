@@ -76,7 +76,10 @@ pub enum Mode {
 /// Replays `t` against a session of `policy`.
 pub fn replay(t: &Transcript, policy: Arc<Policy>, mode: Mode) -> Outcome {
     let peer = t.peer.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let mut d = Driver::new(policy, peer);
+    let mut d = match t.proxy {
+        Some(proxy) => Driver::proxied(policy, peer, proxy),
+        None => Driver::new(policy, peer),
+    };
     if let Some(user) = &t.auth {
         d.authenticate(user);
     }

@@ -133,6 +133,7 @@ fn rebuild(t: &Transcript, units: &[Unit]) -> Transcript {
     Transcript {
         comments: t.comments.clone(),
         peer: t.peer,
+        proxy: t.proxy,
         config: t.config.clone(),
         auth: t.auth.clone(),
         expect: t.expect.or(Some(Expect::Closed)),

@@ -29,6 +29,11 @@
 //!   transcript tries. Comments after the first step are dropped.
 //! - `@name value` — a header, only before the first step, each at most once:
 //!   - `@peer IP` — the client's address (IPv4 or IPv6);
+//!   - `@proxy IP` — the session came through a proxy at IP, whose PROXY
+//!     protocol header named `@peer` as the client. The replay believes it
+//!     only if the configuration trusts IP (`proxy.trusted`, with a
+//!     `proxy.header`); otherwise the session is IP's own. Without it the
+//!     connection came from `@peer` directly;
 //!   - `@config PATH` — the configuration, relative to the transcript's own
 //!     directory (kept as written);
 //!   - `@auth USER` — the session starts authenticated as USER, as if AUTH had
@@ -105,6 +110,8 @@ pub struct Transcript {
     /// `@peer`: the client's address; the replay uses 127.0.0.1 without
     /// one.
     pub peer: Option<IpAddr>,
+    /// `@proxy`: the proxy the session came through, which named `peer`.
+    pub proxy: Option<IpAddr>,
     /// As written: relative to the directory of the transcript file.
     pub config: Option<PathBuf>,
     /// `@auth`: the user the session starts authenticated as.
@@ -306,14 +313,15 @@ fn header(t: &mut Transcript, h: &str) -> Result<(), String> {
         Some(i) => (&h[..i], h[i..].trim()),
         None => (h, ""),
     };
-    let known = ["peer", "config", "auth", "expect", "source", "truncated"];
+    let known = ["peer", "proxy", "config", "auth", "expect", "source", "truncated"];
     if !known.contains(&name) {
         return Err(format!(
-            "unknown header @{name} (known: @peer, @config, @auth, @expect, @source, @truncated)"
+            "unknown header @{name} (known: @peer, @proxy, @config, @auth, @expect, @source, @truncated)"
         ));
     }
     let present = match name {
         "peer" => t.peer.is_some(),
+        "proxy" => t.proxy.is_some(),
         "config" => t.config.is_some(),
         "auth" => t.auth.is_some(),
         "expect" => t.expect.is_some(),
@@ -332,6 +340,12 @@ fn header(t: &mut Transcript, h: &str) -> Result<(), String> {
                 .parse::<IpAddr>()
                 .map_err(|_| format!("@peer: `{value}` is not an IP address"))?;
             t.peer = Some(ip);
+        }
+        "proxy" => {
+            let ip = value
+                .parse::<IpAddr>()
+                .map_err(|_| format!("@proxy: `{value}` is not an IP address"))?;
+            t.proxy = Some(ip);
         }
         "config" => t.config = Some(PathBuf::from(value)),
         "auth" => t.auth = Some(value.to_string()),
@@ -431,6 +445,9 @@ impl Transcript {
         }
         if let Some(ip) = &self.peer {
             push_line(&mut out, "@peer", &ip.to_string());
+        }
+        if let Some(ip) = &self.proxy {
+            push_line(&mut out, "@proxy", &ip.to_string());
         }
         if let Some(p) = &self.config {
             push_line(&mut out, "@config", &p.to_string_lossy());

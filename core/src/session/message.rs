@@ -9,9 +9,27 @@ use crate::policy::Destination;
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
-    /// The client's address, as the driver's socket reports it: every access
-    /// and relay rule is about it.
+    /// The client's address: every access and relay rule is about it. The
+    /// socket's peer, unless a trusted proxy named the client (PROXY
+    /// header, XCLIENT).
     pub ip: IpAddr,
+    /// The trusted proxy's own address (the socket's peer) when `ip` was
+    /// named by it; `None` for a direct connection.
+    pub via: Option<IpAddr>,
+}
+
+impl Peer {
+    /// A client connected directly: the socket's peer is the client.
+    pub fn direct(ip: IpAddr) -> Peer {
+        Peer { ip, via: None }
+    }
+
+    /// The address the connection came from: the proxy's when there is
+    /// one, else the client's. Only this address may be trusted to name
+    /// another.
+    pub fn socket(&self) -> IpAddr {
+        self.via.unwrap_or(self.ip)
+    }
 }
 
 /// One accepted recipient and where it goes.

@@ -66,6 +66,16 @@ pub(crate) fn generated_attack(r: &mut Rng, config: &Config, local: &[String], i
     if r.chance(30) {
         chunks.push(format!("RCPT TO:<{}@{l}>\r\n", r.pick(&USERS)).into_bytes());
     }
+    if r.chance(25) {
+        // Forged XCLIENT naming a LAN client, from outside (issue 15):
+        // refused, or, with trust-any-proxy-header, an open relay.
+        if let Some(lan) = lan_address(config) {
+            chunks.insert(
+                1,
+                format!("XCLIENT ADDR={lan}\r\nEHLO spam.example\r\n").into_bytes(),
+            );
+        }
+    }
     chunks.push(b"DATA\r\n".to_vec());
     let mut body = format!("X-Sim-Id: {id}\r\nSubject: buy\r\n\r\nspam\r\n").into_bytes();
     if r.chance(40) {
@@ -92,6 +102,17 @@ pub(crate) fn generated_attack(r: &mut Rng, config: &Config, local: &[String], i
     Task::Raw {
         chunks,
         id: Some(id.to_string()),
+    }
+}
+
+/// An address inside the seed's first LAN network, for a forged XCLIENT.
+fn lan_address(config: &Config) -> Option<&'static str> {
+    match config.lan.networks.first()?.as_str() {
+        "192.168.1.0/24" => Some("192.168.1.10"),
+        "10.1.*.*" => Some("10.1.7.10"),
+        "10.2.3.10-20" => Some("10.2.3.10"),
+        "172.16.0.5" => Some("172.16.0.5"),
+        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use relayguard_core::{Config, User};
 
-use crate::options::{BACKUP, RELAY, USERS};
+use crate::options::{BACKUP, PROXY_HOST, RELAY, USERS};
 use crate::rng::Rng;
 
 /// Draws the configuration and the LAN hosts, in this order: the swarm's
@@ -88,6 +88,14 @@ pub(crate) fn draw(r: &mut Rng) -> (Config, Vec<IpAddr>) {
     config.limits.command_timeout_secs = 20 + r.below(20);
     config.limits.data_timeout_secs = 30;
     hostile_limits(&mut config);
+    // Not drawn, so that every other draw stays as it was: the relay
+    // trusts one proxy, which no outsider is, and takes PROXY headers and
+    // XCLIENT from it alone; the spammers' forged ones must be refused.
+    config.proxy = relayguard_core::Proxy {
+        trusted: vec![PROXY_HOST.to_string()],
+        header: relayguard_core::Header::Optional,
+        xclient: true,
+    };
     (config, lan_hosts)
 }
 

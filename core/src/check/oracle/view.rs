@@ -45,6 +45,9 @@ pub struct ConfigView {
     outside_lan: bool,
     always_from: Vec<String>,
     relay_users: Vec<String>,
+    /// `proxy.trusted`, and whether XCLIENT is on: who may name the client.
+    proxies: Vec<NetRange>,
+    xclient: bool,
 }
 
 impl ConfigView {
@@ -56,6 +59,13 @@ impl ConfigView {
         local.extend(c.own_addresses.iter().map(|a| format!("[{a}]")));
         let ack = c.relay.acknowledge_open_relay;
         ConfigView {
+            proxies: c
+                .proxy
+                .trusted
+                .iter()
+                .filter_map(|n| NetRange::parse(n))
+                .collect(),
+            xclient: c.proxy.xclient,
             sender_local: c.domains.local.iter().map(|d| norm_domain(d)).collect(),
             local,
             relay_to: c.domains.relay_to.iter().map(|d| norm_domain(d)).collect(),
@@ -80,6 +90,18 @@ impl ConfigView {
                 .map(|u| u.name.clone())
                 .collect(),
         }
+    }
+
+    /// Whether a connection from `socket` may rename its client with
+    /// XCLIENT.
+    pub fn may_xclient(&self, socket: IpAddr) -> bool {
+        self.xclient && self.proxies.iter().any(|n| n.contains(socket))
+    }
+
+    /// Whether a connection from `socket` may name its client with a
+    /// PROXY protocol header.
+    pub fn may_proxy(&self, socket: IpAddr) -> bool {
+        self.proxies.iter().any(|n| n.contains(socket))
     }
 
     fn in_lan(&self, ip: IpAddr) -> bool {

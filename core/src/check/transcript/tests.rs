@@ -313,6 +313,7 @@ fn transcript() -> impl Strategy<Value = Transcript> {
             |(comments, peer, config, auth, expect, source, (truncated, steps))| Transcript {
                 comments,
                 peer,
+                proxy: None,
                 config: config.map(PathBuf::from),
                 auth,
                 expect,

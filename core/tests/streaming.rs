@@ -20,7 +20,7 @@ max_message_size = 4000000
 fn session() -> Session {
     let policy = Arc::new(Policy::new(relayguard_core::Config::from_toml(CONFIG).unwrap()).unwrap());
     let ip: IpAddr = "203.0.113.7".parse().unwrap();
-    let mut s = Session::new(policy, Peer { ip }, Duration::ZERO);
+    let mut s = Session::new(policy, Peer::direct(ip), Duration::ZERO);
     s.stream_bodies();
     s
 }

@@ -74,9 +74,7 @@ impl Net for ExchangerNet {
         c.most.set(c.most.get().max(c.open.get()));
         let session = Session::new(
             self.policy.clone(),
-            Peer {
-                ip: "192.0.2.9".parse().unwrap(),
-            },
+            Peer::direct("192.0.2.9".parse().unwrap()),
             self.clock.now(),
         );
         let clock = self.clock.clone();

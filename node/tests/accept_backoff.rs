@@ -4,6 +4,8 @@
 //! and once when it ends; trying again at full rate would use up the
 //! attempt budget below (and, without an await, the whole runtime).
 
+mod common;
+
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -11,11 +13,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard_core::{Config, Domain, Message, Policy};
-use relayguard_node::{
-    DeliverError, Entry, Listing, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap,
-    Unreadable,
-};
+use common::{NoBoxes, NoRoutes};
+use relayguard_core::{Config, Policy};
+use relayguard_node::{Entry, Listing, Net, Node, NodeConfig, Spool, StoreError, Tap, Unreadable};
 use tokio::io::DuplexStream;
 use tokio::time::Instant;
 
@@ -122,20 +122,6 @@ impl Spool for NoSpool {
         Ok(Vec::new())
     }
     async fn quarantine(&self, _bad: &Unreadable) {}
-}
-
-struct NoRoutes;
-impl Resolver for NoRoutes {
-    async fn resolve(&self, _d: &Domain) -> Vec<SocketAddr> {
-        Vec::new()
-    }
-}
-
-struct NoBoxes;
-impl Mailboxes for NoBoxes {
-    async fn deliver(&self, _m: &str, _id: &str, _msg: &Message) -> Result<(), DeliverError> {
-        Ok(())
-    }
 }
 
 struct Events(Rc<RefCell<Vec<String>>>);

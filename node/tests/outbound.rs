@@ -9,6 +9,8 @@
 //!   for the delivery: the queue keeps envelopes only, so a body the
 //!   listing left in an entry is never what is sent.
 
+mod common;
+
 use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -16,12 +18,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::NoBoxes;
 use relayguard_core::{
     Config, Destination, Domain, Mailbox, Message, Peer, Policy, Recipient, Session, parse_path,
 };
 use relayguard_node::{
-    Clock, DeliverError, Entry, Listing, Mailboxes, Net, NoTap, Node, NodeConfig, Resolver, ServerHooks,
-    Spool, StoreError, Unreadable, drive_server,
+    Clock, Entry, Listing, Net, NoTap, Node, NodeConfig, Resolver, ServerHooks, Spool, StoreError,
+    Unreadable, drive_server,
 };
 use tokio::io::DuplexStream;
 
@@ -142,13 +145,6 @@ struct OneExchanger;
 impl Resolver for OneExchanger {
     async fn resolve(&self, _d: &Domain) -> Vec<SocketAddr> {
         vec!["192.0.2.25:25".parse().unwrap()]
-    }
-}
-
-struct NoBoxes;
-impl Mailboxes for NoBoxes {
-    async fn deliver(&self, _m: &str, _id: &str, _msg: &Message) -> Result<(), DeliverError> {
-        Ok(())
     }
 }
 

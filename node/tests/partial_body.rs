@@ -2,6 +2,8 @@
 //! off (the client went away mid-data) or refused (a bare LF) is aborted:
 //! its spool file is dropped and nothing is committed.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -9,11 +11,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard_core::{Config, Domain, Message, Policy};
-use relayguard_node::{
-    DeliverError, Entry, Listing, Mailboxes, Net, NoTap, Node, NodeConfig, Resolver, Spool, StoreError,
-    Unreadable,
-};
+use common::{NoBoxes, NoRoutes};
+use relayguard_core::{Config, Policy};
+use relayguard_node::{Entry, Listing, Net, NoTap, Node, NodeConfig, Spool, StoreError, Unreadable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// One client connection, then none.
@@ -81,20 +81,6 @@ impl Spool for Recording {
         Ok(Vec::new())
     }
     async fn quarantine(&self, _bad: &Unreadable) {}
-}
-
-struct NoRoutes;
-impl Resolver for NoRoutes {
-    async fn resolve(&self, _d: &Domain) -> Vec<SocketAddr> {
-        Vec::new()
-    }
-}
-
-struct NoBoxes;
-impl Mailboxes for NoBoxes {
-    async fn deliver(&self, _m: &str, _id: &str, _msg: &Message) -> Result<(), DeliverError> {
-        Ok(())
-    }
 }
 
 /// Reads until the text read so far contains `want`.

@@ -417,6 +417,9 @@ pub fn main(args: Args) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or a pipe that a
+        // script greps gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let policy = match relayguard_corpus::load_config(&args.config)
         .map_err(|e| e.to_string())

@@ -57,6 +57,16 @@ impl Reader {
     }
 }
 
+/// The code of the last whole reply in `sent`.
+fn last_reply_code(sent: &[u8]) -> Option<u16> {
+    let text = sent.strip_suffix(b"\r\n")?;
+    let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    std::str::from_utf8(text.get(start..start + 3)?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Sends the transcript's client steps, reading one reply per `S:` step,
 /// and returns the oracle's verdict. Reply expectations are not checked:
 /// a live server's replies depend on its configuration and on the address
@@ -94,6 +104,22 @@ pub fn replay(
     for step in &t.steps {
         match step {
             Step::Send { bytes, .. } => chunk.extend_from_slice(bytes),
+            Step::Tls { line } => {
+                if !chunk.is_empty() {
+                    oracle.client_bytes(&chunk);
+                    if writer.write_all(&std::mem::take(&mut chunk)).is_err() {
+                        open = false;
+                        break;
+                    }
+                }
+                // A server that refused STARTTLS has no handshake to do:
+                // the rest goes on in plain text and is judged as sent.
+                if last_reply_code(&sent) == Some(220) {
+                    return Err(format!(
+                        "line {line}: T: handshake: the server accepted STARTTLS, and replay --target does not do TLS yet"
+                    ));
+                }
+            }
             Step::Reply { .. } if first_reply_is_greeting => first_reply_is_greeting = false,
             Step::Reply { .. } => {
                 if !chunk.is_empty() {

@@ -157,7 +157,10 @@ where
                 }
                 Output::Body(piece) => hooks.body_piece(piece).await,
                 Output::DropBody => hooks.drop_body().await,
-                Output::Close => {
+                // This driver never offers TLS (`Session::offer_tls`), so the
+                // session never asks; were it to, a handshake this driver
+                // cannot do is a failed one, and that ends the connection.
+                Output::Close | Output::StartTls => {
                     let _ = stream.shutdown().await;
                     break 'conn;
                 }

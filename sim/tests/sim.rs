@@ -224,7 +224,13 @@ fn each_wire_bug_shrinks_to_a_few_lines() {
 /// this is their smallest reproduction.
 #[test]
 fn each_bug_shrinks_to_a_few_actors_and_faults() {
-    for bug in Bug::ALL.into_iter().filter(|&b| b != Bug::ProcessStateLeak) {
+    // keep-buffer-after-starttls waits for the simulation's STARTTLS
+    // actors (issue 14, the simulation part); the corpus and the core tests
+    // catch it meanwhile.
+    for bug in Bug::ALL
+        .into_iter()
+        .filter(|&b| b != Bug::ProcessStateLeak && b != Bug::KeepBufferAfterStarttls)
+    {
         let bugs = Bugs::NONE.with(bug);
         let seed = (0..60)
             .find(|&s| !run(s, bugs, false).passed())

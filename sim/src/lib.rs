@@ -46,6 +46,7 @@ mod report;
 mod rng;
 mod run;
 mod shrink;
+mod starttls;
 mod swarm;
 mod tls;
 mod world;

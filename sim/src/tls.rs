@@ -22,10 +22,7 @@
 //! for a seed, on every run. Clients pin the certificates of the world
 //! rather than build a chain: the simulation tests the relay, not PKI.
 
-// Until the relay and the actors use it (the node takes TLS configs from
-// its caller in a later change), only the tests below do.
-#![cfg_attr(not(test), allow(dead_code))]
-
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use rustls::client::Resumption;
@@ -185,6 +182,83 @@ impl Identity {
             cert: cert.der().clone(),
             key,
         }
+    }
+}
+
+/// A run's TLS: every server's certificate (the relay's and each
+/// exchanger's, made once per run from the seed) and the seeded configs
+/// built on them. Every client pins all of the world's certificates.
+#[derive(Clone, Debug)]
+pub(crate) struct SimTls {
+    seed: u64,
+    relay: Identity,
+    exchangers: BTreeMap<String, Identity>,
+    /// The domains whose exchanger offers STARTTLS.
+    offering: BTreeSet<String>,
+    /// Relay configs made so far: each (re)start of the relay draws from a
+    /// stream of its own.
+    relay_starts: u64,
+}
+
+/// The name clients send as SNI, whatever the relay's hostname: clients
+/// pin certificates, so the name is not what they check.
+pub(crate) const RELAY_NAME: &str = "relay.sim.example";
+
+impl SimTls {
+    pub(crate) fn new<'a>(
+        seed: u64,
+        exchangers: impl Iterator<Item = &'a String>,
+        offering: BTreeSet<String>,
+    ) -> SimTls {
+        SimTls {
+            seed,
+            relay: Identity::new(seed, RELAY_NAME),
+            exchangers: exchangers
+                .map(|d| (d.clone(), Identity::new(seed, &format!("mx.{d}"))))
+                .collect(),
+            offering,
+            relay_starts: 0,
+        }
+    }
+
+    fn stream(&self, what: &[u8], n: u64) -> u64 {
+        fnv(fnv(fnv(FNV0, &self.seed.to_le_bytes()), what), &n.to_le_bytes())
+    }
+
+    /// The relay's TLS for its next start: the server side if it offers
+    /// STARTTLS, and the client side of its deliveries. Each start draws
+    /// from streams of its own.
+    pub(crate) fn relay_start(&mut self, offer: bool) -> (Option<Arc<ServerConfig>>, Arc<ClientConfig>) {
+        self.relay_starts += 1;
+        let n = self.relay_starts;
+        let server = offer.then(|| server_config(self.stream(b"relay", n), &self.relay));
+        (
+            server,
+            client_config(self.stream(b"relay client", n), self.pinned()),
+        )
+    }
+
+    /// An exchanger's server config; `None` for one that does not offer
+    /// STARTTLS.
+    pub(crate) fn exchanger_server(&self, domain: &str) -> Option<Arc<ServerConfig>> {
+        if !self.offering.contains(domain) {
+            return None;
+        }
+        let id = self.exchangers.get(domain)?;
+        Some(server_config(self.stream(domain.as_bytes(), 0), id))
+    }
+
+    /// An actor's client config, from the actor's own stream, so that
+    /// removing another actor (the shrinker) leaves its draws alone.
+    pub(crate) fn actor_client(&self, actor_stream: u64) -> Arc<ClientConfig> {
+        client_config(self.stream(b"actor", actor_stream), self.pinned())
+    }
+
+    fn pinned(&self) -> Vec<CertificateDer<'static>> {
+        std::iter::once(&self.relay)
+            .chain(self.exchangers.values())
+            .map(|i| i.cert.clone())
+            .collect()
     }
 }
 

@@ -14,7 +14,11 @@
 #   haproxy in front (scripts/conformance-proxy.sh: send-proxy and
 #   send-proxy-v2, LAN relays and outside refused through it, a forged
 #   header sent directly is refused).
-# Needs swaks, nmap, postfix (smtp-sink), haproxy and python3; .ci/run installs them.
+#   STARTTLS (scripts/conformance-tls.sh: swaks --tls with AUTH, openssl
+#   s_client -starttls smtp, smtplib starttls(), a raw STARTTLS command
+#   injection, nmap smtp-commands and ssl-enum-ciphers).
+# Needs swaks (with IO::Socket::SSL), nmap, postfix (smtp-sink), haproxy,
+# openssl and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +104,12 @@ wait_sink() {
 # Disk and kernel faults (issue 11) live in their own file; DISK_ONLY=1 runs only them.
 . scripts/conformance-disk.sh
 . scripts/conformance-proxy.sh
+. scripts/conformance-tls.sh
+if [ -n "${TLS_ONLY:-}" ]; then
+  tls_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
 if [ -n "${PROXY_ONLY:-}" ]; then
   proxy_checks
   echo "conformance: $pass passed, $fail failed"
@@ -372,6 +382,7 @@ check "nofile exhausted: the server recovers and serves swaks" grep -qE "<- +250
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
 disk_checks
 proxy_checks
+tls_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

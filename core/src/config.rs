@@ -43,6 +43,8 @@ pub struct Config {
     pub limits: Limits,
     /// The proxies whose word on the client's address is believed.
     pub proxy: Proxy,
+    /// The certificate for STARTTLS (RFC 3207).
+    pub tls: Tls,
     /// The next hop for outgoing mail: recipient domain (`"*"` for every
     /// other) to `"IP:port"`. Used by the real server's delivery; the
     /// policy never reads it.
@@ -62,6 +64,7 @@ impl Default for Config {
             lists: Lists::default(),
             limits: Limits::default(),
             proxy: Proxy::default(),
+            tls: Tls::default(),
             routes: BTreeMap::new(),
         }
     }
@@ -187,6 +190,11 @@ pub struct Auth {
     /// The accounts. AUTH is offered in the EHLO reply only when there is
     /// at least one.
     pub users: Vec<User>,
+    /// AUTH only over TLS: before STARTTLS it is left out of the EHLO
+    /// reply and answered `538 5.7.11`, so that no password crosses the
+    /// wire readable. Default: on when `[tls]` names a certificate (see
+    /// [`Config::auth_requires_tls`]).
+    pub require_tls: Option<bool>,
 }
 
 /// One `[[auth.users]]` account.
@@ -195,7 +203,8 @@ pub struct Auth {
 pub struct User {
     /// The user name; not empty, and unique.
     pub name: String,
-    /// In plain text, compared as is. AUTH is offered without TLS, so the
+    /// In plain text, compared as is. Without `[tls]` (or with
+    /// `auth.require_tls = false`) AUTH is offered in plain text and the
     /// password crosses the wire readable: for trusted networks only.
     pub password: String,
     /// Once authenticated, this user may relay from anywhere. Without it,
@@ -365,6 +374,31 @@ pub struct Proxy {
     pub xclient: bool,
 }
 
+/// `[tls]`: the server's certificate and key, for STARTTLS. Paths are
+/// relative to the configuration file's directory, as the driver that
+/// loads them resolves them ([`Tls::resolve`]); the core reads no file.
+/// Whether STARTTLS is offered on a connection is the driver's call
+/// ([`Session::offer_tls`](crate::Session::offer_tls)): only a driver that
+/// can do the handshake offers it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, PEM.
+    pub cert: Option<String>,
+    /// The private key, PEM.
+    pub key: Option<String>,
+}
+
+impl Tls {
+    /// The certificate and key paths, made relative to `config_dir` (the
+    /// directory of the configuration file) unless absolute; `None`
+    /// without a certificate.
+    pub fn resolve(&self, config_dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        let (cert, key) = (self.cert.as_ref()?, self.key.as_ref()?);
+        Some((config_dir.join(cert), config_dir.join(key)))
+    }
+}
+
 /// A configuration error, with the place in the file where there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -495,6 +529,18 @@ impl Config {
                 ));
             }
         }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return Err(inv("tls.cert is set but tls.key is not".into(), "cert")),
+            (None, Some(_)) => return Err(inv("tls.key is set but tls.cert is not".into(), "key")),
+            (Some(c), Some(k)) => {
+                for (key, v) in [("tls.cert", c), ("tls.key", k)] {
+                    if v.trim().is_empty() {
+                        return Err(inv(format!("{key} is empty: name a PEM file"), &quoted(v)));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
         for (domain, target) in &self.routes {
             if domain != "*" {
                 canonical_domain(domain)
@@ -555,6 +601,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether AUTH needs TLS first: `auth.require_tls`, by default on
+    /// when `[tls]` names a certificate.
+    pub fn auth_requires_tls(&self) -> bool {
+        self.auth.require_tls.unwrap_or(self.tls.cert.is_some())
     }
 
     /// The configuration as TOML that [`Config::parse_toml`] reads back to

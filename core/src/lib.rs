@@ -46,6 +46,9 @@
 //!                 session.message_stored(now, Ok(format!("q{stored}")));
 //!             }
 //!             Output::Close => {}
+//!             // Only after `session.offer_tls()`: do the handshake,
+//!             // then call `session.tls_established(now)`.
+//!             Output::StartTls => {}
 //!             // Only after `session.stream_bodies()`: pieces of the body.
 //!             Output::Body(_) | Output::DropBody => {}
 //!         }
@@ -83,7 +86,7 @@ pub use address::{
 pub use command::{Body, Command, MAX_LINE, MailParams, ParseError, PathArg, parse as parse_command};
 pub use config::{
     Access, Allow, Auth, Config, ConfigError, Domains, Header, Invalid, Lan, Limits, Lists, Proxy, Relay,
-    User, line_col,
+    Tls, User, line_col,
 };
 pub use data::BODY_PIECE;
 pub use lint::{Finding, Severity, lint};

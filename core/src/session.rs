@@ -24,6 +24,7 @@ use crate::policy::{Context, Decision, Policy};
 mod auth;
 mod deadlines;
 mod message;
+mod starttls;
 mod xclient;
 
 pub use message::{Message, NotStored, Output, Peer, Recipient, StoreResult};
@@ -40,6 +41,10 @@ enum State {
     Auth(AuthStep),
     /// A message was handed out; input waits until it is stored.
     AwaitStore,
+    /// `220` to STARTTLS was sent: the driver is doing the handshake, and
+    /// every octet that comes meanwhile is discarded
+    /// ([`Session::injected_octets`]).
+    StartTls,
     Closed,
 }
 
@@ -105,6 +110,12 @@ pub struct Session {
     auth_refused: bool,
     /// Bodies go out in pieces ([`Output::Body`]) instead of whole.
     stream_bodies: bool,
+    /// The driver can do TLS here ([`Session::offer_tls`]).
+    tls_offered: bool,
+    /// The connection runs over TLS.
+    tls: bool,
+    /// Octets discarded between STARTTLS and the handshake.
+    injected: u64,
 }
 
 const HELO_FIRST: &str = "Error: send HELO/EHLO first";
@@ -151,6 +162,9 @@ impl Session {
             slow_errors_unreported: 0,
             auth_refused: false,
             stream_bodies: false,
+            tls_offered: false,
+            tls: false,
+            injected: 0,
         };
         match s.policy.connect(peer.ip) {
             Ok(()) => {
@@ -362,6 +376,13 @@ impl Session {
             let piece_waiting = self.stream_bodies && self.pending_body() >= BODY_PIECE;
             match &mut self.state {
                 State::Closed | State::AwaitStore => break,
+                State::StartTls => {
+                    let taken = self.discard_injected(input.len() - pos);
+                    if taken == 0 {
+                        break;
+                    }
+                    pos += taken;
+                }
                 State::Data(reader) => {
                     if piece_waiting {
                         // Backpressure: the rest waits until the piece is taken.
@@ -649,7 +670,7 @@ impl Session {
             ),
             Command::Expn(_) => self.error(502, Enhanced(5, 5, 1), "Error: EXPN not available"),
             Command::Help(_) => self.reply(214, Enhanced(2, 0, 0), "See RFC 5321"),
-            Command::Starttls => self.error(502, Enhanced(5, 5, 1), "Error: STARTTLS not available"),
+            Command::Starttls => self.starttls(),
             Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
         }
     }
@@ -699,7 +720,8 @@ impl Session {
         let mut text = format!(
             "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"
         );
-        if self.policy.has_users() {
+        self.advertise_starttls(&mut text);
+        if self.policy.has_users() && !self.auth_needs_tls() {
             text.push_str("250-AUTH PLAIN LOGIN\r\n");
         }
         self.advertise_xclient(&mut text);

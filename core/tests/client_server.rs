@@ -41,7 +41,7 @@ fn talk(job: Job, peer: &str, mtu: usize) -> (client::Outcome, Vec<Message>) {
                     messages.push(*m);
                     server.message_stored(now, Ok("id".into()));
                 }
-                Output::Close => {}
+                Output::Close | Output::StartTls => {}
                 Output::Body(_) | Output::DropBody => {}
             }
         }

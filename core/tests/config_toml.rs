@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use proptest::prelude::*;
-use relayguard_core::{Access, Allow, Auth, Config, Domains, Header, Lan, Limits, Lists, Proxy, Relay, User};
+use relayguard_core::{
+    Access, Allow, Auth, Config, Domains, Header, Lan, Limits, Lists, Proxy, Relay, Tls, User,
+};
 
 /// Any text, including quotes, backslashes, newlines and non-ASCII.
 fn text() -> impl Strategy<Value = String> {
@@ -83,6 +85,12 @@ fn config() -> impl Strategy<Value = Config> {
                         relay,
                     })
                     .collect(),
+                // Unset, off and on, drawn from bits the other fields use too.
+                require_tls: ack.then_some(rlho),
+            },
+            tls: Tls {
+                cert: rlso.then(|| "cert.pem".to_string()),
+                key: rlso.then(|| "keys/key.pem".to_string()),
             },
             lists: Lists {
                 black,

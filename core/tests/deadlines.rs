@@ -48,6 +48,7 @@ fn drain(s: &mut Session) -> (String, bool) {
             Output::Send(b) => text.push_str(&String::from_utf8_lossy(&b)),
             Output::Message(_) => s.message_stored(Duration::ZERO, Ok("id".into())),
             Output::Close => closed = true,
+            Output::StartTls => {}
             Output::Body(_) | Output::DropBody => {}
         }
     }

@@ -54,7 +54,7 @@ fn drive(inputs: &[&[u8]]) -> Seen {
                     seen.messages.push(m.body.clone());
                     s.message_stored(now, Ok("q1".into()));
                 }
-                Output::Close => {}
+                Output::Close | Output::StartTls => {}
             }
         }
     };

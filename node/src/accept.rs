@@ -132,6 +132,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         if hooks.auth_refused() {
             session.refuse_auth();
         }
+        if self.config.tls_server.is_some() {
+            session.offer_tls();
+        }
         if !early.is_empty() {
             // SMTP that came with the header, in the same reads.
             hooks.client_bytes(&early);
@@ -346,5 +349,13 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
 
     fn note(&mut self, what: &str) {
         self.node.note(&format!("connection {}: {what}", self.conn));
+    }
+
+    fn tls(&self) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+        self.node.config.tls_server.clone()
+    }
+
+    fn tls_established(&mut self, injected: u64) {
+        self.node.tap.tls_established(self.conn, injected);
     }
 }

@@ -1,6 +1,7 @@
 //! The node's limits and timers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -25,6 +26,14 @@ pub struct NodeConfig {
     /// this bounds what queued, deferred and recovered messages cost in
     /// memory: about three times this many largest messages.
     pub max_deliveries: usize,
+    /// The server side of STARTTLS: offered to clients when set. Built by
+    /// whoever starts the node (`serve` from the `[tls]` files, the
+    /// simulation with its seeded provider; see [`crate::tls`]), never by
+    /// the node itself.
+    pub tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// The client side, for outbound deliveries to exchangers that offer
+    /// STARTTLS; `None` delivers in plain text.
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl NodeConfig {
@@ -41,6 +50,8 @@ impl NodeConfig {
             accept_backoff_base: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
             max_deliveries: 4,
+            tls_server: None,
+            tls_client: None,
         }
     }
 

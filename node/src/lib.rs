@@ -24,6 +24,7 @@ mod ports;
 mod proxy_header;
 mod queue;
 mod session_io;
+pub mod tls;
 
 pub use anvil::{ANVIL_SIZE, Anvil};
 pub use clock::Clock;

@@ -198,6 +198,10 @@ pub trait Tap: 'static {
     fn body_dropped(&self, _conn: u64) {}
     /// A message was stored; its body came before as pieces.
     fn handed_on(&self, _conn: u64, _message: &Message) {}
+    /// The STARTTLS handshake on `conn` completed: from here on its bytes
+    /// went over TLS. `injected` octets the client sent after the
+    /// STARTTLS line were thrown away unread.
+    fn tls_established(&self, _conn: u64, _injected: u64) {}
     fn closed(&self, _conn: u64) {}
     /// Queue events: stored, delivered, deferred, bounced, recovered.
     fn event(&self, _what: &str) {}

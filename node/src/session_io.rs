@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use relayguard_core::{Message, Output, Session};
@@ -79,6 +80,15 @@ pub trait ServerHooks {
     }
     /// Something worth a log line happened to the connection.
     fn note(&mut self, _what: &str) {}
+    /// The server side of STARTTLS for this connection; `None` (the
+    /// default): no TLS. Whoever returns a configuration has called
+    /// [`Session::offer_tls`] before the first input.
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        None
+    }
+    /// The handshake after STARTTLS completed; the `injected` octets the
+    /// client sent after the STARTTLS line were thrown away unread.
+    fn tls_established(&mut self, _injected: u64) {}
 }
 
 /// Writes `bytes` by `deadline`; false if the write failed or was not done
@@ -112,7 +122,84 @@ fn write_deadline(s: &Session, clock: &Clock, timeout: Option<Duration>) -> Opti
 /// for, and the client is read from only while the session wants input:
 /// a client that does not read its replies is served no more than the
 /// session's bound of unread replies ahead.
+///
+/// STARTTLS: when [`ServerHooks::tls`] gives a configuration (the caller
+/// has called [`Session::offer_tls`]), the session's
+/// [`Output::StartTls`] comes after its `220` has been written; the
+/// handshake runs on the same stream, under the session's command deadline,
+/// and the session goes on over TLS. Nothing read before the handshake is
+/// kept by the driver: what the client pipelined after `STARTTLS` is the
+/// session's to throw away (and count). A failed handshake closes.
 pub async fn drive_server<St, H>(mut stream: St, mut s: Session, clock: &Clock, hooks: &mut H)
+where
+    St: AsyncRead + AsyncWrite + Unpin,
+    H: ServerHooks,
+{
+    if hooks.streams_bodies() {
+        s.stream_bodies();
+    }
+    if let Ended::StartTls = serve(&mut stream, &mut s, clock, hooks).await {
+        if let Some(mut tls) = handshake(&mut stream, &s, clock, hooks).await {
+            s.tls_established(clock.now());
+            hooks.tls_established(s.injected_octets());
+            // The session refuses a second STARTTLS (503): if one were asked
+            // for anyway, the connection simply ends.
+            serve(&mut tls, &mut s, clock, hooks).await;
+        }
+    }
+    // A message cut off by a timeout or a client gone: its partial file goes.
+    hooks.drop_body().await;
+}
+
+/// How [`serve`] ended.
+enum Ended {
+    /// The session closed, the client went away, or a write failed.
+    Closed,
+    /// The session asked for TLS; its `220` has been written.
+    StartTls,
+}
+
+/// The TLS handshake after STARTTLS, by the session's deadline (else the
+/// write timeout from now); `None` if there is no configuration, or the
+/// handshake failed or was not done in time, and the connection ends.
+async fn handshake<St, H>(
+    stream: St,
+    s: &Session,
+    clock: &Clock,
+    hooks: &mut H,
+) -> Option<tokio_rustls::server::TlsStream<St>>
+where
+    St: AsyncRead + AsyncWrite + Unpin,
+    H: ServerHooks,
+{
+    let Some(config) = hooks.tls() else {
+        hooks.note("STARTTLS asked for without a TLS configuration: closed");
+        return None;
+    };
+    let deadline = match s.poll_timeout() {
+        Some(d) => Some(clock.instant(d)),
+        None => hooks.write_timeout().map(|t| clock.instant(clock.now()) + t),
+    };
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let done = match deadline {
+        Some(d) => tokio::time::timeout_at(d, accept).await,
+        None => Ok(accept.await),
+    };
+    match done {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            hooks.note(&format!("TLS handshake failed: {e}; closed"));
+            None
+        }
+        Err(_) => {
+            hooks.note("TLS handshake not done by the command deadline; closed");
+            None
+        }
+    }
+}
+
+/// Serves the session over `stream` until it ends or asks for TLS.
+async fn serve<St, H>(stream: &mut St, s: &mut Session, clock: &Clock, hooks: &mut H) -> Ended
 where
     St: AsyncRead + AsyncWrite + Unpin,
     H: ServerHooks,
@@ -120,15 +207,12 @@ where
     let mut queue: VecDeque<Output> = VecDeque::new();
     let mut buf = vec![0u8; 8192];
     let write_timeout = hooks.write_timeout();
-    if hooks.streams_bodies() {
-        s.stream_bodies();
-    }
     'conn: loop {
         while let Some(out) = queue.pop_front().or_else(|| s.poll_output()) {
             match out {
                 Output::Send(bytes) => {
                     hooks.server_bytes(&bytes);
-                    if !write(&mut stream, &bytes, write_deadline(&s, clock, write_timeout)).await {
+                    if !write(stream, &bytes, write_deadline(s, clock, write_timeout)).await {
                         hooks.note("dropped: the client does not take its replies");
                         break 'conn;
                     }
@@ -161,6 +245,7 @@ where
                     let _ = stream.shutdown().await;
                     break 'conn;
                 }
+                Output::StartTls => return Ended::StartTls,
             }
             let failed = s.take_auth_failures();
             if failed > 0 {
@@ -211,6 +296,5 @@ where
             }
         }
     }
-    // A message cut off by a timeout or a client gone: its partial file goes.
-    hooks.drop_body().await;
+    Ended::Closed
 }

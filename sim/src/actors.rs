@@ -9,7 +9,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use relayguard_core::client::{Client, MessageResult, RcptResult};
+use relayguard_core::client::{Client, Job, MessageResult, Outcome, RcptResult};
 use relayguard_core::whole_reply_len;
 use relayguard_node::Clock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -94,11 +94,24 @@ pub(crate) async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Dura
     }
 }
 
+/// One attempt of core's client over `stream`.
+async fn submit<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    cut: bool,
+    job: &Job,
+) -> Outcome {
+    let clock = Clock::start();
+    let c = Client::new(job.clone(), clock.now());
+    relayguard_node::run_client(Cut { inner: stream, cut }, c, &clock).await
+}
+
 /// Plays an actor's tasks in order. Each task registers its message as a
 /// submission before the first byte is sent, so that an arrival can never
 /// race ahead of the record of who sent it.
 pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
     let mut r = Rng::new(seed);
+    // Built when first needed: most actors never do TLS.
+    let mut tls = None;
     tokio::time::sleep(actor.start).await;
     for task in actor.tasks {
         match task {
@@ -108,6 +121,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 legit,
                 trusted,
                 cut,
+                starttls,
             } => {
                 world.borrow_mut().submissions.insert(
                     id.clone(),
@@ -124,14 +138,23 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     if elapsed() > GIVE_UP_AT {
                         break;
                     }
-                    if let Some(stream) = connect(RELAY.into()).await {
-                        let stream = Cut {
-                            inner: stream,
-                            cut: cut && first,
-                        };
-                        let clock = Clock::start();
-                        let c = Client::new(job.clone(), clock.now());
-                        let outcome = relayguard_node::run_client(stream, c, &clock).await;
+                    let outcome = match connect(RELAY.into()).await {
+                        None => None,
+                        Some(stream) if starttls => {
+                            let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
+                            match crate::starttls::for_client(tls, stream).await {
+                                Some((stream, over_tls)) => {
+                                    if over_tls {
+                                        world.borrow_mut().fired("starttls sender");
+                                    }
+                                    Some(submit(stream, cut && first, &job).await)
+                                }
+                                None => None,
+                            }
+                        }
+                        Some(stream) => Some(submit(stream, cut && first, &job).await),
+                    };
+                    if let Some(outcome) = outcome {
                         first = false;
                         let mut w = world.borrow_mut();
                         match &outcome.message {
@@ -206,7 +229,14 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 rcpt,
             } => crate::hostile::trickler(connections, in_data, rcpt).await,
             Task::NeverRead => crate::hostile::non_reader().await,
-            Task::Guess { tries } => crate::hostile::guesser(tries).await,
+            Task::Guess { tries } => {
+                let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
+                crate::hostile::guesser(tries, tls.clone()).await
+            }
+            Task::Inject { injected } => {
+                let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
+                crate::starttls::inject(&world, tls, &injected).await;
+            }
             Task::Slow => {
                 if let Some(mut s) = connect(RELAY.into()).await {
                     for &b in b"EHLO slow.example\r\n" {

@@ -101,6 +101,20 @@ impl Tap for SimTap {
             x.oracle.handed_on(message);
         }
     }
+    /// The oracle drops the client's plain-text octets after STARTTLS here,
+    /// as the relay must: a reply to them from now on is an injection.
+    fn tls_established(&self, conn: u64, injected: u64) {
+        let mut w = self.0.borrow_mut();
+        w.fired("starttls handshake");
+        if injected > 0 {
+            w.fired("starttls octets discarded");
+        }
+        w.event(&format!("tls {conn} injected {injected}"));
+        if let Some(x) = w.watches.get_mut(&conn) {
+            x.oracle.tls_established();
+            x.recorder.tls_established();
+        }
+    }
     fn closed(&self, conn: u64) {
         let mut w = self.0.borrow_mut();
         w.event(&format!("close {conn}"));

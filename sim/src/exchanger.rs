@@ -30,20 +30,28 @@ pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turm
         config.domains.mailboxes = Some(vec!["someone@defunct.example".into()]);
     }
     let policy = Arc::new(Policy::new(config).map_err(|e| e.to_string())?);
+    // Some exchangers offer STARTTLS, the others refuse it (502), so that
+    // the relay's deliveries meet both.
+    let tls = world.borrow().tls.exchanger_server(&domain);
     let listener = turmoil::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).await?;
     loop {
         let (mut stream, peer) = listener.accept().await?;
         let world = world.clone();
         let policy = policy.clone();
         let domain = domain.clone();
+        let tls = tls.clone();
         tokio::task::spawn_local(async move {
             if world.borrow().failing.contains(&me) {
                 let _ = stream.write_all(b"421 4.3.2 try again later\r\n").await;
                 return;
             }
             let clock = Clock::start();
-            let s = Session::new(policy, Peer::direct(peer.ip()), clock.now());
-            relayguard_node::drive_server(stream, s, &clock, &mut Arrivals { world, domain }).await;
+            let mut s = Session::new(policy, Peer::direct(peer.ip()), clock.now());
+            if tls.is_some() {
+                s.offer_tls();
+            }
+            let mut hooks = Arrivals { world, domain, tls };
+            relayguard_node::drive_server(stream, s, &clock, &mut hooks).await;
         });
     }
 }
@@ -52,6 +60,7 @@ pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turm
 struct Arrivals {
     world: Shared,
     domain: String,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ServerHooks for Arrivals {
@@ -68,5 +77,13 @@ impl ServerHooks for Arrivals {
             &m.body,
         );
         Ok("x".into())
+    }
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.clone()
+    }
+    fn tls_established(&mut self, _injected: u64) {
+        let mut w = self.world.borrow_mut();
+        w.fired("starttls at an exchanger");
+        w.event(&format!("exchanger {} tls", self.domain));
     }
 }

@@ -9,6 +9,8 @@
 use std::time::Duration;
 
 use base64::Engine;
+use std::sync::Arc;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::{await_reply, connect};
@@ -16,6 +18,7 @@ use crate::options::{
     CHUNK_REPLY_WAIT, GIVE_UP_AT, GREETING_WAIT, NON_READER_RECONNECT_UNTIL, NON_READER_UNTIL, RELAY,
     TRICKLE_BYTE, TRICKLE_UNTIL,
 };
+use crate::starttls::read_reply;
 use crate::world::elapsed;
 
 /// `connections` trickling sessions at once, each reconnecting when the
@@ -120,15 +123,27 @@ async fn flood_unread(s: &mut turmoil::net::TcpStream) {
 
 /// Tries `tries` wrong passwords for `carol`, reconnecting whenever the
 /// relay closes or refuses AUTH, until they are used up or [`GIVE_UP_AT`].
-pub(crate) async fn guesser(tries: u32) {
+pub(crate) async fn guesser(tries: u32, tls: Arc<rustls::ClientConfig>) {
     let mut left = tries;
     while left > 0 && elapsed() < GIVE_UP_AT {
         if let Some(mut s) = connect(RELAY.into()).await {
-            if await_reply(&mut s, GREETING_WAIT).await
+            let ehlo = match await_reply(&mut s, GREETING_WAIT).await
                 && s.write_all(b"EHLO guesser.example\r\n").await.is_ok()
-                && await_reply(&mut s, CHUNK_REPLY_WAIT).await
             {
-                while left > 0 {
+                true => read_reply(&mut s, CHUNK_REPLY_WAIT).await,
+                false => None,
+            };
+            // Where the relay offers STARTTLS the guesser takes it: AUTH may
+            // be offered only over TLS, and the throttle must hold there.
+            let upgraded = match ehlo {
+                Some(ehlo) => crate::starttls::upgrade(&tls, s, &ehlo).await,
+                None => None,
+            };
+            if let Some(mut s) = upgraded {
+                let ready = !s.is_tls()
+                    || (s.write_all(b"EHLO guesser.example\r\n").await.is_ok()
+                        && read_reply(&mut s, CHUNK_REPLY_WAIT).await.is_some());
+                while ready && left > 0 {
                     left -= 1;
                     let b64 =
                         base64::engine::general_purpose::STANDARD.encode(format!("\0carol\0guess{left}"));
@@ -146,23 +161,5 @@ pub(crate) async fn guesser(tries: u32) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// The next reply (one line is enough here), or `None` if the connection
-/// closed or nothing came within `wait`.
-async fn read_reply(s: &mut turmoil::net::TcpStream, wait: Duration) -> Option<Vec<u8>> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        match tokio::time::timeout(wait, s.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => {
-                got.extend_from_slice(&buf[..n]);
-                if got.ends_with(b"\r\n") {
-                    return Some(got);
-                }
-            }
-            _ => return None,
-        }
     }
 }

@@ -23,6 +23,8 @@
 //!   `disk`), the foreign exchangers, the clients, the clients that are slow
 //!   on purpose.
 //! - `faults`: the scheduler that plays the plan and heals the world.
+//! - `tls`: rustls with the seed's randomness and the simulation's clock,
+//!   so that a handshake reproduces byte for byte.
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
 //! - `run`, `report`, `campaign`: one seed, its result, many seeds.
@@ -44,7 +46,9 @@ mod report;
 mod rng;
 mod run;
 mod shrink;
+mod starttls;
 mod swarm;
+mod tls;
 mod world;
 
 pub use campaign::campaign;

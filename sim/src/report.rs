@@ -56,6 +56,12 @@ pub(crate) fn describe(s: &Swarm) -> Vec<String> {
             c.lists.black
         ),
         format!("exchangers: {:?}", s.exchangers),
+        format!(
+            "starttls: offered {}, auth requires tls {}, exchangers offering it {:?}",
+            c.tls.cert.is_some(),
+            c.auth_requires_tls(),
+            s.tls_exchangers
+        ),
     ];
     for a in &s.actors {
         out.push(format!(

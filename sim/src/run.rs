@@ -51,10 +51,12 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
         .filter(|a| matches!(a.role, Role::CorpusSpammer))
         .map(|a| a.ip)
         .collect();
+    let tls = crate::tls::SimTls::new(seed, swarm.exchangers.keys(), swarm.tls_exchangers.clone());
     let world: Shared = Rc::new(RefCell::new(World::new(
         swarm.config.clone(),
         corpus_ips,
         verbose,
+        tls,
     )));
     let mut sim = turmoil::Builder::new()
         .epoch(SystemTime::UNIX_EPOCH + EPOCH)
@@ -185,6 +187,11 @@ fn relay(
     nc.retry_base = RETRY_BASE;
     nc.retry_max = RETRY_MAX;
     nc.max_queue_age = MAX_QUEUE_AGE;
+    let offer = policy.config().tls.cert.is_some();
+    (nc.tls_server, nc.tls_client) = {
+        let (server, client) = world.borrow_mut().tls.relay_start(offer);
+        (server, Some(client))
+    };
     world.borrow_mut().event("relay starts");
     if policy.bugs().has(Bug::ProcessStateLeak) {
         // BUG process-state-leak: a count kept across runs reaches the trace.

@@ -96,6 +96,8 @@ pub(crate) struct World {
     pub(crate) stats: Stats,
     /// The hostile-peers checker's view of the sessions.
     pub(crate) hostile: crate::checkers::hostile::Hostile,
+    /// The run's certificates and seeded TLS configs.
+    pub(crate) tls: crate::tls::SimTls,
 }
 
 /// Figures of one run.
@@ -117,7 +119,12 @@ pub(crate) fn elapsed() -> Duration {
 impl World {
     /// `verbose` keeps the trace lines; the hash is kept either way, so that
     /// a campaign's hashes and a single seed's agree.
-    pub(crate) fn new(config: Config, corpus_ips: BTreeSet<IpAddr>, verbose: bool) -> World {
+    pub(crate) fn new(
+        config: Config,
+        corpus_ips: BTreeSet<IpAddr>,
+        verbose: bool,
+        tls: crate::tls::SimTls,
+    ) -> World {
         World {
             now: Duration::ZERO,
             config,
@@ -143,6 +150,7 @@ impl World {
             trace: verbose.then(Vec::new),
             stats: Stats::default(),
             hostile: Default::default(),
+            tls,
         }
     }
 

@@ -60,6 +60,7 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
         Role::Trickler,
         Role::NonReader,
         Role::Guesser,
+        Role::Injector,
     ];
     for r in &all_roles {
         assert!(roles.contains(r), "no {r:?} in the fixed seeds");
@@ -76,6 +77,35 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
     );
     assert_eq!(failing(&reports), vec![]);
     every_storage_fault_fired(&reports);
+    every_tls_actor_fired(&reports);
+}
+
+/// The STARTTLS actors prove nothing unless their handshakes happen: each
+/// side of TLS must fire, not only be drawn, in the fixed seeds.
+fn every_tls_actor_fired(reports: &[Report]) {
+    let mut fired = std::collections::BTreeMap::new();
+    for r in reports {
+        for (k, n) in &r.fired {
+            *fired.entry(k.clone()).or_insert(0u64) += n;
+        }
+    }
+    let kinds = [
+        // The relay finished a handshake after STARTTLS.
+        "starttls handshake",
+        // A sender (core's client) went on over TLS.
+        "starttls sender",
+        // An injector did the handshake after pipelining behind STARTTLS,
+        // and one met a relay that does not offer it.
+        "starttls injection, handshake done",
+        "starttls injection, not offered",
+        // The relay's plain-text octets after STARTTLS were thrown away.
+        "starttls octets discarded",
+    ];
+    let silent: Vec<&&str> = kinds.iter().filter(|k| !fired.contains_key(**k)).collect();
+    assert!(
+        silent.is_empty(),
+        "never fired in the fixed seeds: {silent:?}; fired: {fired:?}"
+    );
 }
 
 /// A fault kind that never fires proves nothing: each must fire, not only
@@ -107,6 +137,27 @@ fn the_determinism_check_bites() {
     assert_eq!(first_difference(5, Bugs::NONE), None);
     let d = first_difference(5, Bugs::NONE.with(Bug::ProcessStateLeak)).expect("two runs differ");
     assert!(d.contains("runs in this process so far"), "{d}");
+}
+
+/// A seed whose relay offers STARTTLS and whose senders and injector use
+/// it: the handshakes draw from the seed, so two runs give one trace and
+/// one hash, and the determinism checker finds no difference.
+#[test]
+fn a_seed_with_tls_gives_one_trace() {
+    let seed = seeds()
+        .into_iter()
+        .find(|&s| {
+            let w = swarm(s, Bugs::NONE);
+            w.config.tls.cert.is_some() && w.actors.iter().any(|a| a.role == Role::Injector)
+        })
+        .expect("a fixed seed offers STARTTLS and has an injector");
+    let a = run(seed, Bugs::NONE, true);
+    let b = run(seed, Bugs::NONE, true);
+    let handshakes = a.trace.iter().filter(|l| l.contains(" tls ")).count();
+    assert!(handshakes > 0, "seed {seed}: no handshake in the trace");
+    assert_eq!(a.trace, b.trace, "seed {seed}");
+    assert_eq!(a.hash, b.hash, "seed {seed}");
+    assert_eq!(first_difference(seed, Bugs::NONE), None);
 }
 
 #[test]
@@ -184,7 +235,12 @@ fn each_wire_bug_shrinks_to_a_few_lines() {
     use relayguard_core::check::replay::{Mode, replay};
     use relayguard_core::check::shrink;
 
-    for bug in [Bug::TrustRouted, Bug::LanCheckOff, Bug::LfEndsData] {
+    for bug in [
+        Bug::TrustRouted,
+        Bug::LanCheckOff,
+        Bug::LfEndsData,
+        Bug::KeepBufferAfterStarttls,
+    ] {
         let bugs = Bugs::NONE.with(bug);
         let (seed, t) = seeds()
             .into_iter()
@@ -319,6 +375,19 @@ fn the_campaign_catches_trust_any_proxy_header() {
             |(_, v)| v.kind == Kind::Wire(ViolationKind::OpenRelay) && v.text.contains("XCLIENT")
                 || v.text.contains("untrusted")
         ),
+        "{f:#?}"
+    );
+}
+
+/// Injectors pipeline MAIL and RCPT behind STARTTLS; with the bug the relay
+/// runs them after the handshake, and the wire oracle, which dropped them
+/// at the handshake, sees replies that answer nothing.
+#[test]
+fn the_campaign_catches_keep_buffer_after_starttls() {
+    let f = caught(Bug::KeepBufferAfterStarttls);
+    assert!(
+        f.iter()
+            .any(|(_, v)| v.kind == Kind::Wire(ViolationKind::InjectedCommand)),
         "{f:#?}"
     );
 }

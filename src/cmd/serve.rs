@@ -22,6 +22,7 @@ use relayguard_core::Domain;
 use relayguard_core::Message;
 use relayguard_core::Policy;
 use relayguard_core::check::record::Recorder;
+use relayguard_node::tls;
 use relayguard_node::{
     DeliverError, Entry, Listing, Mailboxes, Net, Node, NodeConfig, Resolver, Spool, StoreError, Tap,
     Unreadable,
@@ -378,6 +379,17 @@ impl Tap for Log {
         }
     }
 
+    fn tls_established(&self, conn: u64, injected: u64) {
+        tracing::info!(
+            conn,
+            injected,
+            "TLS established; {injected} octets pipelined after STARTTLS thrown away unread"
+        );
+        if let Some(r) = self.open.borrow_mut().get_mut(&conn) {
+            r.tls_established();
+        }
+    }
+
     fn closed(&self, conn: u64) {
         match self.budgets.borrow_mut().remove(&conn).and_then(|b| b.summary()) {
             Some(summary) => tracing::info!(conn, "closed; {summary}"),
@@ -406,6 +418,18 @@ impl Tap for Log {
     }
 }
 
+/// The STARTTLS server configuration from `[tls]` (paths relative to the
+/// configuration file), with the ring provider; `None` without `[tls]`.
+fn tls_server(policy: &Policy, config: &Path) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    let Some((cert, key)) = policy.config().tls.resolve(dir) else {
+        return Ok(None);
+    };
+    tls::load_server_config(tls::ring(), &cert, &key)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -426,6 +450,13 @@ pub fn main(args: Args) -> ExitCode {
         .and_then(|c| Policy::new(c).map_err(|e| e.to_string()))
     {
         Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls_server = match tls_server(&policy, &args.config) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("relayguard serve: {e}");
             return ExitCode::from(2);
@@ -467,6 +498,7 @@ pub fn main(args: Args) -> ExitCode {
     node_config.max_connections = args.max_connections;
     node_config.max_per_ip = args.max_per_ip;
     node_config.max_deliveries = args.max_deliveries;
+    node_config.tls_server = tls_server;
     let tap = Log {
         record: args.record.clone().map(|d| absolute(&d)),
         config: absolute(&args.config),

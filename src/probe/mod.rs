@@ -175,6 +175,8 @@ pub fn rounds(t: &Transcript) -> Vec<(Vec<u8>, usize)> {
                 started = true;
                 bytes.extend_from_slice(b);
             }
+            // Transcripts with a handshake are skipped before this.
+            Step::Tls { .. } => {}
             Step::Reply { .. } if !started => {}
             Step::Reply { .. } => match out.last_mut() {
                 Some(last) if bytes.is_empty() => last.1 += 1,
@@ -352,6 +354,16 @@ fn run_case(opts: &Options, index: usize, case: &Case) -> Run {
     if case.transcript.auth.is_some() {
         run.verdict = Verdict::Skipped;
         run.reason = "@auth: the session starts authenticated, which a live server cannot be told".into();
+        return run;
+    }
+    if case
+        .transcript
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Tls { .. }))
+    {
+        run.verdict = Verdict::Skipped;
+        run.reason = "T: handshake: the probe does not do TLS".into();
         return run;
     }
     let token = format!("{}-{index}", opts.run_id);

@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use relayguard_core::check::buggify::Bugs;
+use relayguard_core::check::drive::Driver;
 use relayguard_core::check::transcript::{Step, Transcript};
 
 use crate::input::FuzzConfig;
@@ -33,17 +35,39 @@ impl Case {
             expect: Some(relayguard_core::check::transcript::Expect::Closed),
             source: Some(format!("fuzz/{origin}")),
             truncated: None,
-            steps: self
-                .chunks
-                .iter()
-                .enumerate()
-                .map(|(i, c)| Step::Send {
-                    raw: true,
-                    bytes: c.clone(),
-                    line: i + 1,
-                })
-                .collect(),
+            steps: self.steps(),
         }
+    }
+
+    /// One raw step per chunk, and a `T: handshake` after each chunk that
+    /// a `220` to STARTTLS answered, where the fuzz driver did one.
+    fn steps(&self) -> Vec<Step> {
+        let mut d = self.config.build(Bugs::NONE).map(|policy| {
+            let offer = policy.config().tls.cert.is_some();
+            let mut d = Driver::new(policy, self.peer);
+            if offer {
+                d.offer_tls();
+            }
+            if let Some(user) = self.auth {
+                d.authenticate(user);
+            }
+            d
+        });
+        let mut steps = Vec::new();
+        for (i, c) in self.chunks.iter().enumerate() {
+            steps.push(Step::Send {
+                raw: true,
+                bytes: c.clone(),
+                line: i + 1,
+            });
+            if let Some(d) = &mut d {
+                d.feed(c);
+                if d.handshake() {
+                    steps.push(Step::Tls { line: 0 });
+                }
+            }
+        }
+        steps
     }
 }
 

@@ -222,12 +222,18 @@ fn drive(
     chunks: &[&[u8]],
 ) -> Verdict {
     let bound = MAX_PIPELINED + policy.config().limits.max_message_size + 2 * MAX_LINE;
+    let offer_tls = policy.config().tls.cert.is_some();
     let mut d = Driver::with_view(policy, peer, view);
+    if offer_tls {
+        d.offer_tls();
+    }
     if let Some(user) = auth {
         d.authenticate(user);
     }
     for c in chunks {
         d.feed(c);
+        // The handshake a 220 to STARTTLS asked for, before the next chunk.
+        d.handshake();
         let held = d.session.buffered();
         assert!(
             held <= bound + c.len(),
@@ -550,7 +556,9 @@ fn strip_lines(t: &transcript::Transcript) -> transcript::Transcript {
     let mut t = t.clone();
     for s in &mut t.steps {
         match s {
-            transcript::Step::Send { line, .. } | transcript::Step::Reply { line, .. } => *line = 0,
+            transcript::Step::Send { line, .. }
+            | transcript::Step::Reply { line, .. }
+            | transcript::Step::Tls { line } => *line = 0,
         }
     }
     t

@@ -195,3 +195,25 @@ fn known_bugs_still_fail() {
         }
     }
 }
+
+/// The `session` target offers STARTTLS when the input's configuration has
+/// `[tls]` and does each handshake a `220` asks for: commands pipelined
+/// after STARTTLS pass on a clean core and are a finding with
+/// `keep-buffer-after-starttls`, which runs them after the handshake.
+#[test]
+fn the_session_target_bites_on_keep_buffer_after_starttls() {
+    let mut data = relayguard_fuzz_targets::SessionInput::header(0, 0, 0);
+    let n = data.len();
+    // The last byte of the configuration: `tls`.
+    data[n - 4] = 1;
+    let config = relayguard_fuzz_targets::SessionInput::decode(&data)
+        .unwrap()
+        .config;
+    assert!(config.tls && config.config().tls.cert.is_some());
+    data.extend_from_slice(b"EHLO x.example\r\nSTARTTLS\r\nEHLO y.example\r\nMAIL FROM:<a@example.org>\r\n");
+    let clean = panic::catch_unwind(|| relayguard_fuzz_targets::session_with(&data, Bugs::NONE));
+    assert!(clean.is_ok(), "clean core flagged");
+    let bug = Bugs::NONE.with(Bug::KeepBufferAfterStarttls);
+    let caught = panic::catch_unwind(|| relayguard_fuzz_targets::session_with(&data, bug));
+    assert!(caught.is_err(), "keep-buffer-after-starttls not caught");
+}

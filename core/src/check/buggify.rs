@@ -51,11 +51,15 @@ pub enum Bug {
     /// `proxy.xclient` say (and a transcript's `@proxy` header is believed
     /// from any proxy): anyone may say it is inside.
     TrustAnyProxyHeader,
+    /// The session keeps the octets pipelined after STARTTLS in plain text
+    /// and runs them once TLS is up, as if they had come over TLS
+    /// (CVE-2011-0411).
+    KeepBufferAfterStarttls,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
@@ -70,6 +74,7 @@ impl Bug {
         Bug::NoWriteTimeout,
         Bug::NoAuthThrottle,
         Bug::TrustAnyProxyHeader,
+        Bug::KeepBufferAfterStarttls,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -90,6 +95,7 @@ impl Bug {
             Bug::NoWriteTimeout => "no-write-timeout",
             Bug::NoAuthThrottle => "no-auth-throttle",
             Bug::TrustAnyProxyHeader => "trust-any-proxy-header",
+            Bug::KeepBufferAfterStarttls => "keep-buffer-after-starttls",
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Run {
     pub messages: Vec<Message>,
     /// The session asked for the connection to be closed.
     pub closed: bool,
+    /// Handshakes performed ([`Driver::handshake`]).
+    pub handshakes: usize,
 }
 
 /// Drives one session over in-memory input, with the wire oracle watching.
@@ -33,6 +35,8 @@ pub struct Driver {
     pub oracle: Oracle,
     stored: u64,
     now: Now,
+    /// The session sent [`Output::StartTls`] and waits for the handshake.
+    tls_asked: bool,
 }
 
 impl Driver {
@@ -56,6 +60,7 @@ impl Driver {
             oracle,
             stored: 0,
             now,
+            tls_asked: false,
         };
         d.pump();
         d
@@ -89,9 +94,37 @@ impl Driver {
             oracle,
             stored: 0,
             now,
+            tls_asked: false,
         };
         d.pump();
         d
+    }
+
+    /// This driver can do TLS: the session offers STARTTLS
+    /// ([`Session::offer_tls`]). Call it before the first input.
+    pub fn offer_tls(&mut self) {
+        self.session.offer_tls();
+    }
+
+    /// Whether the session asked for a TLS handshake that has not been
+    /// performed yet.
+    pub fn tls_asked(&self) -> bool {
+        self.tls_asked
+    }
+
+    /// Performs the TLS handshake the session asked for with
+    /// [`Output::StartTls`]: in memory there is nothing to encrypt, so it
+    /// tells the session and the oracle that it is done and collects what
+    /// follows. False (and nothing happens) when no handshake was asked.
+    pub fn handshake(&mut self) -> bool {
+        if !std::mem::take(&mut self.tls_asked) {
+            return false;
+        }
+        self.run.handshakes += 1;
+        self.session.tls_established(self.now);
+        self.oracle.tls_established();
+        self.pump();
+        true
     }
 
     /// The session is authenticated out of band (transcripts' `@auth`).
@@ -138,6 +171,7 @@ impl Driver {
                         .message_stored(self.now, Ok(format!("M{}", self.stored)));
                 }
                 Output::Close => self.run.closed = true,
+                Output::StartTls => self.tls_asked = true,
                 // Only a session that streams bodies hands these out; this
                 // driver keeps bodies whole, as the oracle judges them.
                 Output::Body(_) | Output::DropBody => {}

@@ -40,6 +40,9 @@ pub enum ViolationKind {
     MalformedReply,
     /// A handed-on message goes to a recipient that was not accepted.
     UnacceptedRecipient,
+    /// The server answered octets the client sent in plain text after
+    /// STARTTLS: it ran them instead of discarding them (CVE-2011-0411).
+    InjectedCommand,
 }
 
 impl fmt::Display for ViolationKind {
@@ -50,6 +53,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::SmuggledMessage => "smuggled message",
             ViolationKind::MalformedReply => "malformed reply",
             ViolationKind::UnacceptedRecipient => "unaccepted recipient",
+            ViolationKind::InjectedCommand => "STARTTLS command injection",
         })
     }
 }
@@ -95,6 +99,9 @@ pub struct Stats {
     pub foreign_messages_accepted: usize,
     /// End-of-data answered 4xx/5xx.
     pub messages_refused: usize,
+    /// Octets the client sent after a STARTTLS answered `220` and before
+    /// the handshake: the server must discard them unread.
+    pub injected_octets: u64,
 }
 
 /// The oracle's judgement of one session.
@@ -130,6 +137,9 @@ enum Mode {
     Body,
     /// The next client line is a SASL response for this mechanism step.
     Sasl,
+    /// STARTTLS was answered `220`: client bytes until the handshake were
+    /// sent in plain text after it, and must be answered by nothing.
+    AwaitTls,
 }
 
 /// The wire oracle for one session.
@@ -158,6 +168,9 @@ pub struct Oracle {
     violations: Vec<Violation>,
     stats: Stats,
     closed: bool,
+    /// The TLS handshake after STARTTLS is done: the server owes a reply
+    /// to nothing the client has not sent since.
+    tls: bool,
 }
 
 impl Oracle {
@@ -210,6 +223,7 @@ impl Oracle {
             violations: Vec::new(),
             stats: Stats::default(),
             closed: false,
+            tls: false,
         }
     }
 
@@ -270,6 +284,28 @@ impl Oracle {
             );
         }
         self.handed.push(message.clone());
+    }
+
+    /// The driver finished the TLS handshake after a STARTTLS answered
+    /// `220`. The client bytes since that STARTTLS line were plain text
+    /// and are dropped unread, as the server must drop them; what the
+    /// session knew is forgotten (RFC 3207 §4.2), the user too. From here
+    /// on any reply that answers no client line sent over TLS (a `421`
+    /// aside) answers those dropped octets: [`ViolationKind::InjectedCommand`].
+    pub fn tls_established(&mut self) {
+        self.pump();
+        if self.mode != Mode::AwaitTls {
+            return;
+        }
+        self.stats.injected_octets += self.client.len() as u64;
+        self.client.clear();
+        self.mode = Mode::Commands;
+        self.tls = true;
+        self.sender = None;
+        self.accepted.clear();
+        self.user = None;
+        self.sasl = None;
+        self.pump();
     }
 
     /// Violations found so far.
@@ -348,6 +384,13 @@ impl Oracle {
                         self.replies = ReplyReader::new();
                     }
                 }
+            } else if self.mode == Mode::AwaitTls || self.tls {
+                // Around STARTTLS the client has nothing unanswered: a reply
+                // now answers the plain-text octets after STARTTLS.
+                if let Ok(Some(reply)) = self.replies.next_reply() {
+                    self.unsolicited(reply.code);
+                    progressed = true;
+                }
             }
             if !self.closed {
                 progressed |= self.read_client();
@@ -361,7 +404,7 @@ impl Oracle {
     /// Takes what it can from the client stream. True if it took anything.
     fn read_client(&mut self) -> bool {
         match self.mode {
-            Mode::Gated => false,
+            Mode::Gated | Mode::AwaitTls => false,
             Mode::Body => {
                 let Some((consumed, body)) = end_of_body(&self.client) else {
                     return false;
@@ -391,9 +434,37 @@ impl Oracle {
         }
     }
 
+    /// A reply with no client line waiting for it, after STARTTLS: only
+    /// the `421` of a timeout or a shutdown may come unasked.
+    fn unsolicited(&mut self, code: u16) {
+        if code == 421 {
+            self.closed = true;
+            return;
+        }
+        let when = if self.tls {
+            "after the TLS handshake"
+        } else {
+            "before the TLS handshake"
+        };
+        self.violate(
+            ViolationKind::InjectedCommand,
+            "STARTTLS",
+            None,
+            format!(
+                "a {code} reply {when} answers octets the client sent in plain text after STARTTLS ({} octets), which must be discarded unread",
+                self.stats.injected_octets + self.client.len() as u64
+            ),
+        );
+    }
+
     fn command_line(&mut self, line: String) {
         let verb = line.split([' ', '\t']).next().unwrap_or("").to_ascii_uppercase();
         match verb.as_str() {
+            // The replies to what follows wait on the handshake.
+            "STARTTLS" => {
+                self.pending.push_back(Pending::Command(line));
+                self.mode = Mode::Gated;
+            }
             "DATA" => {
                 self.pending.push_back(Pending::Command(line));
                 self.mode = Mode::Gated;
@@ -471,6 +542,12 @@ impl Oracle {
                 let upper = line.to_ascii_uppercase();
                 if upper.starts_with("DATA") {
                     self.mode = if code == 354 { Mode::Body } else { Mode::Commands };
+                } else if upper.starts_with("STARTTLS") {
+                    self.mode = if code == 220 {
+                        Mode::AwaitTls
+                    } else {
+                        Mode::Commands
+                    };
                 } else if upper.starts_with("MAIL") {
                     if ok {
                         self.sender = Some(path_text(&line[4..]).to_string());

@@ -148,6 +148,14 @@ impl Recorder {
         });
     }
 
+    /// The TLS handshake after STARTTLS was done: a `T: handshake` step.
+    pub fn tls_established(&mut self) {
+        // `T: handshake` and its LF.
+        if self.fits(13) {
+            self.t.steps.push(Step::Tls { line: 0 });
+        }
+    }
+
     /// Bytes from the server; whole replies become `S:` steps.
     pub fn server(&mut self, bytes: &[u8]) {
         if self.is_truncated() {

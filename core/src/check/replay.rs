@@ -76,10 +76,16 @@ pub enum Mode {
 /// Replays `t` against a session of `policy`.
 pub fn replay(t: &Transcript, policy: Arc<Policy>, mode: Mode) -> Outcome {
     let peer = t.peer.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    // STARTTLS is offered when the configuration names a certificate, as
+    // `serve` would; the handshake is in memory, so no key file is read.
+    let offer_tls = policy.config().tls.cert.is_some();
     let mut d = match t.proxy {
         Some(proxy) => Driver::proxied(policy, peer, proxy),
         None => Driver::new(policy, peer),
     };
+    if offer_tls {
+        d.offer_tls();
+    }
     if let Some(user) = &t.auth {
         d.authenticate(user);
     }
@@ -112,6 +118,18 @@ pub fn replay(t: &Transcript, policy: Arc<Policy>, mode: Mode) -> Outcome {
                         line: *line,
                         expected: expected.clone(),
                         got: got.unwrap_or_default(),
+                    });
+                }
+            }
+            Step::Tls { line } => {
+                if !chunk.is_empty() {
+                    d.feed(&std::mem::take(&mut chunk));
+                }
+                if !d.handshake() && mode == Mode::Strict {
+                    mismatches.push(Mismatch {
+                        line: *line,
+                        expected: "T: handshake".into(),
+                        got: "no handshake: the server did not answer a STARTTLS with 220".into(),
                     });
                 }
             }

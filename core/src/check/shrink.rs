@@ -104,7 +104,25 @@ fn units(t: &Transcript) -> Vec<Unit> {
                     });
                 }
             }
+            Step::Reply { .. } | Step::Tls { .. } => group += 1,
+        }
+    }
+    out
+}
+
+/// The groups that a TLS handshake comes just before, as [`units`]
+/// numbers them.
+fn handshakes(t: &Transcript) -> Vec<usize> {
+    let mut group = 0;
+    let mut out = Vec::new();
+    for s in &t.steps {
+        match s {
+            Step::Send { .. } => {}
             Step::Reply { .. } => group += 1,
+            Step::Tls { .. } => {
+                group += 1;
+                out.push(group);
+            }
         }
     }
     out
@@ -112,16 +130,25 @@ fn units(t: &Transcript) -> Vec<Unit> {
 
 /// The transcript with only these client lines: one raw step per line, an
 /// any-reply `S:` after each group that still has lines, so that groups
-/// stay apart. The header is kept; an attack stays `@expect closed`.
+/// stay apart, and the TLS handshakes that came between them. The header is kept; an attack stays `@expect closed`.
 fn rebuild(t: &Transcript, units: &[Unit]) -> Transcript {
     let mut steps = Vec::new();
     let mut last_group = None;
+    let tls = handshakes(t);
     for u in units.iter().filter(|u| !u.bytes.is_empty()) {
         if last_group.is_some_and(|g| g != u.group) {
             steps.push(Step::Reply {
                 expected: String::new(),
                 line: 0,
             });
+        }
+        // A handshake between the last line kept and this one stays, so
+        // that what went over TLS still does.
+        if tls
+            .iter()
+            .any(|&h| last_group.is_none_or(|g| g < h) && h <= u.group)
+        {
+            steps.push(Step::Tls { line: 0 });
         }
         last_group = Some(u.group);
         steps.push(Step::Send {

@@ -50,6 +50,10 @@
 //! - `C~ text` — the client sends the bytes of `text`, unescaped, with nothing
 //!   appended. Escapes: `\r`, `\n`, `\0`, `\t`, `\\` and `\xNN` (two hex
 //!   digits); anything else after a backslash is an error.
+//! - `T: handshake` — the TLS handshake, after the client's `STARTTLS` was
+//!   answered `220`: the replay driver performs it (the core replay tells
+//!   the session it is done; `replay --target` runs a real one). What the
+//!   client sends after it goes over TLS.
 //! - `S: text` — the next reply must start with `text` (see [`matches()`]): `5`,
 //!   `550`, `250 2.1.5`, or a whole reply. A reply of several lines is written
 //!   as consecutive `S:` lines, each but the last of the form `ddd-...`
@@ -59,7 +63,7 @@
 //!   text accepts any reply.
 //! - blank lines are ignored.
 //!
-//! After `C:`, `C~` and `S:` a single space is skipped; everything after it,
+//! After `C:`, `C~`, `S:` and `T:` a single space is skipped; everything after it,
 //! trailing spaces included, is the text.
 //!
 //! # Replay
@@ -78,6 +82,11 @@
 //!   checks it with [`matches()`]. A reply step when the server has closed the
 //!   connection, or has nothing more to say, fails. Replies left over at the
 //!   end are not checked by the replies, but still by the oracle.
+//! - A [`Step::Tls`] first feeds the client bytes before it, as one input,
+//!   then performs the handshake; it fails (a mismatch at its line) when
+//!   the session did not ask for one (no `220` to a `STARTTLS`). The core
+//!   replay offers STARTTLS when the configuration has a `[tls]`
+//!   certificate.
 //! - A transcript may end without `QUIT` when the server closes first.
 //! - `@expect closed`: an attack. No message of the session may be accepted
 //!   (`250` after DATA) for a foreign destination, even from a trusted
@@ -187,13 +196,19 @@ pub enum Step {
         /// The line of its first `S:`; 0 for a recorded step.
         line: usize,
     },
+    /// `T: handshake`: the TLS handshake that a `220` to STARTTLS
+    /// announced is done here.
+    Tls {
+        /// The line it was parsed from; 0 for a recorded step.
+        line: usize,
+    },
 }
 
 impl Step {
     /// The line of the step in its text; 0 for a recorded step.
     pub fn line(&self) -> usize {
         match self {
-            Step::Send { line, .. } | Step::Reply { line, .. } => *line,
+            Step::Send { line, .. } | Step::Reply { line, .. } | Step::Tls { line } => *line,
         }
     }
 }
@@ -285,6 +300,15 @@ pub fn parse(text: &str) -> Result<Transcript, ParseError> {
                 bytes,
                 line,
             });
+        } else if let Some(rest) = l.strip_prefix("T:") {
+            match after_marker(rest) {
+                "handshake" => t.steps.push(Step::Tls { line }),
+                other => {
+                    return Err(err(format!(
+                        "unknown T: step `{other}` (the only one is `T: handshake`)"
+                    )));
+                }
+            }
         } else if let Some(rest) = l.strip_prefix("S:") {
             let s = after_marker(rest);
             match t.steps.last_mut() {
@@ -301,7 +325,7 @@ pub fn parse(text: &str) -> Result<Transcript, ParseError> {
         } else {
             let shown: String = l.chars().take(40).collect();
             return Err(err(format!(
-                "unknown line `{shown}` (expected #, @header, C:, C~ or S:)"
+                "unknown line `{shown}` (expected #, @header, C:, C~, S: or T:)"
             )));
         }
     }
@@ -484,6 +508,10 @@ impl Transcript {
                         last = l;
                     }
                     open_reply = is_continuation(last);
+                }
+                Step::Tls { .. } => {
+                    push_line(&mut out, "T:", "handshake");
+                    open_reply = false;
                 }
             }
         }

@@ -13,6 +13,13 @@ impl Session {
         if !self.policy.has_users() {
             return self.error(502, Enhanced(5, 5, 1), "Error: authentication not enabled");
         }
+        if self.auth_needs_tls() {
+            return self.error(
+                538,
+                Enhanced(5, 7, 11),
+                "Encryption required for requested authentication mechanism",
+            );
+        }
         if !self.esmtp {
             return self.error(503, Enhanced(5, 5, 1), "Error: send EHLO first");
         }

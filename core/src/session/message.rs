@@ -80,6 +80,12 @@ pub enum Output {
     /// The pieces handed out since the last `Message` belong to a message
     /// that was refused (too big, a bare CR or LF): drop them.
     DropBody,
+    /// Start TLS now (RFC 3207): the replies before it (the `220`) are
+    /// written out first, then the handshake is done on the connection,
+    /// then [`Session::tls_established`](crate::Session::tls_established)
+    /// is called. Nothing else comes out until then. A handshake that
+    /// fails ends the connection: the driver simply closes it.
+    StartTls,
     /// Close the connection. Nothing follows.
     Close,
 }

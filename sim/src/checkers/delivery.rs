@@ -167,7 +167,12 @@ mod tests {
     const BODY: &[u8] = b"X-Sim-Id: m1\r\nFrom: <a@b.example>\r\n\r\nHello.\r\n";
 
     fn world() -> World {
-        let mut w = World::new(Config::default(), BTreeSet::new(), false);
+        let mut w = World::new(
+            Config::default(),
+            BTreeSet::new(),
+            false,
+            crate::tls::SimTls::new(0, std::iter::empty(), BTreeSet::new()),
+        );
         w.submissions.insert(
             "m1".into(),
             Submission {

@@ -153,7 +153,7 @@ fn chunks(name: &'static str, bytes: &[u8]) -> Option<Attack> {
         .into_iter()
         .filter_map(|s| match s {
             Step::Send { bytes, .. } => Some(bytes),
-            Step::Reply { .. } => None,
+            Step::Reply { .. } | Step::Tls { .. } => None,
         })
         .collect();
     Some((name.strip_suffix(".smtp").unwrap_or(name), chunks))

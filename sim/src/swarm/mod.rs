@@ -11,8 +11,9 @@ mod attacks;
 mod config;
 mod hostile;
 mod storage;
+mod tls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct Swarm {
     pub lan_hosts: Vec<IpAddr>,
     /// Foreign domain → its mail exchanger's address.
     pub exchangers: BTreeMap<String, IpAddr>,
+    /// The foreign domains whose exchanger offers STARTTLS.
+    pub tls_exchangers: BTreeSet<String>,
     pub actors: Vec<Actor>,
     /// Each actor's random stream, by position in `actors`: its index when
     /// drawn, kept when the shrinker removes other actors, so that the
@@ -66,6 +69,8 @@ pub enum Role {
     NonReader,
     /// Guesses passwords, reconnecting when cut off.
     Guesser,
+    /// Pipelines commands behind STARTTLS (CVE-2011-0411).
+    Injector,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +95,8 @@ pub enum Task {
         trusted: bool,
         /// The first attempt drops the connection in the middle of DATA.
         cut: bool,
+        /// The client uses STARTTLS when the relay offers it.
+        starttls: bool,
     },
     /// Raw chunks, each followed by waiting for a reply.
     Raw {
@@ -112,6 +119,12 @@ pub enum Task {
     NeverRead,
     Guess {
         tries: u32,
+    },
+    /// `STARTTLS` and `injected` in one write, then the handshake, then
+    /// silence for a while before `EHLO` over TLS: any reply in that
+    /// silence answers the plain-text commands.
+    Inject {
+        injected: Vec<u8>,
     },
 }
 
@@ -162,6 +175,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 legit,
                 trusted,
                 cut: r.chance(20),
+                starttls: false,
             });
         }
         actors.push(Actor {
@@ -202,6 +216,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 legit: right,
                 trusted,
                 cut: false,
+                starttls: false,
             }],
         });
     }
@@ -228,6 +243,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 legit,
                 trusted: false,
                 cut: false,
+                starttls: false,
             }],
         });
     }
@@ -287,10 +303,13 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
     hostile::draw(&mut r, &mut next_outside, &local, &mut actors);
 
     let faults = fault_plan(&mut r, &exchangers, &actors);
+    let mut config = config;
+    let tls_exchangers = tls::draw(&mut r, &mut config, &mut next_outside, &exchangers, &mut actors);
     Swarm {
         config,
         lan_hosts,
         exchangers,
+        tls_exchangers,
         streams: (0..actors.len() as u64).collect(),
         actors,
         faults,

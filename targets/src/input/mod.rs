@@ -78,6 +78,10 @@ pub struct FuzzConfig {
     pub max_recipients: u8,
     pub max_message_size: u16,
     pub max_errors: u8,
+    /// `[tls]` with a certificate: the session offers STARTTLS (the
+    /// drivers offer it when the configuration names one), and AUTH waits
+    /// for TLS by default. Half the inputs.
+    pub tls: bool,
 }
 
 impl FuzzConfig {
@@ -173,6 +177,11 @@ impl FuzzConfig {
         c.limits.max_message_size = self.max_message_size();
         if self.max_errors != 0 {
             c.limits.max_errors = self.max_errors as usize;
+        }
+        if self.tls {
+            // Never read: the in-memory handshake needs no key.
+            c.tls.cert = Some("test-cert.pem".into());
+            c.tls.key = Some("test-key.pem".into());
         }
         c
     }

@@ -25,6 +25,9 @@ pub enum ScriptStep {
     AuthPlain(u8, bool),
     Vrfy(Addr),
     Raw(Vec<u8>),
+    /// `STARTTLS`; with `Some`, a MAIL and a RCPT pipelined after it in
+    /// the same chunk (the command injection of CVE-2011-0411).
+    StartTls(Option<(Addr, Addr)>),
 }
 
 /// The `session_script` target's input.
@@ -119,6 +122,14 @@ impl Script {
                     out.push(line(format!("AUTH PLAIN {token}")));
                 }
                 ScriptStep::Vrfy(a) => out.push(line(format!("VRFY <{}>", a.render(c)))),
+                ScriptStep::StartTls(injected) => {
+                    let mut b = line("STARTTLS".into());
+                    if let Some((from, to)) = injected {
+                        b.extend(line(format!("MAIL FROM:<{}>", from.render(c))));
+                        b.extend(line(format!("RCPT TO:<{}>", to.render(c))));
+                    }
+                    out.push(b);
+                }
                 ScriptStep::Raw(b) => {
                     if !b.is_empty() {
                         out.push(b.clone())

@@ -263,7 +263,7 @@ fn transcript_to_text_picks_c_or_c_tilde() {
 fn without_lines(mut t: Transcript) -> Transcript {
     for s in &mut t.steps {
         match s {
-            Step::Send { line, .. } | Step::Reply { line, .. } => *line = 0,
+            Step::Send { line, .. } | Step::Reply { line, .. } | Step::Tls { line } => *line = 0,
         }
     }
     t
@@ -293,6 +293,7 @@ fn step() -> impl Strategy<Value = Step> {
                 lines.push(last);
                 reply(&lines.join("\r\n"), 0)
             }),
+        Just(Step::Tls { line: 0 }),
     ]
 }
 

@@ -51,11 +51,15 @@ pub enum Bug {
     /// `proxy.xclient` say (and a transcript's `@proxy` header is believed
     /// from any proxy): anyone may say it is inside.
     TrustAnyProxyHeader,
+    /// A bare LF inside a BDAT chunk passes as a line end instead of
+    /// refusing the message (`core/src/session/chunking.rs`): the next hop
+    /// that gets the message by DATA may split it there.
+    BdatBareLfPasses,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
@@ -70,6 +74,7 @@ impl Bug {
         Bug::NoWriteTimeout,
         Bug::NoAuthThrottle,
         Bug::TrustAnyProxyHeader,
+        Bug::BdatBareLfPasses,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -90,6 +95,7 @@ impl Bug {
             Bug::NoWriteTimeout => "no-write-timeout",
             Bug::NoAuthThrottle => "no-auth-throttle",
             Bug::TrustAnyProxyHeader => "trust-any-proxy-header",
+            Bug::BdatBareLfPasses => "bdat-bare-lf-passes",
         }
     }
 

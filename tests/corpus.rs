@@ -77,3 +77,11 @@ fn the_corpus_catches_lan_check_off() {
         "{failed:#?}"
     );
 }
+
+#[test]
+fn the_corpus_catches_bdat_bare_lf_passes() {
+    let failed = caught_by(Bug::BdatBareLfPasses);
+    for name in ["bdat-bare-lf-in-chunk", "bdat-outbound-bare-lf-in-chunk"] {
+        assert!(failed.iter().any(|(n, _)| n == name), "{name}: {failed:#?}");
+    }
+}

@@ -35,7 +35,14 @@ pub struct Job {
     pub body: Vec<u8>,
     /// How long to wait for each reply.
     pub timeout: Duration,
+    /// Send the body with BDAT (RFC 3030) when the server offers
+    /// CHUNKING, in chunks of at most [`BDAT_CHUNK`] octets; with DATA
+    /// otherwise.
+    pub chunking: bool,
 }
+
+/// The largest BDAT chunk the client sends.
+pub const BDAT_CHUNK: usize = 64 * 1024;
 
 /// What the driver must do, from [`Client::poll_output`], in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +149,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// AUTH mechanisms, upper case, in the server's order.
     pub auth: Vec<String>,
+    /// `CHUNKING` (RFC 3030): BDAT may carry the body.
+    pub chunking: bool,
 }
 
 impl Extensions {
@@ -168,6 +177,7 @@ impl Extensions {
                 "SIZE" => ext.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
+                "CHUNKING" => ext.chunking = true,
                 "AUTH" => ext.auth.extend(words.map(str::to_ascii_uppercase)),
                 _ => {}
             }
@@ -187,6 +197,10 @@ enum Step {
     Rcpt(usize),
     Data,
     Body,
+    /// A BDAT chunk, the last or not.
+    Chunk {
+        last: bool,
+    },
     Quit,
 }
 
@@ -218,6 +232,9 @@ pub struct Client {
     mail_refused: Option<Reply>,
     message: Option<MessageResult>,
     transcript: Vec<(Vec<u8>, Reply)>,
+    /// BDAT chunks (command line and octets) not sent yet: without
+    /// PIPELINING each waits for the `250` of the one before.
+    chunks: VecDeque<(Step, Vec<u8>)>,
 }
 
 impl Client {
@@ -247,6 +264,7 @@ impl Client {
             mail_refused: None,
             message: None,
             transcript: Vec::new(),
+            chunks: VecDeque::new(),
         };
         if let Some(why) = invalid_job {
             c.abort(Failure::InvalidJob(why));
@@ -413,7 +431,52 @@ impl Client {
                 });
                 self.quit();
             }
+            Step::Chunk { last } => {
+                if self.message.is_none() && (!ok || last) {
+                    // The first refusal decides; else the last chunk's 250.
+                    self.message = Some(if ok {
+                        MessageResult::Accepted(reply)
+                    } else {
+                        refusal(reply)
+                    });
+                }
+                let next = if ok && !last {
+                    self.chunks.pop_front()
+                } else {
+                    None
+                };
+                if let Some((step, bytes)) = next {
+                    self.send(step, bytes);
+                } else if !self.pending.iter().any(|(s, _)| matches!(s, Step::Chunk { .. })) {
+                    self.quit();
+                }
+            }
             Step::Quit => self.finish(),
+        }
+    }
+
+    /// The body with BDAT: the CRLF lines of [`data_bytes`], unstuffed, in
+    /// chunks of at most [`BDAT_CHUNK`], the last one `LAST`. All at once
+    /// with PIPELINING (RFC 3030 §4.2), else one per reply.
+    fn send_chunks(&mut self) {
+        let body = unstuffed(&std::mem::take(&mut self.data));
+        let mut pieces: Vec<&[u8]> = body.chunks(BDAT_CHUNK).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        let n = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let last = i + 1 == n;
+            let mut bytes =
+                format!("BDAT {}{}\r\n", piece.len(), if last { " LAST" } else { "" }).into_bytes();
+            bytes.extend_from_slice(piece);
+            self.chunks.push_back((Step::Chunk { last }, bytes));
+        }
+        if self.ext.pipelining {
+            let all: Vec<_> = self.chunks.drain(..).collect();
+            self.send_group(all);
+        } else if let Some((step, bytes)) = self.chunks.pop_front() {
+            self.send(step, bytes);
         }
     }
 
@@ -465,7 +528,11 @@ impl Client {
             .iter()
             .any(|(_, r)| matches!(r, RcptResult::Accepted(_)))
         {
-            self.send(Step::Data, b"DATA\r\n".to_vec());
+            if self.job.chunking && self.ext.chunking {
+                self.send_chunks();
+            } else {
+                self.send(Step::Data, b"DATA\r\n".to_vec());
+            }
         } else {
             self.refuse(Failure::NoRecipientAccepted);
         }
@@ -583,6 +650,18 @@ pub fn data_bytes(body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// The body that [`data_bytes`] stuffed: its `.<CRLF>` taken off and the
+/// stuffing dot of each line removed, so CRLF lines with no bare CR or LF,
+/// the last one ended.
+fn unstuffed(data: &[u8]) -> Vec<u8> {
+    let data = data.strip_suffix(b".\r\n").unwrap_or(data);
+    let mut out = Vec::with_capacity(data.len());
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
     out
 }
 

@@ -158,6 +158,15 @@ pub enum Command<'a> {
     },
     /// `STARTTLS`, without arguments.
     Starttls,
+    /// `BDAT size [LAST]` (RFC 3030): `size` octets of message follow the
+    /// line, whatever the reply.
+    Bdat {
+        /// The octets that follow; a value too large for `u64` reads as
+        /// `u64::MAX`.
+        size: u64,
+        /// `LAST`: this chunk ends the message.
+        last: bool,
+    },
 }
 
 /// A path as written: `<>` or `<[@route:]local@domain>`, syntax checked.
@@ -307,6 +316,7 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
         (0x4558_504e, 4) => Command::Expn(nonempty(args, "EXPN needs an argument")?),
         (0x4845_4c50, 4) => Command::Help(args),
         (0x4155_5448, 4) => parse_auth(args)?,
+        (0x4244_4154, 4) => parse_bdat(args)?,
         (0x5354_4152, 8) if verb[4..].eq_ignore_ascii_case("TTLS") => no_args(args, Command::Starttls)?,
         _ => return Err(ParseError::UnknownCommand),
     };
@@ -671,6 +681,29 @@ fn parse_rcpt(args: &str) -> Result<Command<'_>, ParseError> {
     Ok(Command::Rcpt { to })
 }
 
+/// `BDAT` arguments: a size in digits, then `LAST` or nothing. A size of
+/// more than 20 digits is refused rather than read as a number: nothing
+/// sends that much.
+fn parse_bdat(args: &str) -> Result<Command<'_>, ParseError> {
+    let mut it = words(args);
+    let size = it.next().ok_or(ParseError::Syntax("BDAT needs a chunk size"))?;
+    if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::Syntax("BDAT chunk size is not a number"));
+    }
+    let last = match it.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return Err(ParseError::Syntax("expected BDAT size [LAST]")),
+    };
+    if it.next().is_some() {
+        return Err(ParseError::Syntax("expected BDAT size [LAST]"));
+    }
+    Ok(Command::Bdat {
+        size: size.parse().unwrap_or(u64::MAX),
+        last,
+    })
+}
+
 fn parse_auth(args: &str) -> Result<Command<'_>, ParseError> {
     let mut it = args.split(is_space_char).filter(|s| !s.is_empty());
     let mechanism = it.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
@@ -745,6 +778,8 @@ impl fmt::Display for Command<'_> {
                 initial: Some(i),
             } => write!(f, "AUTH {mechanism} {i}"),
             Command::Starttls => f.write_str("STARTTLS"),
+            Command::Bdat { size, last: false } => write!(f, "BDAT {size}"),
+            Command::Bdat { size, last: true } => write!(f, "BDAT {size} LAST"),
         }
     }
 }

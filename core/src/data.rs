@@ -213,7 +213,7 @@ impl DataReader {
 /// The index of the first CR, LF or NUL in `b`, or its length. Eight
 /// octets per step with word arithmetic: lines are short, and a library
 /// search call costs more to set up than it saves on them.
-fn find_special(b: &[u8]) -> usize {
+pub(crate) fn find_special(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Flags the zero octets of `v`; a false flag can only sit above a true

@@ -22,6 +22,7 @@ use crate::command::{self, Command, MAX_LINE, ParseError, PathArg};
 use crate::data::{BODY_PIECE, BodySink, DataReader, Ended};
 use crate::policy::{Context, Decision, Policy};
 mod auth;
+mod chunking;
 mod deadlines;
 mod message;
 mod starttls;
@@ -38,6 +39,17 @@ enum State {
     /// An overlong command line is being skipped up to its LF.
     Discard,
     Data(Box<DataReader>),
+    /// Reading the octets of a BDAT chunk of `size` into the
+    /// transaction's body; `left` of them still to come.
+    Chunk {
+        size: u64,
+        left: u64,
+        last: bool,
+    },
+    /// Skipping the octets of a refused BDAT chunk.
+    SkipChunk {
+        left: u64,
+    },
     Auth(AuthStep),
     /// A message was handed out; input waits until it is stored.
     AwaitStore,
@@ -62,6 +74,9 @@ struct Transaction {
     size_hint: usize,
     recipients: Vec<Recipient>,
     smtputf8: bool,
+    /// The body so far of a message sent with BDAT; DATA is refused once
+    /// it is there.
+    chunks: Option<Box<chunking::Chunks>>,
 }
 
 /// The server session.
@@ -222,7 +237,11 @@ impl Session {
         let body = match &self.state {
             State::Data(r) => r.buffered(),
             _ => 0,
-        };
+        } + self
+            .tx
+            .as_ref()
+            .and_then(|t| t.chunks.as_ref())
+            .map_or(0, |c| c.buffered());
         self.input.len() + body + self.pending_body()
     }
 
@@ -252,7 +271,7 @@ impl Session {
     fn has_held_commands(&self) -> bool {
         match self.state {
             State::Command | State::Auth(_) => memchr::memchr(b'\n', &self.input).is_some(),
-            State::Data(_) => !self.input.is_empty(),
+            State::Data(_) | State::Chunk { .. } | State::SkipChunk { .. } => !self.input.is_empty(),
             _ => false,
         }
     }
@@ -400,6 +419,17 @@ impl Session {
                         self.end_of_data(ended);
                     }
                 }
+                State::Chunk { .. } => {
+                    if piece_waiting {
+                        break;
+                    }
+                    let n = self.chunk_input(&input[pos..]);
+                    if n == 0 && matches!(self.state, State::Chunk { .. }) {
+                        break;
+                    }
+                    pos += n;
+                }
+                State::SkipChunk { .. } => pos += self.skip_input(&input[pos..]),
                 State::Discard => match memchr::memchr(b'\n', &input[pos..]) {
                     None => pos = input.len(),
                     Some(i) => {
@@ -626,6 +656,7 @@ impl Session {
                     size_hint: params.size.unwrap_or(0).min(limit) as usize,
                     recipients: Vec::new(),
                     smtputf8: params.smtputf8,
+                    chunks: None,
                 });
                 self.reply(250, Enhanced(2, 1, 0), "Ok");
             }
@@ -636,16 +667,12 @@ impl Session {
                     Some(t) if t.recipients.is_empty() => {
                         return self.error(503, Enhanced(5, 5, 1), "Error: no valid recipients");
                     }
+                    Some(t) if t.chunks.is_some() => {
+                        return self.error(503, Enhanced(5, 5, 1), "Error: DATA after BDAT");
+                    }
                     Some(_) => {}
                 }
-                let config = self.policy.config();
-                let limit = config.limits.max_message_size;
-                let hint = self.tx.as_ref().map_or(0, |t| t.size_hint);
-                let sink = if self.stream_bodies {
-                    BodySink::streaming(limit)
-                } else {
-                    BodySink::whole(limit, hint)
-                };
+                let sink = self.body_sink();
                 let reader = if self.policy.bugs().has(Bug::LfEndsData) {
                     DataReader::with_lf_bug(sink)
                 } else {
@@ -672,6 +699,19 @@ impl Session {
             Command::Help(_) => self.reply(214, Enhanced(2, 0, 0), "See RFC 5321"),
             Command::Starttls => self.starttls(),
             Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
+            Command::Bdat { size, last } => self.bdat(size, last),
+        }
+    }
+
+    /// Where the body of the message now starting goes (DATA's and BDAT's
+    /// alike): kept whole, sized for the declared SIZE, or streamed.
+    fn body_sink(&self) -> BodySink {
+        let limit = self.policy.config().limits.max_message_size;
+        let hint = self.tx.as_ref().map_or(0, |t| t.size_hint);
+        if self.stream_bodies {
+            BodySink::streaming(limit)
+        } else {
+            BodySink::whole(limit, hint)
         }
     }
 
@@ -718,7 +758,7 @@ impl Session {
         }
         let size = self.policy.config().limits.max_message_size;
         let mut text = format!(
-            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"
+            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
         );
         self.advertise_starttls(&mut text);
         if self.policy.has_users() && !self.auth_needs_tls() {
@@ -761,6 +801,8 @@ impl Session {
         }
     }
 
+    /// The end of a message's body, by DATA's `<CRLF>.<CRLF>` or BDAT's
+    /// `LAST` chunk: the refusals, or the message handed out to be stored.
     fn end_of_data(&mut self, ended: Ended) {
         self.state = State::Command;
         if self.stream_bodies && !matches!(ended, Ended::Ok(_)) {

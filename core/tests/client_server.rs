@@ -1,6 +1,7 @@
 //! (d) The client session talking to the server session in memory delivers
 //! any body byte-exact (after the client's CRLF normalization), lines
-//! starting with dots included, whatever the transport's chunking.
+//! starting with dots included, whatever the transport's chunking, with
+//! DATA or with BDAT.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -92,6 +93,7 @@ fn job(body: Vec<u8>, rcpts: &[&str]) -> Job {
         rcpt_to: rcpts.iter().map(|r| r.to_string()).collect(),
         body,
         timeout: Duration::from_secs(30),
+        chunking: false,
     }
 }
 
@@ -106,9 +108,15 @@ proptest! {
             prop::collection::vec(1u8..=255, 0..40),
         ], 0..40),
         mtu in prop_oneof![Just(1usize), 2usize..64, Just(65536)],
+        chunking in any::<bool>(),
     ) {
         let body: Vec<u8> = parts.concat();
-        let (outcome, messages) = talk(job(body.clone(), &["alice@example.com", "friend@elsewhere.example"]), "192.168.1.7", mtu);
+        let mut j = job(body.clone(), &["alice@example.com", "friend@elsewhere.example"]);
+        // With BDAT (the server offers CHUNKING) or DATA: the same message.
+        j.chunking = chunking;
+        let (outcome, messages) = talk(j, "192.168.1.7", mtu);
+        let verb = if chunking { "BDAT" } else { "DATA" };
+        prop_assert!(outcome.transcript.iter().any(|(c, _)| c.starts_with(verb.as_bytes())));
         prop_assert!(matches!(outcome.message, MessageResult::Accepted(_)), "{:?}", outcome.message);
         prop_assert_eq!(messages.len(), 1);
         prop_assert_eq!(&messages[0].body, &normalized(&body));
@@ -130,6 +138,37 @@ fn an_outsider_client_gets_the_relay_refusal_per_recipient() {
     assert_eq!(r.code, 550);
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].recipients.len(), 1);
+}
+
+#[test]
+fn a_body_larger_than_a_chunk_goes_in_several_bdat_chunks() {
+    let line = b"0123456789 a line of a body larger than one BDAT chunk\r\n";
+    let mut body = Vec::new();
+    while body.len() < 2 * client::BDAT_CHUNK + 100 {
+        body.extend_from_slice(line);
+    }
+    let mut j = job(body.clone(), &["alice@example.com"]);
+    j.chunking = true;
+    let policy_limit_ok = body.len() < 10 * 1024 * 1024;
+    assert!(policy_limit_ok);
+    let (outcome, messages) = talk(j, "203.0.113.7", 4096);
+    assert!(
+        matches!(outcome.message, MessageResult::Accepted(_)),
+        "{:?}",
+        outcome.message
+    );
+    let chunks: Vec<String> = outcome
+        .transcript
+        .iter()
+        .filter(|(c, _)| c.starts_with(b"BDAT"))
+        .map(|(c, _)| String::from_utf8_lossy(&c[..c.iter().position(|&b| b == b'\r').unwrap()]).into_owned())
+        .collect();
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    assert!(
+        chunks[2].ends_with(" LAST") && !chunks[0].ends_with(" LAST"),
+        "{chunks:?}"
+    );
+    assert_eq!(messages[0].body, body);
 }
 
 #[test]

@@ -99,6 +99,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                 .collect(),
             body: message.body.clone(),
             timeout: self.config.reply_timeout,
+            // BDAT where the next hop offers CHUNKING: the body never holds
+            // a bare CR or LF (the session refuses those), so it goes as is.
+            chunking: true,
         };
         // At most `destination_concurrency_limit` connections to this
         // domain at once: the rest wait here for a slot.

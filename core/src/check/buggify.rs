@@ -55,6 +55,10 @@ pub enum Bug {
     /// and runs them once TLS is up, as if they had come over TLS
     /// (CVE-2011-0411).
     KeepBufferAfterStarttls,
+    /// A bare LF inside a BDAT chunk passes as a line end instead of
+    /// refusing the message (`core/src/session/chunking.rs`): the next hop
+    /// that gets the message by DATA may split it there.
+    BdatBareLfPasses,
 }
 
 impl Bug {
@@ -75,6 +79,7 @@ impl Bug {
         Bug::NoAuthThrottle,
         Bug::TrustAnyProxyHeader,
         Bug::KeepBufferAfterStarttls,
+        Bug::BdatBareLfPasses,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -96,6 +101,7 @@ impl Bug {
             Bug::NoAuthThrottle => "no-auth-throttle",
             Bug::TrustAnyProxyHeader => "trust-any-proxy-header",
             Bug::KeepBufferAfterStarttls => "keep-buffer-after-starttls",
+            Bug::BdatBareLfPasses => "bdat-bare-lf-passes",
         }
     }
 

@@ -126,6 +126,13 @@ enum Pending {
     EndOfData {
         index: usize,
     },
+    /// A BDAT chunk, read whole: its octets (none kept for a chunk larger
+    /// than the size limit, which the server refuses) and whether it was
+    /// the last.
+    Chunk {
+        data: Vec<u8>,
+        last: bool,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -140,6 +147,14 @@ enum Mode {
     /// STARTTLS was answered `220`: client bytes until the handshake were
     /// sent in plain text after it, and must be answered by nothing.
     AwaitTls,
+    /// Reading the octets of a BDAT chunk: they follow the command whatever
+    /// the reply (RFC 3030 §2), so no gate.
+    Chunk {
+        left: u64,
+        last: bool,
+        keep: bool,
+        data: Vec<u8>,
+    },
 }
 
 /// The wire oracle for one session.
@@ -164,6 +179,9 @@ pub struct Oracle {
     /// Bodies the client ended with CRLF.CRLF, unstuffed, with the
     /// recipients accepted for them.
     bodies: Vec<(Vec<u8>, Vec<String>)>,
+    /// The chunks of the BDAT transaction under way that the server took
+    /// (a `250` each), joined.
+    chunked: Vec<u8>,
     handed: Vec<Message>,
     violations: Vec<Violation>,
     stats: Stats,
@@ -219,6 +237,7 @@ impl Oracle {
             mode: Mode::Commands,
             sasl: None,
             bodies: Vec::new(),
+            chunked: Vec::new(),
             handed: Vec::new(),
             violations: Vec::new(),
             stats: Stats::default(),
@@ -416,11 +435,44 @@ impl Oracle {
                 self.mode = Mode::Commands;
                 true
             }
+            Mode::Chunk {
+                ref mut left,
+                last,
+                keep,
+                ref mut data,
+            } => {
+                let n = (*left).min(self.client.len() as u64) as usize;
+                if n == 0 && *left > 0 {
+                    return false;
+                }
+                if keep {
+                    data.extend_from_slice(&self.client[..n]);
+                }
+                self.client.drain(..n);
+                *left -= n as u64;
+                if *left == 0 {
+                    let data = std::mem::take(data);
+                    self.pending.push_back(Pending::Chunk { data, last });
+                    self.mode = Mode::Commands;
+                }
+                true
+            }
             Mode::Commands | Mode::Sasl => {
                 let Some(nl) = memchr::memchr(b'\n', &self.client) else {
                     return false;
                 };
                 let raw: Vec<u8> = self.client.drain(..=nl).collect();
+                if self.mode == Mode::Commands {
+                    if let Some((size, last)) = bdat_line(&raw) {
+                        self.mode = Mode::Chunk {
+                            left: size,
+                            last,
+                            keep: size <= self.view.max_message_size,
+                            data: Vec::new(),
+                        };
+                        return true;
+                    }
+                }
                 let line = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(&raw))
                     .trim_end_matches('\r')
                     .to_string();
@@ -527,6 +579,7 @@ impl Oracle {
                 }
                 self.sender = None;
             }
+            Pending::Chunk { data, last } => self.judge_chunk(data, last, ok),
             Pending::Auth { user } => {
                 if code == 334 {
                     self.mode = Mode::Sasl;
@@ -552,6 +605,7 @@ impl Oracle {
                     if ok {
                         self.sender = Some(path_text(&line[4..]).to_string());
                         self.accepted.clear();
+                        self.chunked.clear();
                     }
                 } else if upper.starts_with("RCPT") {
                     let rcpt = path_text(&line[4..]).to_string();
@@ -586,6 +640,7 @@ impl Oracle {
                 {
                     self.sender = None;
                     self.accepted.clear();
+                    self.chunked.clear();
                 }
             }
         }
@@ -593,6 +648,38 @@ impl Oracle {
 }
 
 impl Oracle {
+    /// A BDAT chunk's reply. A `250` adds the chunk to the transaction's
+    /// body; for the last chunk it is the message's acceptance, and the
+    /// body the server must hand on is the joined chunks, with a CRLF
+    /// added when the last line has none (`docs/design.md "CHUNKING"`).
+    /// Any refusal ends the transaction, as RFC 3030 §2 has it.
+    fn judge_chunk(&mut self, data: Vec<u8>, last: bool, ok: bool) {
+        if ok {
+            self.chunked.extend_from_slice(&data);
+        }
+        if ok && !last {
+            return;
+        }
+        let mut body = std::mem::take(&mut self.chunked);
+        let rcpts = std::mem::take(&mut self.accepted);
+        self.sender = None;
+        if !last {
+            return;
+        }
+        if !ok {
+            self.stats.messages_refused += 1;
+            return;
+        }
+        if !body.is_empty() && !body.ends_with(b"\r\n") {
+            body.extend_from_slice(b"\r\n");
+        }
+        self.stats.messages_accepted += 1;
+        if rcpts.iter().any(|r| self.view.is_foreign(r)) {
+            self.stats.foreign_messages_accepted += 1;
+        }
+        self.bodies.push((body, rcpts));
+    }
+
     /// An XCLIENT the server took (`220`): the client becomes the `ADDR`
     /// it names only if the oracle's own reading of `proxy.trusted` lets
     /// the connection's socket peer say so. A server that believes anyone
@@ -693,6 +780,38 @@ fn end_of_body(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
     // bytes are the same; only unstuffing at true line starts differs, and
     // such a body is tainted anyway.
     Some((end + 3, body))
+}
+
+/// The size and `LAST` of a BDAT command line as sent (LF included), when
+/// the server takes the octets after it as a chunk: a line of at most 512
+/// octets, `BDAT`, a size of at most 20 digits, `LAST` or nothing, between
+/// spaces or tabs. Any other line, the server reads the octets after it as
+/// commands, and so does the oracle.
+fn bdat_line(raw: &[u8]) -> Option<(u64, bool)> {
+    if raw.len() > 512 {
+        return None;
+    }
+    let text = raw.strip_suffix(b"\n")?;
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    let (verb, args) = text.split_at_checked(4)?;
+    if !verb.eq_ignore_ascii_case(b"BDAT") || !args.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+        return None;
+    }
+    let mut words = args.split(|&b| b == b' ' || b == b'\t').filter(|w| !w.is_empty());
+    let size = words.next()?;
+    if size.len() > 20 || !size.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case(b"LAST") => true,
+        Some(_) => return None,
+    };
+    if words.next().is_some() {
+        return None;
+    }
+    let size = std::str::from_utf8(size).ok()?.parse().unwrap_or(u64::MAX);
+    Some((size, last))
 }
 
 /// The oracle's own bare-CR/LF check, written apart from the session's.

@@ -13,6 +13,7 @@ fn job(rcpts: &[&str]) -> Job {
         rcpt_to: rcpts.iter().map(|r| r.to_string()).collect(),
         body: BODY.as_bytes().to_vec(),
         timeout: TIMEOUT,
+        chunking: false,
     }
 }
 
@@ -167,6 +168,73 @@ fn pipelines_mail_and_every_rcpt_in_one_write_but_not_data() {
     assert!(matches!(run.outcome().message, MessageResult::Accepted(_)));
     assert_eq!(run.outcome().transcript.len(), 7);
     assert_eq!(run.outcome().transcript[2].0, BOB.as_bytes());
+}
+
+#[test]
+fn sends_the_body_with_bdat_when_chunking_is_offered_and_wanted() {
+    let chunk = "BDAT 22 LAST\r\nSubject: hi\r\n\r\nhello\r\n";
+    let script = [
+        (EHLO, "250-mx.example\r\n250 CHUNKING\r\n"),
+        (MAIL, "250 2.1.0 ok\r\n"),
+        (BOB, "250 2.1.5 ok\r\n"),
+        (chunk, "250 2.0.0 queued\r\n"),
+        QUIT,
+    ];
+    let mut j = job(&["bob@mx.example"]);
+    j.chunking = true;
+    let run = converse(j, GREETING, &script);
+    assert_eq!(run.sent(), commands(&script));
+    assert_eq!(
+        run.outcome().message,
+        MessageResult::Accepted(reply("250 2.0.0 queued\r\n"))
+    );
+    // Not offered, or not wanted: DATA.
+    let data = [
+        (EHLO, "250-mx.example\r\n250 8BITMIME\r\n"),
+        (MAIL, "250 2.1.0 ok\r\n"),
+        (BOB, "250 2.1.5 ok\r\n"),
+        ("DATA\r\n", "354 go ahead\r\n"),
+        (WIRE_BODY, "250 2.0.0 queued\r\n"),
+        QUIT,
+    ];
+    let mut j = job(&["bob@mx.example"]);
+    j.chunking = true;
+    assert_eq!(converse(j, GREETING, &data).sent(), commands(&data));
+    let mut offered = data;
+    offered[0].1 = "250-mx.example\r\n250 CHUNKING\r\n";
+    assert_eq!(
+        converse(job(&["bob@mx.example"]), GREETING, &offered).sent(),
+        commands(&offered)
+    );
+}
+
+#[test]
+fn bdat_chunks_wait_for_each_reply_without_pipelining_and_stop_at_a_refusal() {
+    let line = "x".repeat(1000) + "\r\n";
+    let body = line.repeat(BDAT_CHUNK / line.len() * 3);
+    let mut j = job(&["bob@mx.example"]);
+    j.chunking = true;
+    j.body = body.into_bytes();
+    let mut run = Run::new(j);
+    run.client.handle_input(T0, GREETING.as_bytes());
+    run.drain();
+    run.client.handle_input(T0, b"250-mx.example\r\n250 CHUNKING\r\n");
+    run.drain();
+    run.client.handle_input(T0, b"250 2.1.0 ok\r\n");
+    run.drain();
+    run.client.handle_input(T0, b"250 2.1.5 ok\r\n");
+    let first = run.drain();
+    assert!(first.starts_with(format!("BDAT {BDAT_CHUNK}\r\n").as_bytes()));
+    assert_eq!(first.len(), format!("BDAT {BDAT_CHUNK}\r\n").len() + BDAT_CHUNK);
+    // A 552 to the first chunk: no second one, the message refused, QUIT.
+    run.client.handle_input(T0, b"552 5.3.4 too big\r\n");
+    assert_eq!(run.drain(), b"QUIT\r\n");
+    run.client.handle_input(T0, b"221 bye\r\n");
+    run.drain();
+    assert_eq!(
+        run.outcome().message,
+        MessageResult::Permanent(reply("552 5.3.4 too big\r\n"))
+    );
 }
 
 #[test]
@@ -650,6 +718,7 @@ fn reads_ehlo_keywords() {
             eight_bit_mime: false,
             smtputf8: false,
             auth: vec!["LOGIN".into(), "PLAIN".into(), "CRAM-MD5".into()],
+            chunking: false,
         }
     );
     // The first line is the server's name, never a keyword.

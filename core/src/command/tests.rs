@@ -255,6 +255,38 @@ fn auth_forms() {
 }
 
 #[test]
+fn bdat_forms() {
+    assert_eq!(p("BDAT 0 LAST"), Ok(Command::Bdat { size: 0, last: true }));
+    assert_eq!(p("bdat\t12 last"), Ok(Command::Bdat { size: 12, last: true }));
+    assert_eq!(
+        p("BDAT 12"),
+        Ok(Command::Bdat {
+            size: 12,
+            last: false
+        })
+    );
+    assert_eq!(
+        p("BDAT 99999999999999999999 LAST"),
+        Ok(Command::Bdat {
+            size: u64::MAX,
+            last: true
+        })
+    );
+    for bad in [
+        "BDAT",
+        "BDAT LAST",
+        "BDAT -1",
+        "BDAT 1x",
+        "BDAT +5",
+        "BDAT 5 FIRST",
+        "BDAT 5 LAST LAST",
+        "BDAT 123456789012345678901",
+    ] {
+        assert!(matches!(p(bad), Err(ParseError::Syntax(_))), "{bad}");
+    }
+}
+
+#[test]
 fn display_reparses_to_the_same_command() {
     for s in [
         "mail from: <a@b.example> size=10 body=7bit",
@@ -262,6 +294,8 @@ fn display_reparses_to_the_same_command() {
         "ehlo [127.0.0.1]",
         "AUTH LOGIN",
         "help mail",
+        "bdat 7 last",
+        "BDAT 0",
     ] {
         let c = p(s).unwrap();
         let text = c.to_string();

@@ -50,7 +50,7 @@ impl Session {
         } else if self.line_started.is_none() || self.lines != lines {
             self.line_started = Some(now);
         }
-        if matches!(self.state, State::Data(_)) {
+        if self.in_body() {
             self.data_started.get_or_insert(now);
         } else {
             self.data_started = None;
@@ -68,13 +68,23 @@ impl Session {
         self.arm(now);
     }
 
+    /// Whether message octets are being read: DATA's body, or a BDAT
+    /// chunk (taken or skipped).
+    fn in_body(&self) -> bool {
+        matches!(
+            self.state,
+            State::Data(_) | State::Chunk { .. } | State::SkipChunk { .. }
+        )
+    }
+
     /// Sets the deadline from its anchors (see [`Session::handle_timeout`]).
     pub(super) fn arm(&mut self, now: Now) {
         let limits = &self.policy.config().limits;
         // BUG idle-timer-rearms: every octet starts the clock again.
         let idle = self.policy.bugs().has(Bug::IdleTimerRearms);
         let phase = match self.state {
-            State::Data(_) => {
+            // A BDAT chunk runs under DATA's deadline, as DATA's body does.
+            State::Data(_) | State::Chunk { .. } | State::SkipChunk { .. } => {
                 let start = if idle {
                     now
                 } else {

@@ -54,10 +54,11 @@ pub struct Message {
     /// The reverse-path, canonical; [`Path::NULL`] for a bounce.
     pub from: Path,
     /// Every accepted recipient, in RCPT order; never empty, since DATA
-    /// needs one.
+    /// and BDAT need one.
     pub recipients: Vec<Recipient>,
-    /// Unstuffed, CRLF lines, without the final `.` line. Never holds a bare
-    /// CR, a bare LF or a NUL. Empty from a session that streams bodies
+    /// Unstuffed, CRLF lines, without the final `.` line (or the joined
+    /// BDAT chunks, their last line ended). Never holds a bare CR, a bare
+    /// LF or a NUL. Empty from a session that streams bodies
     /// ([`Session::stream_bodies`](crate::Session::stream_bodies)): the
     /// body came before, as [`Output::Body`] pieces.
     pub body: Vec<u8>,

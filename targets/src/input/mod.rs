@@ -369,6 +369,9 @@ impl ClientJob {
                 .collect(),
             body,
             timeout: std::time::Duration::from_secs(30),
+            // The high bit of the first body octet, which picks no piece:
+            // BDAT when the server offers CHUNKING, DATA otherwise.
+            chunking: self.body[0] & 0x80 != 0,
         }
     }
 }

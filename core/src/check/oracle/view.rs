@@ -48,6 +48,9 @@ pub struct ConfigView {
     /// `proxy.trusted`, and whether XCLIENT is on: who may name the client.
     proxies: Vec<NetRange>,
     xclient: bool,
+    /// `limits.max_message_size`: a BDAT chunk declared larger is refused,
+    /// so the oracle need not keep its octets.
+    pub(super) max_message_size: u64,
 }
 
 impl ConfigView {
@@ -66,6 +69,7 @@ impl ConfigView {
                 .filter_map(|n| NetRange::parse(n))
                 .collect(),
             xclient: c.proxy.xclient,
+            max_message_size: c.limits.max_message_size as u64,
             sender_local: c.domains.local.iter().map(|d| norm_domain(d)).collect(),
             local,
             relay_to: c.domains.relay_to.iter().map(|d| norm_domain(d)).collect(),

@@ -422,3 +422,29 @@ fn the_deadline_does_not_move_while_the_handshake_is_awaited() {
     assert!(closed && s.is_closed());
     assert_eq!(s.injected_octets(), 8);
 }
+
+/// The shrinker keeps the handshake between the lines it keeps: the
+/// injection still shows, cut to the STARTTLS line and one injected line.
+#[test]
+fn a_shrunk_injection_keeps_its_handshake() {
+    let policy = tls_policy(Bugs::NONE.with(Bug::KeepBufferAfterStarttls));
+    let t = parse(TRANSCRIPT).unwrap();
+    let s = relayguard_core::check::shrink(&t, policy.clone()).expect("the bug shows");
+    assert_eq!(s.kind, ViolationKind::InjectedCommand);
+    assert!(s.lines_after < s.lines_before, "{s:?}");
+    let steps = &s.transcript.steps;
+    assert!(
+        steps.iter().any(|x| matches!(x, Step::Tls { .. })),
+        "{}",
+        s.transcript.to_text()
+    );
+    let o = replay(&s.transcript, policy, Mode::Audit);
+    assert!(
+        o.violations
+            .iter()
+            .any(|v| v.kind == ViolationKind::InjectedCommand),
+        "{o:?}"
+    );
+    let o = replay(&s.transcript, tls_policy(Bugs::NONE), Mode::Audit);
+    assert!(o.violations.is_empty(), "{o:?}");
+}

@@ -85,3 +85,15 @@ fn the_corpus_catches_bdat_bare_lf_passes() {
         assert!(failed.iter().any(|(n, _)| n == name), "{name}: {failed:#?}");
     }
 }
+
+#[test]
+fn the_corpus_catches_keep_buffer_after_starttls() {
+    let failed = caught_by(Bug::KeepBufferAfterStarttls);
+    for n in [
+        "starttls-injection-mail-rcpt",
+        "starttls-injection-auth",
+        "starttls-injection-rset",
+    ] {
+        assert!(failed.iter().any(|(f, _)| f == n), "{n}: {failed:#?}");
+    }
+}

@@ -377,5 +377,6 @@ fn job(id: &str, from: &str, rcpts: Vec<String>, auth: Option<(&str, &str)>, lon
         body: body.into_bytes(),
         timeout: CLIENT_TIMEOUT,
         chunking: false,
+        tls: Default::default(),
     }
 }

@@ -341,6 +341,10 @@ pub struct ClientJob {
     pub auth: bool,
     pub rcpts: u8,
     pub body: [u8; 8],
+    /// The driver can do TLS: STARTTLS when offered, each handshake done.
+    pub tls: bool,
+    /// The job requires TLS.
+    pub require_tls: bool,
 }
 
 impl ClientJob {
@@ -372,6 +376,11 @@ impl ClientJob {
             // The high bit of the first body octet, which picks no piece:
             // BDAT when the server offers CHUNKING, DATA otherwise.
             chunking: self.body[0] & 0x80 != 0,
+            tls: if self.require_tls {
+                relayguard_core::client::TlsMode::Required
+            } else {
+                relayguard_core::client::TlsMode::Opportunistic
+            },
         }
     }
 }

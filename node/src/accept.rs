@@ -126,10 +126,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         let mut hooks = Connection {
             node: &self,
             conn,
-            peer: ip,
             body: None,
         };
-        if hooks.auth_refused() {
+        if hooks.auth_refused(ip) {
             session.refuse_auth();
         }
         if !early.is_empty() {
@@ -230,7 +229,6 @@ impl AcceptBackoff {
 struct Connection<'a, N, S: Spool, R, M, T> {
     node: &'a Rc<Node<N, S, R, M, T>>,
     conn: u64,
-    peer: IpAddr,
     /// The spool file of the message being received, or why it failed
     /// (the client hears `451` at the end of the data).
     body: Option<Result<S::Writer, StoreError>>,
@@ -309,7 +307,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         Duration::from_millis(self.node.policy.config().limits.error_delay_ms)
     }
 
-    fn auth_failed(&mut self, failed: u32, in_session: u32) -> AuthThrottle {
+    fn auth_failed(&mut self, client: IpAddr, failed: u32, in_session: u32) -> AuthThrottle {
         if self.node.bug(Bug::NoAuthThrottle) {
             return AuthThrottle::default();
         }
@@ -318,26 +316,25 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         self.node
             .anvil
             .borrow_mut()
-            .auth_failed(self.peer, self.node.clock.now(), failed.into(), window);
+            .auth_failed(client, self.node.clock.now(), failed.into(), window);
         let pause = Duration::from_millis(l.auth_failure_delay_ms.saturating_mul(in_session.min(10).into()));
         self.note(&format!(
-            "failed AUTH from {}: pause {} ms",
-            self.peer,
+            "failed AUTH from {client}: pause {} ms",
             pause.as_millis()
         ));
         AuthThrottle {
             pause,
-            refuse: self.auth_refused(),
+            refuse: self.auth_refused(client),
         }
     }
 
-    fn auth_refused(&self) -> bool {
+    fn auth_refused(&self, client: IpAddr) -> bool {
         if self.node.bug(Bug::NoAuthThrottle) {
             return false;
         }
         let l = &self.node.policy.config().limits;
         self.node.anvil.borrow().auth_refused(
-            self.peer,
+            client,
             self.node.clock.now(),
             l.auth_failures_per_ip,
             Duration::from_secs(l.auth_refusal_window_secs),

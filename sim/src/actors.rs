@@ -15,7 +15,7 @@ use relayguard_node::Clock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::options::{
-    CHUNK_REPLY_WAIT, CONNECT_TIMEOUT, CUT_OVER, GIVE_UP_AT, GREETING_WAIT, PORT, RELAY, SENDER_RETRY_FIRST,
+    CHUNK_REPLY_WAIT, CONNECT_TIMEOUT, CUT_OVER, GIVE_UP_AT, GREETING_WAIT, PORT, SENDER_RETRY_FIRST,
     SENDER_RETRY_JITTER_MS, SENDER_RETRY_MAX, SLOW_BYTE, SLOW_SILENCE,
 };
 use crate::rng::Rng;
@@ -99,6 +99,7 @@ pub(crate) async fn await_reply(stream: &mut turmoil::net::TcpStream, wait: Dura
 /// race ahead of the record of who sent it.
 pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Result {
     let mut r = Rng::new(seed);
+    let to = actor.entry();
     tokio::time::sleep(actor.start).await;
     for task in actor.tasks {
         match task {
@@ -124,7 +125,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     if elapsed() > GIVE_UP_AT {
                         break;
                     }
-                    if let Some(stream) = connect(RELAY.into()).await {
+                    if let Some(stream) = connect(to).await {
                         let stream = Cut {
                             inner: stream,
                             cut: cut && first,
@@ -176,7 +177,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 if let Some(id) = id {
                     world.borrow_mut().submissions.insert(id, Submission::default());
                 }
-                let Some(mut stream) = connect(RELAY.into()).await else {
+                let Some(mut stream) = connect(to).await else {
                     continue;
                 };
                 if !await_reply(&mut stream, GREETING_WAIT).await {
@@ -193,7 +194,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
             Task::Flood { connections, hold } => {
                 let mut held = Vec::new();
                 for _ in 0..connections {
-                    if let Some(s) = connect(RELAY.into()).await {
+                    if let Some(s) = connect(to).await {
                         held.push(s);
                     }
                 }
@@ -204,11 +205,11 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 connections,
                 in_data,
                 rcpt,
-            } => crate::hostile::trickler(connections, in_data, rcpt).await,
-            Task::NeverRead => crate::hostile::non_reader().await,
-            Task::Guess { tries } => crate::hostile::guesser(tries).await,
+            } => crate::hostile::trickler(to, connections, in_data, rcpt).await,
+            Task::NeverRead => crate::hostile::non_reader(to).await,
+            Task::Guess { tries } => crate::hostile::guesser(to, tries).await,
             Task::Slow => {
-                if let Some(mut s) = connect(RELAY.into()).await {
+                if let Some(mut s) = connect(to).await {
                     for &b in b"EHLO slow.example\r\n" {
                         if s.write_all(&[b]).await.is_err() {
                             break;

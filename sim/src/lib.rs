@@ -22,6 +22,8 @@
 //!   backends (its spool and mailboxes behaving as a failing file system in
 //!   `disk`), the foreign exchangers, the clients, the clients that are slow
 //!   on purpose.
+//! - `proxy`: the proxy host of the proxy seeds, which names each client
+//!   to the relay (PROXY header, XCLIENT) or, misconfigured, does not.
 //! - `faults`: the scheduler that plays the plan and heals the world.
 //! - `checkers`: the wire oracle on every session, and the end-to-end, loss
 //!   and liveness judgement on what was delivered.
@@ -40,6 +42,7 @@ mod exchanger;
 mod faults;
 mod hostile;
 mod options;
+mod proxy;
 mod report;
 mod rng;
 mod run;
@@ -47,7 +50,7 @@ mod shrink;
 mod swarm;
 mod world;
 
-pub use campaign::campaign;
+pub use campaign::{campaign, campaign_in};
 pub use checkers::{Kind, Violation};
 pub use determinism::first_difference;
 pub use disk::{Errno, Junk, Op};
@@ -55,9 +58,9 @@ pub use faults::{CrashPoint, Fault};
 pub use options::RELAY;
 pub use report::Report;
 pub use rng::Rng;
-pub use run::{run, run_swarm};
+pub use run::{run, run_in, run_swarm};
 pub use shrink::{ShrunkSeed, shrink_seed};
-pub use swarm::{Actor, Role, Swarm, Task, swarm};
+pub use swarm::{Actor, Proxying, Role, Scenario, Swarm, Task, swarm, swarm_in};
 pub use world::Stats;
 
 /// The commit this crate was built from (`git rev-parse --short HEAD`), or

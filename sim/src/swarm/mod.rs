@@ -10,7 +10,10 @@
 mod attacks;
 mod config;
 mod hostile;
+mod proxy;
 mod storage;
+
+pub use proxy::{Proxying, Scenario};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -40,6 +43,8 @@ pub struct Swarm {
     pub faults: Vec<(Duration, Fault)>,
     /// Injected bugs switched on in the relay under test.
     pub bugs: Bugs,
+    /// Whether outsiders come through a proxy host, and how it names them.
+    pub proxying: Proxying,
 }
 
 /// Who an actor is, which decides what it may legitimately do.
@@ -74,6 +79,15 @@ pub struct Actor {
     pub ip: IpAddr,
     pub start: Duration,
     pub tasks: Vec<Task>,
+    /// The proxy host it connects through, if any; the relay otherwise.
+    pub via: Option<IpAddr>,
+}
+
+impl Actor {
+    /// Where its connections go: the proxy it is behind, or the relay.
+    pub(crate) fn entry(&self) -> IpAddr {
+        self.via.unwrap_or(IpAddr::V4(crate::options::RELAY))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -115,10 +129,16 @@ pub enum Task {
     },
 }
 
-/// Derives a whole world from a seed.
+/// Derives a whole world from a seed, in the default scenario.
 pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
+    swarm_in(seed, bugs, Scenario::Default)
+}
+
+/// Derives a whole world from a seed, in `scenario`.
+pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
     let mut r = Rng::new(seed ^ SWARM_SALT);
-    let (config, lan_hosts) = config::draw(&mut r);
+    let (mut config, lan_hosts) = config::draw(&mut r);
+    let (proxying, mut pr) = proxy::draw(seed, scenario, &mut config);
     let local = config.domains.local.clone();
 
     let mut exchangers = BTreeMap::new();
@@ -169,6 +189,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip,
             start: r.millis(0, 20_000),
             tasks,
+            via: None,
         });
     }
     let mut outside = 1u8;
@@ -203,6 +224,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 trusted,
                 cut: false,
             }],
+            via: None,
         });
     }
     // Outside senders to local mailboxes, and to unknown ones.
@@ -229,6 +251,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 trusted: false,
                 cut: false,
             }],
+            via: None,
         });
     }
     // Spammers replaying the corpus.
@@ -248,6 +271,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip,
             start: r.millis(0, 20_000),
             tasks,
+            via: None,
         });
     }
     // Spammers with generated attacks.
@@ -262,6 +286,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip,
             start: r.millis(0, 25_000),
             tasks,
+            via: None,
         });
     }
     if r.chance(50) {
@@ -273,6 +298,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 connections: 12 + r.below(10) as usize,
                 hold: r.millis(1_000, 8_000),
             }],
+            via: None,
         });
     }
     if r.chance(50) {
@@ -281,12 +307,18 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip: next_outside(&mut r),
             start: r.millis(0, 10_000),
             tasks: vec![Task::Slow],
+            via: None,
         });
     }
 
     hostile::draw(&mut r, &mut next_outside, &local, &mut actors);
 
     let faults = fault_plan(&mut r, &exchangers, &actors);
+    // Last, on the proxy's own stream: who goes through the proxy.
+    for a in &mut actors {
+        let via = a.role != Role::Lan || proxy::lan_via_proxy(proxying, &mut pr);
+        a.via = if via { proxying.host() } else { None };
+    }
     Swarm {
         config,
         lan_hosts,
@@ -295,6 +327,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
         actors,
         faults,
         bugs,
+        proxying,
     }
 }
 

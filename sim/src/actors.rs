@@ -173,13 +173,24 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     wait = (wait * 2).min(SENDER_RETRY_MAX);
                 }
             }
-            Task::Raw { chunks, id } => {
+            Task::Raw { chunks, id, forged } => {
                 if let Some(id) = id {
                     world.borrow_mut().submissions.insert(id, Submission::default());
                 }
-                let Some(mut stream) = connect(to).await else {
+                let direct = IpAddr::V4(crate::options::RELAY);
+                let Some(mut stream) = connect(if forged.is_some() { direct } else { to }).await else {
                     continue;
                 };
+                if let Some(header) = forged {
+                    *world
+                        .borrow_mut()
+                        .fired
+                        .entry("spammer: forged PROXY header".into())
+                        .or_insert(0) += 1;
+                    if stream.write_all(&header).await.is_err() {
+                        continue;
+                    }
+                }
                 if !await_reply(&mut stream, GREETING_WAIT).await {
                     continue;
                 }

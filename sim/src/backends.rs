@@ -52,6 +52,7 @@ impl Tap for SimTap {
             // socket's own.
             x.oracle = relayguard_core::check::oracle::Oracle::with_socket(&config, client, x.peer);
             x.recorder.proxied(client, x.peer);
+            x.named = Some(client);
         }
     }
     fn client_bytes(&self, conn: u64, bytes: &[u8]) {

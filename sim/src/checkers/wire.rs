@@ -27,6 +27,8 @@ pub(crate) struct Watch {
     /// The replies before the client's first octet (the greeting), and
     /// whether that octet came: see [`judge_by_truth`].
     pub(crate) early: Vec<u8>,
+    /// The client a PROXY header named, as the relay took it.
+    pub(crate) named: Option<IpAddr>,
     pub(crate) client_spoke: bool,
     /// The pieces of the body being received: the node streams bodies to
     /// its spool, and the oracle judges the whole body it handed on.
@@ -43,6 +45,7 @@ impl Watch {
             peer,
             socket,
             early: Vec::new(),
+            named: None,
             client_spoke: false,
             body: Vec::new(),
         }
@@ -86,10 +89,13 @@ pub(crate) fn finish(w: &mut World, conn: u64) {
     let Some(x) = w.watches.remove(&conn) else {
         return;
     };
-    let from = match client {
+    let mut from = match client {
         Some(c) if c != x.peer => format!("{} (the proxy, for {c})", x.peer),
         _ => x.peer.to_string(),
     };
+    if let Some(n) = x.named.filter(|&n| Some(n) != client) {
+        from.push_str(&format!(" (which named {n} in a PROXY header)"));
+    }
     let verdict = x.oracle.finish();
     w.stats.relay_refused += verdict.stats.relay_refused as u64;
     if !verdict.violations.is_empty() {

@@ -110,6 +110,10 @@ pub enum Task {
         chunks: Vec<Vec<u8>>,
         /// The X-Sim-Id of a generated attack's message.
         id: Option<String>,
+        /// A forged PROXY header sent straight to the relay (past any proxy)
+        /// as soon as the connection opens, before the greeting, as a real
+        /// proxy sends one.
+        forged: Option<Vec<u8>>,
     },
     Flood {
         connections: usize,
@@ -264,6 +268,7 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
             tasks.push(Task::Raw {
                 chunks: chunks.clone(),
                 id: None,
+                forged: None,
             });
         }
         actors.push(Actor {
@@ -314,10 +319,14 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
     hostile::draw(&mut r, &mut next_outside, &local, &mut actors);
 
     let faults = fault_plan(&mut r, &exchangers, &actors);
-    // Last, on the proxy's own stream: who goes through the proxy.
+    // Last, on the proxy's own stream: who goes through the proxy, and
+    // which generated attacks forge a PROXY header past it.
     for a in &mut actors {
         let via = a.role != Role::Lan || proxy::lan_via_proxy(proxying, &mut pr);
         a.via = if via { proxying.host() } else { None };
+        if a.role == Role::Spammer {
+            proxy::forge_headers(&config, &mut a.tasks, &mut pr);
+        }
     }
     Swarm {
         config,

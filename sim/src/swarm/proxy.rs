@@ -8,9 +8,14 @@
 
 use std::net::IpAddr;
 
+use std::net::SocketAddr;
+
+use relayguard_core::proxy::{encode_v1, encode_v2};
 use relayguard_core::{Config, Header, Proxy};
 
-use crate::options::{DOCKER_GATEWAY, DOCKER_NETWORK, PROXY_HOST, PROXY_SALT};
+use super::Task;
+use super::attacks::lan_address;
+use crate::options::{DOCKER_GATEWAY, DOCKER_NETWORK, PORT, PROXY_HOST, PROXY_SALT, RELAY};
 use crate::rng::Rng;
 
 /// Which worlds a campaign draws.
@@ -106,5 +111,29 @@ pub(crate) fn lan_via_proxy(proxying: Proxying, r: &mut Rng) -> bool {
         Proxying::Direct => false,
         Proxying::Header(_) | Proxying::Misconfigured => true,
         Proxying::Xclient => r.chance(50),
+    }
+}
+
+/// One generated attack in four goes straight to the relay with a forged
+/// PROXY header (v1 or v2) naming a LAN address, sent before the greeting:
+/// refused by a relay that takes headers from its proxies only (with a
+/// header required, before a byte is read), believed by one with the
+/// injected bug `trust-any-proxy-header`.
+pub(crate) fn forge_headers(config: &Config, tasks: &mut [Task], r: &mut Rng) {
+    let Some(lan) = lan_address(config) else {
+        return;
+    };
+    let source = SocketAddr::new(lan.parse().expect("a LAN address"), 40001);
+    let relay = SocketAddr::new(RELAY.into(), PORT);
+    for t in tasks {
+        if let Task::Raw { forged, .. } = t {
+            if r.chance(25) {
+                *forged = Some(if r.chance(50) {
+                    encode_v1(source, relay)
+                } else {
+                    encode_v2(source, relay, false)
+                });
+            }
+        }
     }
 }

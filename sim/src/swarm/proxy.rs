@@ -29,6 +29,10 @@ pub enum Scenario {
     /// header from an address inside the LAN. The relay is open; a seed of
     /// this scenario must fail, or the checkers cannot see the mistake.
     MisconfiguredProxy,
+    /// Every seed behind a correctly configured PROXY protocol proxy (v1 or
+    /// v2): the control for [`Scenario::MisconfiguredProxy`], the same
+    /// worlds with the proxy set up right.
+    ProxyProtocol,
 }
 
 /// How a seed's outsiders reach the relay.
@@ -65,9 +69,14 @@ impl Proxying {
 /// addresses). The stream is handed back for [`lan_via_proxy`].
 pub(crate) fn draw(seed: u64, scenario: Scenario, config: &mut Config) -> (Proxying, Rng) {
     let mut r = Rng::new(seed ^ PROXY_SALT);
+    // One draw whatever the scenario, so that the rest of this stream
+    // (who forges a header) is the same in each: the scenarios differ in
+    // the proxy alone.
+    let pick = r.below(6);
     let proxying = match scenario {
         Scenario::MisconfiguredProxy => Proxying::Misconfigured,
-        Scenario::Default => match r.below(6) {
+        Scenario::ProxyProtocol => Proxying::Header(1 + (pick % 2) as u8),
+        Scenario::Default => match pick {
             0 => Proxying::Header(1),
             1 => Proxying::Header(2),
             2 => Proxying::Xclient,

@@ -19,7 +19,8 @@ use crate::swarm::Swarm;
 use crate::world::{Shared, World};
 
 /// A fault of the plan. The network faults are between the relay and one
-/// other host, since the relay is what is under test.
+/// other host, since the relay is what is under test (for an actor behind
+/// the proxy host, between the proxy and it: that is its link).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     Partition(IpAddr),

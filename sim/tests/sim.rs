@@ -414,3 +414,25 @@ fn the_campaign_catches_trust_any_proxy_header() {
     eprintln!("forged PROXY header believed on {forged:?} of the header seeds {header_seeds:?}");
     assert!(!forged.is_empty(), "no header seed caught a forged header");
 }
+
+/// Behind an XCLIENT proxy every client shares the proxy's address. Seeds
+/// 97 and 171 of the default campaign failed liveness while the node
+/// counted that address: a guesser behind the proxy used up its AUTH
+/// allowance (97: a remote user refused AUTH), and the hostile actors its
+/// per-address connections (171: a remote user held off for 76 s). Both
+/// worlds must still be what made them fail, and pass.
+#[test]
+fn clients_behind_an_xclient_proxy_do_not_share_one_address_budget() {
+    for seed in [97, 171] {
+        let w = swarm(seed, Bugs::NONE);
+        assert_eq!(w.proxying, Proxying::Xclient, "seed {seed}");
+        for role in [Role::Guesser, Role::RemoteUser] {
+            assert!(
+                w.actors.iter().any(|a| a.role == role && a.via.is_some()),
+                "seed {seed}: no {role:?} behind the proxy"
+            );
+        }
+        let r = run(seed, Bugs::NONE, false);
+        assert!(r.passed(), "seed {seed}: {:?}", r.violations);
+    }
+}

@@ -21,6 +21,7 @@ use crate::check::Bug;
 use crate::command::{self, Command, MAX_LINE, ParseError, PathArg};
 use crate::data::{BODY_PIECE, BodySink, DataReader, Ended};
 use crate::policy::{Context, Decision, Policy};
+use crate::proxy::V2_SIGNATURE;
 mod auth;
 mod chunking;
 mod deadlines;
@@ -131,6 +132,10 @@ pub struct Session {
     tls: bool,
     /// Octets discarded between STARTTLS and the handshake.
     injected: u64,
+    /// A PROXY header named the client before the session began: every
+    /// byte since is the client's, so an XCLIENT in them is the client's
+    /// own, not the proxy's.
+    header_named: bool,
 }
 
 const HELO_FIRST: &str = "Error: send HELO/EHLO first";
@@ -180,6 +185,7 @@ impl Session {
             tls_offered: false,
             tls: false,
             injected: 0,
+            header_named: peer.via.is_some(),
         };
         match s.policy.connect(peer.ip) {
             Ok(()) => {
@@ -444,10 +450,18 @@ impl Session {
                         // Backpressure: the rest waits until the replies are taken.
                         break;
                     }
-                    if matches!(self.state, State::Command) && self.refuse_binary_proxy_header(&input[pos..])
-                    {
-                        pos = input.len();
-                        break;
+                    if matches!(self.state, State::Command) {
+                        let rest = &input[pos..];
+                        if rest.len() < V2_SIGNATURE.len() && V2_SIGNATURE.starts_with(rest) {
+                            // Could still be a version 2 signature (it opens
+                            // with an empty line): wait for the rest, so that
+                            // how the octets were split never changes the answer.
+                            break;
+                        }
+                        if self.refuse_binary_proxy_header(rest) {
+                            pos = input.len();
+                            break;
+                        }
                     }
                     let Some(i) = memchr::memchr(b'\n', &input[pos..]) else {
                         if input.len() - pos > MAX_LINE {

@@ -103,6 +103,53 @@ fn trust_any_proxy_header_lets_an_outsider_relay_and_the_oracle_sees_it() {
     );
 }
 
+/// After a PROXY header every byte is the client's: an XCLIENT in them is
+/// the client naming itself, refused though the socket is the trusted
+/// proxy (the simulation's header seeds found a client behind the proxy
+/// relaying this way). With `trust-any-proxy-header` the server takes it
+/// and the oracle, which does not, reports the outsider relaying.
+#[test]
+fn xclient_after_a_proxy_header_is_the_clients_and_refused() {
+    let mut d = Driver::proxied(policy(Bugs::NONE), ip(OUTSIDE), ip(PROXY));
+    d.feed(b"EHLO x\r\n");
+    assert!(!text(&d).contains("XCLIENT"), "offered: {}", text(&d));
+    d.feed(format!("XCLIENT ADDR={LAN}\r\n").as_bytes());
+    assert!(
+        text(&d).ends_with("550 5.7.0 Error: insufficient authorization\r\n"),
+        "{}",
+        text(&d)
+    );
+    assert_eq!(
+        d.session.peer(),
+        Peer {
+            ip: ip(OUTSIDE),
+            via: Some(ip(PROXY))
+        }
+    );
+    d.feed(RELAY);
+    let (run, verdict) = d.finish();
+    assert!(!String::from_utf8_lossy(&run.sent).contains("250 2.1.5"));
+    assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+
+    let mut d = Driver::proxied(
+        policy(Bugs::NONE.with(Bug::TrustAnyProxyHeader)),
+        ip(OUTSIDE),
+        ip(PROXY),
+    );
+    d.feed(format!("XCLIENT ADDR={LAN}\r\n").as_bytes());
+    d.feed(RELAY);
+    let (run, verdict) = d.finish();
+    assert!(String::from_utf8_lossy(&run.sent).contains("250 2.1.5"));
+    assert!(
+        verdict
+            .violations
+            .iter()
+            .any(|v| v.to_string().contains("untrusted")),
+        "{:?}",
+        verdict.violations
+    );
+}
+
 #[test]
 fn xclient_is_refused_when_off_in_a_transaction_and_with_bad_attributes() {
     let off =
@@ -225,5 +272,65 @@ fn front_and_accept_follow_the_listener_mode() {
             "{}",
             String::from_utf8_lossy(&r)
         );
+    }
+}
+
+mod splits {
+    use proptest::prelude::*;
+    use relayguard_core::check::buggify::Bugs;
+    use relayguard_core::check::drive::Driver;
+    use relayguard_core::proxy::{encode_v1, encode_v2};
+
+    use super::{OUTSIDE, PROXY, ip, policy};
+
+    /// What the session said and whether it closed, for `input` fed in
+    /// pieces cut at `cuts`.
+    fn outcome(input: &[u8], cuts: &[usize], socket: &str) -> (Vec<u8>, bool) {
+        let mut d = Driver::new(policy(Bugs::NONE), ip(socket));
+        let mut at = 0;
+        for &c in cuts {
+            let c = c.min(input.len()).max(at);
+            d.feed(&input[at..c]);
+            at = c;
+        }
+        d.feed(&input[at..]);
+        let (run, _) = d.finish();
+        (run.sent, run.closed)
+    }
+
+    proptest! {
+        /// A PROXY header reaching the session (from a socket that may not
+        /// send one, or after SMTP began) gets the same answer however the
+        /// octets were split across reads: a version 2 signature opens
+        /// with an empty line, and a read that ended inside it was answered
+        /// as one.
+        #[test]
+        fn a_header_gets_one_answer_however_it_is_split(
+            before in prop::sample::select(vec!["", "EHLO x\r\n", "\r\n", "NOOP\r\n\r\n", "\r\n\r\n"]),
+            v2 in any::<bool>(),
+            from_proxy in any::<bool>(),
+            mut cuts in prop::collection::vec(0usize..80, 0..6),
+        ) {
+            let src = "203.0.113.7:4000".parse().unwrap();
+            let dst = "192.0.2.1:25".parse().unwrap();
+            let header = if v2 { encode_v2(src, dst, false) } else { encode_v1(src, dst) };
+            let mut input = before.as_bytes().to_vec();
+            input.extend_from_slice(&header);
+            input.extend_from_slice(b"EHLO y\r\nQUIT\r\n");
+            cuts.sort_unstable();
+            let socket = if from_proxy { PROXY } else { OUTSIDE };
+            let whole = outcome(&input, &[], socket);
+            let split = outcome(&input, &cuts, socket);
+            prop_assert!(
+                String::from_utf8_lossy(&whole.0).contains("554 5.7.0"),
+                "{}", String::from_utf8_lossy(&whole.0)
+            );
+            prop_assert_eq!(
+                String::from_utf8_lossy(&split.0),
+                String::from_utf8_lossy(&whole.0),
+                "cut at {:?}", cuts
+            );
+            prop_assert_eq!(split.1, whole.1);
+        }
     }
 }

@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::node::Node;
 use crate::ports::{Entry, Mailboxes, Net, Resolver, Spool, StoreError, Tap};
-use crate::proxy_header::read_header;
+use crate::proxy_header::{read_any_header, read_header};
 use crate::session_io::{AuthThrottle, ServerHooks, drive_server};
 
 /// Releases a connection's slot, however its task ends.
@@ -90,6 +90,14 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         // proxy's header names. The limits below count the client, so that
         // the clients behind one proxy do not share one address's budget.
         let (peer, early) = match proxy::front(&self.policy, socket) {
+            Front::Direct | Front::Refuse(_) if self.bug(Bug::TrustAnyProxyHeader) => {
+                // BUG trust-any-proxy-header: a header that comes first is believed from anyone.
+                let (peer, early) = read_any_header(&mut stream, socket).await;
+                if peer.via.is_some() {
+                    self.tap.proxied(conn, peer.ip);
+                }
+                (peer, early)
+            }
             Front::Direct => (Peer::direct(socket), Vec::new()),
             Front::Refuse(reply) => return self.refuse(&mut stream, conn, &reply).await,
             Front::ExpectHeader => match read_header(&mut stream, &self.policy, socket).await {
@@ -111,11 +119,20 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             ip,
         };
         let limits = &self.policy.config().limits;
-        let rate_ok =
-            self.anvil
+        // An XCLIENT proxy's connections carry many clients, named only
+        // after the session began: counted by its address, one flood behind
+        // it would shut out every client behind it. Its address is exempt
+        // from the per-address limits (as Postfix's
+        // smtpd_client_event_limit_exceptions); the total still applies.
+        let xclient_proxy =
+            peer.via.is_none() && self.policy.config().proxy.xclient && self.policy.is_trusted_proxy(socket);
+        let rate_ok = xclient_proxy
+            || self
+                .anvil
                 .borrow_mut()
                 .connect(ip, self.clock.now(), limits.connections_per_ip_per_minute);
-        if total >= self.config.max_connections || mine >= self.config.max_per_ip || !rate_ok {
+        let per_ip_ok = xclient_proxy || mine < self.config.max_per_ip;
+        if total >= self.config.max_connections || !per_ip_ok || !rate_ok {
             let refusal = format!(
                 "421 4.7.0 {} Error: too many connections\r\n",
                 self.policy.hostname()
@@ -126,10 +143,9 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         let mut hooks = Connection {
             node: &self,
             conn,
-            peer: ip,
             body: None,
         };
-        if hooks.auth_refused() {
+        if hooks.auth_refused(ip) {
             session.refuse_auth();
         }
         if self.config.tls_server.is_some() {
@@ -233,7 +249,6 @@ impl AcceptBackoff {
 struct Connection<'a, N, S: Spool, R, M, T> {
     node: &'a Rc<Node<N, S, R, M, T>>,
     conn: u64,
-    peer: IpAddr,
     /// The spool file of the message being received, or why it failed
     /// (the client hears `451` at the end of the data).
     body: Option<Result<S::Writer, StoreError>>,
@@ -312,7 +327,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         Duration::from_millis(self.node.policy.config().limits.error_delay_ms)
     }
 
-    fn auth_failed(&mut self, failed: u32, in_session: u32) -> AuthThrottle {
+    fn auth_failed(&mut self, client: IpAddr, failed: u32, in_session: u32) -> AuthThrottle {
         if self.node.bug(Bug::NoAuthThrottle) {
             return AuthThrottle::default();
         }
@@ -321,26 +336,25 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
         self.node
             .anvil
             .borrow_mut()
-            .auth_failed(self.peer, self.node.clock.now(), failed.into(), window);
+            .auth_failed(client, self.node.clock.now(), failed.into(), window);
         let pause = Duration::from_millis(l.auth_failure_delay_ms.saturating_mul(in_session.min(10).into()));
         self.note(&format!(
-            "failed AUTH from {}: pause {} ms",
-            self.peer,
+            "failed AUTH from {client}: pause {} ms",
             pause.as_millis()
         ));
         AuthThrottle {
             pause,
-            refuse: self.auth_refused(),
+            refuse: self.auth_refused(client),
         }
     }
 
-    fn auth_refused(&self) -> bool {
+    fn auth_refused(&self, client: IpAddr) -> bool {
         if self.node.bug(Bug::NoAuthThrottle) {
             return false;
         }
         let l = &self.node.policy.config().limits;
         self.node.anvil.borrow().auth_refused(
-            self.peer,
+            client,
             self.node.clock.now(),
             l.auth_failures_per_ip,
             Duration::from_secs(l.auth_refusal_window_secs),

@@ -57,3 +57,33 @@ pub(crate) async fn read_header<S: AsyncRead + Unpin>(
         Err(e) => Err(proxy::refusal(policy, &e.to_string())),
     }
 }
+
+/// How long the injected bug `trust-any-proxy-header` waits for a header
+/// before it greets a client that sent none: short, so that every client
+/// that waits for the greeting, as SMTP clients do, still gets served.
+pub(crate) const OPTIONAL_HEADER_WAIT: Duration = Duration::from_secs(1);
+
+/// The injected bug `trust-any-proxy-header` on a connection from anyone:
+/// a PROXY header that comes first (within [`OPTIONAL_HEADER_WAIT`]) is
+/// believed; anything else is the client's SMTP, served as from `socket`.
+pub(crate) async fn read_any_header<S: AsyncRead + Unpin>(stream: &mut S, socket: IpAddr) -> (Peer, Vec<u8>) {
+    let mut held = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match proxy::parse(&held) {
+            Ok(Some((proxy::ProxyHeader::Proxied { source, .. }, len))) => {
+                let peer = Peer {
+                    ip: source.ip().to_canonical(),
+                    via: Some(socket),
+                };
+                return (peer, held.split_off(len));
+            }
+            Ok(None) if held.is_empty() || proxy::looks_like_header(&held) => {}
+            _ => return (Peer::direct(socket), held),
+        }
+        match tokio::time::timeout(OPTIONAL_HEADER_WAIT, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => held.extend_from_slice(&buf[..n]),
+            _ => return (Peer::direct(socket), held),
+        }
+    }
+}

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use relayguard_core::{Message, Output, Session};
@@ -63,14 +64,16 @@ pub trait ServerHooks {
     fn write_timeout(&self) -> Option<Duration> {
         None
     }
-    /// `failed` more AUTH attempts failed, `in_session` in this session so
-    /// far: count them, and say how long to pause.
-    fn auth_failed(&mut self, _failed: u32, _in_session: u32) -> AuthThrottle {
+    /// `failed` more AUTH attempts of `client` failed, `in_session` in this
+    /// session so far: count them, and say how long to pause. `client` is
+    /// the session's client as it stands (a trusted proxy's XCLIENT names
+    /// it), so that one guesser behind a proxy does not lock out the rest.
+    fn auth_failed(&mut self, _client: IpAddr, _failed: u32, _in_session: u32) -> AuthThrottle {
         AuthThrottle::default()
     }
-    /// Whether this client is refused AUTH for now (asked before each
-    /// input, so that failures on other connections count too).
-    fn auth_refused(&self) -> bool {
+    /// Whether `client` is refused AUTH for now (asked before each input,
+    /// so that failures on other connections count too).
+    fn auth_refused(&self, _client: IpAddr) -> bool {
         false
     }
     /// The pause after each error reply beyond the soft error limit; none
@@ -250,7 +253,7 @@ where
             let failed = s.take_auth_failures();
             if failed > 0 {
                 // The 535 is out; the next command waits for the pause.
-                let t = hooks.auth_failed(failed, s.auth_failures());
+                let t = hooks.auth_failed(s.peer().ip, failed, s.auth_failures());
                 if t.refuse {
                     s.refuse_auth();
                 }
@@ -285,7 +288,7 @@ where
                 Ok(0) | Err(_) => break 'conn,
                 Ok(n) => {
                     hooks.client_bytes(&buf[..n]);
-                    if hooks.auth_refused() {
+                    if hooks.auth_refused(s.peer().ip) {
                         s.refuse_auth();
                     }
                     s.handle_input(clock.now(), &buf[..n]);

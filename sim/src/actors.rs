@@ -15,7 +15,7 @@ use relayguard_node::Clock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::options::{
-    CHUNK_REPLY_WAIT, CONNECT_TIMEOUT, CUT_OVER, GIVE_UP_AT, GREETING_WAIT, PORT, RELAY, SENDER_RETRY_FIRST,
+    CHUNK_REPLY_WAIT, CONNECT_TIMEOUT, CUT_OVER, GIVE_UP_AT, GREETING_WAIT, PORT, SENDER_RETRY_FIRST,
     SENDER_RETRY_JITTER_MS, SENDER_RETRY_MAX, SLOW_BYTE, SLOW_SILENCE,
 };
 use crate::rng::Rng;
@@ -112,6 +112,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
     let mut r = Rng::new(seed);
     // Built when first needed: most actors never do TLS.
     let mut tls = None;
+    let to = actor.entry();
     tokio::time::sleep(actor.start).await;
     for task in actor.tasks {
         match task {
@@ -138,7 +139,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     if elapsed() > GIVE_UP_AT {
                         break;
                     }
-                    let outcome = match connect(RELAY.into()).await {
+                    let outcome = match connect(to).await {
                         None => None,
                         Some(stream) if starttls => {
                             let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
@@ -195,13 +196,24 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     wait = (wait * 2).min(SENDER_RETRY_MAX);
                 }
             }
-            Task::Raw { chunks, id } => {
+            Task::Raw { chunks, id, forged } => {
                 if let Some(id) = id {
                     world.borrow_mut().submissions.insert(id, Submission::default());
                 }
-                let Some(mut stream) = connect(RELAY.into()).await else {
+                let direct = IpAddr::V4(crate::options::RELAY);
+                let Some(mut stream) = connect(if forged.is_some() { direct } else { to }).await else {
                     continue;
                 };
+                if let Some(header) = forged {
+                    *world
+                        .borrow_mut()
+                        .fired
+                        .entry("spammer: forged PROXY header".into())
+                        .or_insert(0) += 1;
+                    if stream.write_all(&header).await.is_err() {
+                        continue;
+                    }
+                }
                 if !await_reply(&mut stream, GREETING_WAIT).await {
                     continue;
                 }
@@ -216,7 +228,7 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
             Task::Flood { connections, hold } => {
                 let mut held = Vec::new();
                 for _ in 0..connections {
-                    if let Some(s) = connect(RELAY.into()).await {
+                    if let Some(s) = connect(to).await {
                         held.push(s);
                     }
                 }
@@ -227,18 +239,18 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 connections,
                 in_data,
                 rcpt,
-            } => crate::hostile::trickler(connections, in_data, rcpt).await,
-            Task::NeverRead => crate::hostile::non_reader().await,
+            } => crate::hostile::trickler(to, connections, in_data, rcpt).await,
+            Task::NeverRead => crate::hostile::non_reader(to).await,
             Task::Guess { tries } => {
                 let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
-                crate::hostile::guesser(tries, tls.clone()).await
+                crate::hostile::guesser(to, tries, tls.clone()).await
             }
             Task::Inject { injected } => {
                 let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
-                crate::starttls::inject(&world, tls, &injected).await;
+                crate::starttls::inject(&world, to, tls, &injected).await;
             }
             Task::Slow => {
-                if let Some(mut s) = connect(RELAY.into()).await {
+                if let Some(mut s) = connect(to).await {
                     for &b in b"EHLO slow.example\r\n" {
                         if s.write_all(&[b]).await.is_err() {
                             break;

@@ -29,7 +29,14 @@ impl Tap for SimTap {
         w.next_conn += 1;
         let conn = w.next_conn;
         w.stats.sessions += 1;
-        let watch = checkers::wire::Watch::new(&w.config, peer);
+        // The accept this connection came from: the first from its peer
+        // (connections are told in the order they were accepted).
+        let socket = w
+            .accepted
+            .iter()
+            .position(|a| a.ip() == peer)
+            .and_then(|i| w.accepted.remove(i));
+        let watch = checkers::wire::Watch::new(&w.config, peer, socket);
         w.watches.insert(conn, watch);
         checkers::hostile::connected(&mut w, conn, peer);
         w.event(&format!("connect {conn} from {peer}"));
@@ -45,11 +52,13 @@ impl Tap for SimTap {
             // socket's own.
             x.oracle = relayguard_core::check::oracle::Oracle::with_socket(&config, client, x.peer);
             x.recorder.proxied(client, x.peer);
+            x.named = Some(client);
         }
     }
     fn client_bytes(&self, conn: u64, bytes: &[u8]) {
         let mut w = self.0.borrow_mut();
         w.hash = fnv(w.hash, bytes);
+        checkers::wire::judge_by_truth(&mut w, conn);
         if let Some(x) = w.watches.get_mut(&conn) {
             x.oracle.client_bytes(bytes);
             x.recorder.client(bytes);
@@ -67,6 +76,9 @@ impl Tap for SimTap {
         if let Some(x) = w.watches.get_mut(&conn) {
             x.oracle.server_bytes(bytes);
             x.recorder.server(bytes);
+            if !x.client_spoke {
+                x.early.extend_from_slice(bytes);
+            }
         }
         checkers::hostile::server_bytes(&mut w, conn, bytes);
     }
@@ -89,10 +101,7 @@ impl Tap for SimTap {
             whole.body = std::mem::take(&mut x.body);
         }
         let message = &whole;
-        let corpus = w
-            .watches
-            .get(&conn)
-            .is_some_and(|x| w.corpus_ips.contains(&x.peer));
+        let corpus = w.client_of(conn).is_some_and(|c| w.corpus_ips.contains(&c));
         if corpus {
             let h = fnv(FNV0, &message.body);
             w.corpus_bodies.insert(h);
@@ -150,8 +159,9 @@ impl Tap for SimTap {
     }
 }
 
-/// Turmoil's TCP, which the partitions, holds and latencies act on.
-pub(crate) struct TurmoilNet;
+/// Turmoil's TCP, which the partitions, holds and latencies act on. Each
+/// accepted peer, port included, goes to the world for the tap.
+pub(crate) struct TurmoilNet(pub(crate) Shared);
 
 impl Net for TurmoilNet {
     type Stream = turmoil::net::TcpStream;
@@ -160,7 +170,9 @@ impl Net for TurmoilNet {
         turmoil::net::TcpListener::bind(addr).await
     }
     async fn accept(&self, l: &Self::Listener) -> io::Result<(Self::Stream, IpAddr)> {
-        l.accept().await.map(|(s, a)| (s, a.ip()))
+        let (s, a) = l.accept().await?;
+        self.0.borrow_mut().accepted.push_back(a);
+        Ok((s, a.ip()))
     }
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
         turmoil::net::TcpStream::connect(addr).await

@@ -10,11 +10,23 @@ use std::sync::Arc;
 use relayguard_core::check::buggify::Bugs;
 
 use crate::report::Report;
-use crate::run::run;
+use crate::run::run_in;
+use crate::swarm::Scenario;
 
 /// Runs seeds on `jobs` threads; `done` is called on the calling thread as
 /// each report comes in (in completion order; reports are returned sorted).
-pub fn campaign(seeds: &[u64], bugs: Bugs, jobs: usize, mut done: impl FnMut(&Report)) -> Vec<Report> {
+pub fn campaign(seeds: &[u64], bugs: Bugs, jobs: usize, done: impl FnMut(&Report)) -> Vec<Report> {
+    campaign_in(seeds, bugs, Scenario::Default, jobs, done)
+}
+
+/// [`campaign`] with the worlds drawn in `scenario`.
+pub fn campaign_in(
+    seeds: &[u64],
+    bugs: Bugs,
+    scenario: Scenario,
+    jobs: usize,
+    mut done: impl FnMut(&Report),
+) -> Vec<Report> {
     let (tx, rx) = std::sync::mpsc::channel();
     let jobs = jobs.max(1).min(seeds.len().max(1));
     let seeds = Arc::new(seeds.to_vec());
@@ -26,7 +38,7 @@ pub fn campaign(seeds: &[u64], bugs: Bugs, jobs: usize, mut done: impl FnMut(&Re
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                if tx.send(run(seed, bugs, false)).is_err() {
+                if tx.send(run_in(seed, bugs, scenario, false)).is_err() {
                     break;
                 }
             }

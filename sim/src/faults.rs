@@ -5,7 +5,7 @@
 //! between turmoil's steps, since turmoil's partitions, holds, crashes and
 //! restarts are driven from outside the hosts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,7 +19,8 @@ use crate::swarm::Swarm;
 use crate::world::{Shared, World};
 
 /// A fault of the plan. The network faults are between the relay and one
-/// other host, since the relay is what is under test.
+/// other host, since the relay is what is under test (for an actor behind
+/// the proxy host, between the proxy and it: that is its link).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     Partition(IpAddr),
@@ -126,6 +127,8 @@ pub(crate) struct Scheduler {
     restart_at: Option<Duration>,
     /// What the heal has to undo (turmoil does not say what is cut).
     partitioned: BTreeSet<IpAddr>,
+    /// Actors behind the proxy → the proxy: their link to cut is to it.
+    behind: BTreeMap<IpAddr, IpAddr>,
     held: BTreeSet<IpAddr>,
     healed: bool,
 }
@@ -144,9 +147,20 @@ impl Scheduler {
             twin,
             restart_at: None,
             partitioned: BTreeSet::new(),
+            behind: swarm
+                .actors
+                .iter()
+                .filter_map(|a| a.via.map(|p| (a.ip, p)))
+                .collect(),
             held: BTreeSet::new(),
             healed: false,
         }
+    }
+
+    /// The host on the other end of `ip`'s link to the relay: the proxy
+    /// for an actor behind one, else the relay.
+    fn link(&self, ip: IpAddr) -> IpAddr {
+        self.behind.get(&ip).copied().unwrap_or(self.relay)
     }
 
     /// Whether the world has healed: only then may the run end.
@@ -163,11 +177,11 @@ impl Scheduler {
             world.borrow_mut().event(&format!("fault {f:?}"));
             match f {
                 Fault::Partition(ip) => {
-                    sim.partition(relay, ip);
+                    sim.partition(self.link(ip), ip);
                     self.partitioned.insert(ip);
                 }
                 Fault::Repair(ip) => {
-                    sim.repair(relay, ip);
+                    sim.repair(self.link(ip), ip);
                     self.partitioned.remove(&ip);
                 }
                 Fault::Hold(ip) => {
@@ -252,7 +266,7 @@ impl Scheduler {
         self.healed = true;
         world.borrow_mut().event("heal");
         for ip in std::mem::take(&mut self.partitioned) {
-            sim.repair(relay, ip);
+            sim.repair(self.link(ip), ip);
         }
         for ip in std::mem::take(&mut self.held) {
             sim.release(relay, ip);

@@ -6,6 +6,7 @@
 //! and how many passwords it let them try, while the legitimate senders
 //! go on.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine;
@@ -15,21 +16,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::{await_reply, connect};
 use crate::options::{
-    CHUNK_REPLY_WAIT, GIVE_UP_AT, GREETING_WAIT, NON_READER_RECONNECT_UNTIL, NON_READER_UNTIL, RELAY,
-    TRICKLE_BYTE, TRICKLE_UNTIL,
+    CHUNK_REPLY_WAIT, GIVE_UP_AT, GREETING_WAIT, NON_READER_RECONNECT_UNTIL, NON_READER_UNTIL, TRICKLE_BYTE,
+    TRICKLE_UNTIL,
 };
 use crate::starttls::read_reply;
 use crate::world::elapsed;
 
-/// `connections` trickling sessions at once, each reconnecting when the
+/// `connections` trickling sessions at once to `to` (the relay, or the
+/// proxy in front of it), each reconnecting when the
 /// relay cuts it, until [`TRICKLE_UNTIL`].
-pub(crate) async fn trickler(connections: usize, in_data: bool, rcpt: String) {
+pub(crate) async fn trickler(to: IpAddr, connections: usize, in_data: bool, rcpt: String) {
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let rcpt = rcpt.clone();
         tasks.push(tokio::task::spawn_local(async move {
             while elapsed() < TRICKLE_UNTIL {
-                trickle_once(in_data, &rcpt).await;
+                trickle_once(to, in_data, &rcpt).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }));
@@ -41,8 +43,8 @@ pub(crate) async fn trickler(connections: usize, in_data: bool, rcpt: String) {
 
 /// One session: the commands up to DATA if `in_data`, then one octet per
 /// [`TRICKLE_BYTE`] of a line (or a body) that never ends.
-async fn trickle_once(in_data: bool, rcpt: &str) {
-    let Some(mut s) = connect(RELAY.into()).await else {
+async fn trickle_once(to: IpAddr, in_data: bool, rcpt: &str) {
+    let Some(mut s) = connect(to).await else {
         return;
     };
     if !await_reply(&mut s, GREETING_WAIT).await {
@@ -91,9 +93,9 @@ async fn trickle_once(in_data: bool, rcpt: &str) {
 /// Pipelines NOOPs and never reads, holding each connection until
 /// [`NON_READER_UNTIL`]; when the relay drops one (or crashes) before
 /// [`NON_READER_RECONNECT_UNTIL`], opens another.
-pub(crate) async fn non_reader() {
+pub(crate) async fn non_reader(to: IpAddr) {
     while elapsed() < NON_READER_RECONNECT_UNTIL {
-        if let Some(mut s) = connect(RELAY.into()).await {
+        if let Some(mut s) = connect(to).await {
             if await_reply(&mut s, GREETING_WAIT).await {
                 flood_unread(&mut s).await;
             }
@@ -123,10 +125,10 @@ async fn flood_unread(s: &mut turmoil::net::TcpStream) {
 
 /// Tries `tries` wrong passwords for `carol`, reconnecting whenever the
 /// relay closes or refuses AUTH, until they are used up or [`GIVE_UP_AT`].
-pub(crate) async fn guesser(tries: u32, tls: Arc<rustls::ClientConfig>) {
+pub(crate) async fn guesser(to: IpAddr, tries: u32, tls: Arc<rustls::ClientConfig>) {
     let mut left = tries;
     while left > 0 && elapsed() < GIVE_UP_AT {
-        if let Some(mut s) = connect(RELAY.into()).await {
+        if let Some(mut s) = connect(to).await {
             let ehlo = match await_reply(&mut s, GREETING_WAIT).await
                 && s.write_all(b"EHLO guesser.example\r\n").await.is_ok()
             {

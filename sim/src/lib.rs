@@ -22,6 +22,8 @@
 //!   backends (its spool and mailboxes behaving as a failing file system in
 //!   `disk`), the foreign exchangers, the clients, the clients that are slow
 //!   on purpose.
+//! - `proxy`: the proxy host of the proxy seeds, which names each client
+//!   to the relay (PROXY header, XCLIENT) or, misconfigured, does not.
 //! - `faults`: the scheduler that plays the plan and heals the world.
 //! - `tls`: rustls with the seed's randomness and the simulation's clock,
 //!   so that a handshake reproduces byte for byte.
@@ -42,6 +44,7 @@ mod exchanger;
 mod faults;
 mod hostile;
 mod options;
+mod proxy;
 mod report;
 mod rng;
 mod run;
@@ -51,7 +54,7 @@ mod swarm;
 mod tls;
 mod world;
 
-pub use campaign::campaign;
+pub use campaign::{campaign, campaign_in};
 pub use checkers::{Kind, Violation};
 pub use determinism::first_difference;
 pub use disk::{Errno, Junk, Op};
@@ -59,9 +62,9 @@ pub use faults::{CrashPoint, Fault};
 pub use options::RELAY;
 pub use report::Report;
 pub use rng::Rng;
-pub use run::{run, run_swarm};
+pub use run::{run, run_in, run_swarm};
 pub use shrink::{ShrunkSeed, shrink_seed};
-pub use swarm::{Actor, Role, Swarm, Task, swarm};
+pub use swarm::{Actor, Proxying, Role, Scenario, Swarm, Task, swarm, swarm_in};
 pub use world::Stats;
 
 /// The commit this crate was built from (`git rev-parse --short HEAD`), or

@@ -20,10 +20,17 @@ pub const RELAY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 25);
 /// own, on the relay's spool (`disk.rs`), which must find it locked.
 pub(crate) const TWIN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 26);
 
-/// The address every seed's relay trusts as its proxy (`[proxy]`): no
-/// host has it, so every PROXY header and XCLIENT the spammers send comes
-/// from an untrusted address.
+/// The address every seed's relay trusts as its proxy (`[proxy]`). On the
+/// seeds without a proxy no host has it, so every PROXY header and XCLIENT
+/// the spammers send comes from an untrusted address; on the proxy seeds
+/// the proxy host has it (`swarm/proxy.rs`).
 pub(crate) const PROXY_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 40);
+
+/// The misconfigured proxy's address: the gateway of Docker's default
+/// bridge, which its userland proxy connects from, inside
+/// [`DOCKER_NETWORK`], which the misconfigured relay puts in its LAN.
+pub(crate) const DOCKER_GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+pub(crate) const DOCKER_NETWORK: &str = "172.17.0.0/16";
 
 /// The port every host listens on, the relay and the foreign exchangers alike:
 /// the relay delivers to port 25 as a real MTA does.
@@ -67,6 +74,10 @@ pub(crate) const HEALED_LATENCY: Duration = Duration::from_millis(5);
 /// itself and each actor from `seed * 31 + its index`: one seed, streams
 /// that do not mirror each other.
 pub(crate) const SWARM_SALT: u64 = 0x05ee_d0f5_e1a7;
+
+/// The proxy draw's own stream (`swarm/proxy.rs`): the seed mixed with
+/// this, so that adding the proxy moved none of the swarm's other draws.
+pub(crate) const PROXY_SALT: u64 = 0x0970_c5ee_d0f5;
 
 // ------------------------------------------------------------ time
 

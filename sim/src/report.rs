@@ -62,10 +62,12 @@ pub(crate) fn describe(s: &Swarm) -> Vec<String> {
             c.auth_requires_tls(),
             s.tls_exchangers
         ),
+        format!("proxying: {:?}, proxy {:?}", s.proxying, c.proxy),
     ];
     for a in &s.actors {
+        let via = a.via.map(|p| format!(" via {p}")).unwrap_or_default();
         out.push(format!(
-            "actor {:?} {} at {:?}: {} tasks",
+            "actor {:?} {}{via} at {:?}: {} tasks",
             a.role,
             a.ip,
             a.start,

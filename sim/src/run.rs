@@ -30,7 +30,7 @@ use crate::options::{
 };
 use crate::report::{Report, describe};
 use crate::rng::{FNV0, fnv};
-use crate::swarm::{Role, Swarm, Task, swarm};
+use crate::swarm::{Role, Scenario, Swarm, Task, swarm, swarm_in};
 use crate::world::{Shared, World};
 
 /// Only read by the injected bug `process-state-leak`.
@@ -39,6 +39,11 @@ static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0)
 /// Runs one seed to the end and judges it.
 pub fn run(seed: u64, bugs: Bugs, verbose: bool) -> Report {
     run_swarm(seed, swarm(seed, bugs), verbose)
+}
+
+/// [`run`], with the seed's world drawn in `scenario`.
+pub fn run_in(seed: u64, bugs: Bugs, scenario: Scenario, verbose: bool) -> Report {
+    run_swarm(seed, swarm_in(seed, bugs, scenario), verbose)
 }
 
 /// Runs a seed's world, as drawn or cut down by the shrinker: `seed` still
@@ -86,6 +91,8 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
                 // The relay's own restart (not its twin's start) ends the
                 // sessions it held and the counts it kept in memory.
                 checkers::hostile::relay_starts(&mut world.borrow_mut());
+                // Accepts the crash cut off before their session began.
+                world.borrow_mut().accepted.clear();
                 relay(&world, &policy, &exchangers).run().await?;
                 Ok(())
             }
@@ -112,6 +119,11 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
                 }
             }
         });
+    }
+    if let Some(ip) = swarm.proxying.host() {
+        let world = world.clone();
+        let proxying = swarm.proxying;
+        sim.host(ip, move || crate::proxy::proxy(world.clone(), proxying));
     }
     for (domain, &ip) in &swarm.exchangers {
         let world = world.clone();
@@ -204,7 +216,7 @@ fn relay(
     Node::new(
         policy.clone(),
         nc,
-        TurmoilNet,
+        TurmoilNet(world.clone()),
         SimSpool::open(world.clone(), SPOOL_WRITE, policy.bugs(), wall),
         SimResolver(exchangers.clone()),
         SimMailboxes {

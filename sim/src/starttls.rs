@@ -8,13 +8,14 @@
 //! that silence, and the wire oracle, which drops the client's plain-text
 //! octets at the handshake, sees replies that answer nothing.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::actors::connect;
-use crate::options::{CHUNK_REPLY_WAIT, GREETING_WAIT, RELAY};
+use crate::options::{CHUNK_REPLY_WAIT, GREETING_WAIT};
 use crate::world::Shared;
 
 /// How long the injector stays silent after the handshake: longer than a
@@ -23,8 +24,13 @@ const SILENCE: Duration = Duration::from_secs(2);
 
 /// One session: EHLO, `STARTTLS` + `injected` in one write, the handshake
 /// if the relay answered `220`, silence, then EHLO and QUIT over TLS.
-pub(crate) async fn inject(world: &Shared, tls: &Arc<rustls::ClientConfig>, injected: &[u8]) {
-    let Some(mut s) = connect(RELAY.into()).await else {
+pub(crate) async fn inject(
+    world: &Shared,
+    to: IpAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    injected: &[u8],
+) {
+    let Some(mut s) = connect(to).await else {
         return;
     };
     if read_reply(&mut s, GREETING_WAIT).await.is_none()

@@ -7,8 +7,8 @@
 //! record, the checkers (`checkers/`) judge.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -88,6 +88,12 @@ pub(crate) struct World {
     pub(crate) failing: BTreeSet<IpAddr>,
     /// Open sessions of the relay, each with its wire checker.
     pub(crate) watches: BTreeMap<u64, Watch>,
+    /// The proxy host's connections to the relay (its address and port)
+    /// → the client each carries (`proxy.rs`).
+    pub(crate) behind_proxy: BTreeMap<SocketAddr, IpAddr>,
+    /// Connections the relay accepted and has not yet told the tap of, in
+    /// order: the tap learns only the peer's address, this its port.
+    pub(crate) accepted: VecDeque<SocketAddr>,
     pub(crate) next_conn: u64,
     pub(crate) violations: Vec<Violation>,
     pub(crate) offending: Option<Transcript>,
@@ -143,6 +149,8 @@ impl World {
             corpus_bodies: BTreeSet::new(),
             failing: BTreeSet::new(),
             watches: BTreeMap::new(),
+            behind_proxy: BTreeMap::new(),
+            accepted: VecDeque::new(),
             next_conn: 0,
             violations: Vec::new(),
             offending: None,
@@ -157,6 +165,18 @@ impl World {
     /// The simulated time: inside a host, its clock; outside, the run's.
     pub(crate) fn now_in_host(&self) -> Duration {
         turmoil::sim_elapsed().unwrap_or(self.now)
+    }
+
+    /// Who is really behind session `conn`: the client the proxy host
+    /// carries on it, else its socket's peer. The relay may have been told
+    /// otherwise (or nothing); the checkers go by this.
+    pub(crate) fn client_of(&self, conn: u64) -> Option<IpAddr> {
+        let x = self.watches.get(&conn)?;
+        Some(
+            x.socket
+                .and_then(|s| self.behind_proxy.get(&s).copied())
+                .unwrap_or(x.peer),
+        )
     }
 
     /// One line of the trace, hashed: the hash is how two runs of a seed

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use relayguard_core::check::ViolationKind;
 use relayguard_core::check::buggify::{Bug, Bugs};
 use relayguard_sim::{
-    CrashPoint, Errno, Fault, Junk, Kind, Op, Report, Role, Swarm, Violation, campaign, first_difference,
-    run, run_swarm, shrink_seed, swarm,
+    CrashPoint, Errno, Fault, Junk, Kind, Op, Proxying, Report, Role, Scenario, Swarm, Violation, campaign,
+    campaign_in, first_difference, run, run_swarm, shrink_seed, swarm,
 };
 
 /// The fixed campaign of `cargo test`.
@@ -78,6 +78,7 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
     assert_eq!(failing(&reports), vec![]);
     every_storage_fault_fired(&reports);
     every_tls_actor_fired(&reports);
+    every_proxy_actor_fired(&reports);
 }
 
 /// The STARTTLS actors prove nothing unless their handshakes happen: each
@@ -106,6 +107,80 @@ fn every_tls_actor_fired(reports: &[Report]) {
         silent.is_empty(),
         "never fired in the fixed seeds: {silent:?}; fired: {fired:?}"
     );
+}
+
+/// The proxy seeds prove nothing unless the proxy host named clients each
+/// way, dropped a client's own XCLIENT, and spammers forged headers past
+/// it, in the fixed seeds; and each way of proxying is drawn there.
+fn every_proxy_actor_fired(reports: &[Report]) {
+    let ways: BTreeSet<String> = SEEDS
+        .map(|s| format!("{:?}", swarm(s, Bugs::NONE).proxying))
+        .collect();
+    for w in [
+        Proxying::Direct,
+        Proxying::Header(1),
+        Proxying::Header(2),
+        Proxying::Xclient,
+    ] {
+        assert!(
+            ways.contains(&format!("{w:?}")),
+            "no {w:?} seed in the fixed seeds: {ways:?}"
+        );
+    }
+    let mut fired = std::collections::BTreeMap::new();
+    for r in reports {
+        for (k, n) in &r.fired {
+            *fired.entry(k.as_str()).or_insert(0u64) += n;
+        }
+    }
+    let silent: Vec<&str> = [
+        "proxy: PROXY v1 header",
+        "proxy: PROXY v2 header",
+        "proxy: XCLIENT",
+        "proxy: client's XCLIENT dropped",
+        "spammer: forged PROXY header",
+    ]
+    .into_iter()
+    .filter(|k| !fired.contains_key(k))
+    .collect();
+    assert!(
+        silent.is_empty(),
+        "never fired in the fixed seeds: {silent:?}; fired: {fired:?}"
+    );
+}
+
+/// Docker's userland-proxy mistake: the proxy forwards without a header
+/// from an address inside the LAN, so every client looks local. Its seeds
+/// must fail as open relays (the wire oracle, judging the client the proxy
+/// really carried, and the end-to-end check), and the same worlds behind a
+/// correctly configured PROXY protocol proxy must pass: the harness sees
+/// the setup, not something else in those worlds.
+#[test]
+fn the_misconfigured_proxy_is_reported_open_and_the_configured_one_passes() {
+    let seeds: Vec<u64> = (0..8).collect();
+    let bad = campaign_in(&seeds, Bugs::NONE, Scenario::MisconfiguredProxy, 2, |_| {});
+    let open: Vec<u64> = bad
+        .iter()
+        .filter(|r| {
+            r.violations.iter().any(|v| {
+                matches!(v.kind, Kind::Wire(ViolationKind::OpenRelay) | Kind::OpenRelay)
+                    && v.text.contains("the proxy, for")
+                    || v.kind == Kind::OpenRelay
+            })
+        })
+        .map(|r| r.seed)
+        .collect();
+    eprintln!("misconfigured proxy: open relay reported on seeds {open:?} of {seeds:?}");
+    assert!(open.len() >= seeds.len() / 2, "open relay on {open:?} only");
+    assert!(
+        bad.iter()
+            .any(|r| r.violations.iter().any(
+                |v| v.kind == Kind::Wire(ViolationKind::OpenRelay) && v.text.contains("(the proxy, for")
+            )),
+        "the wire oracle saw no proxied outsider relaying"
+    );
+    let good = campaign_in(&seeds, Bugs::NONE, Scenario::ProxyProtocol, 2, |_| {});
+    assert_eq!(failing(&good), vec![]);
 }
 
 /// A fault kind that never fires proves nothing: each must fire, not only
@@ -364,11 +439,14 @@ fn the_campaign_catches_no_auth_throttle() {
     assert!(f.iter().any(|(_, v)| v.kind == Kind::AuthPause), "{f:#?}");
 }
 
-/// Spammers forge XCLIENT naming a LAN client from outside; with the bug the
-/// relay believes them, and the wire oracle, which reads `proxy.trusted`
-/// itself, still sees the outsider relaying.
+/// Spammers forge XCLIENT naming a LAN client from outside, and a PROXY
+/// header straight to the relay past its proxy; with the bug the relay
+/// believes them, and the wire oracle, which reads `proxy.trusted` itself,
+/// still sees the outsider relaying. The forged header is caught on the
+/// seeds with a PROXY protocol proxy, where the relay requires a header.
 #[test]
 fn the_campaign_catches_trust_any_proxy_header() {
+    let bugs = Bugs::NONE.with(Bug::TrustAnyProxyHeader);
     let f = caught(Bug::TrustAnyProxyHeader);
     assert!(
         f.iter().any(
@@ -377,6 +455,42 @@ fn the_campaign_catches_trust_any_proxy_header() {
         ),
         "{f:#?}"
     );
+    let header_seeds: Vec<u64> = SEEDS
+        .filter(|&s| matches!(swarm(s, bugs).proxying, Proxying::Header(_)))
+        .collect();
+    let forged: Vec<u64> = campaign(&header_seeds, bugs, 2, |_| {})
+        .iter()
+        .filter(|r| {
+            r.violations.iter().any(|v| {
+                v.kind == Kind::Wire(ViolationKind::OpenRelay) && v.text.contains("in a PROXY header")
+            })
+        })
+        .map(|r| r.seed)
+        .collect();
+    eprintln!("forged PROXY header believed on {forged:?} of the header seeds {header_seeds:?}");
+    assert!(!forged.is_empty(), "no header seed caught a forged header");
+}
+
+/// Behind an XCLIENT proxy every client shares the proxy's address. Seeds
+/// 97 and 171 of the default campaign failed liveness while the node
+/// counted that address: a guesser behind the proxy used up its AUTH
+/// allowance (97: a remote user refused AUTH), and the hostile actors its
+/// per-address connections (171: a remote user held off for 76 s). Both
+/// worlds must still be what made them fail, and pass.
+#[test]
+fn clients_behind_an_xclient_proxy_do_not_share_one_address_budget() {
+    for seed in [97, 171] {
+        let w = swarm(seed, Bugs::NONE);
+        assert_eq!(w.proxying, Proxying::Xclient, "seed {seed}");
+        for role in [Role::Guesser, Role::RemoteUser] {
+            assert!(
+                w.actors.iter().any(|a| a.role == role && a.via.is_some()),
+                "seed {seed}: no {role:?} behind the proxy"
+            );
+        }
+        let r = run(seed, Bugs::NONE, false);
+        assert!(r.passed(), "seed {seed}: {:?}", r.violations);
+    }
 }
 
 /// Injectors pipeline MAIL and RCPT behind STARTTLS; with the bug the relay

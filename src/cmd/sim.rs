@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use relayguard_core::check::buggify::{Bug, Bugs};
-use relayguard_sim::{COMMIT, Report, campaign, first_difference, run, swarm};
+use relayguard_sim::{COMMIT, Report, Scenario, campaign_in, first_difference, run_in, swarm_in};
 
 use super::summary::{Nondeterministic, Summary, reproduce};
 
@@ -39,6 +39,13 @@ pub struct Args {
     /// runs (the trace hash, then the first differing trace line).
     #[arg(long)]
     check_determinism: bool,
+    /// Draw every seed's world with its proxy set up the Docker way: it
+    /// forwards without a header from an address inside the LAN, so every
+    /// client looks local. These seeds must fail (the relay is open); the
+    /// scenario shows that the checkers see it. Not part of the default
+    /// campaign.
+    #[arg(long, conflicts_with = "check_determinism")]
+    misconfigured_proxy: bool,
     /// Where a failing seed's offending session is written.
     #[arg(long, default_value = "corpus/regressions")]
     regressions: PathBuf,
@@ -81,8 +88,9 @@ pub fn main(args: Args) -> ExitCode {
             }
         }
     }
+    let scenario = scenario(&args);
     if let Some(seed) = args.seed {
-        let r = run(seed, bugs, true);
+        let r = run_in(seed, bugs, scenario, true);
         if args.json {
             println!(
                 "{}",
@@ -101,8 +109,9 @@ pub fn main(args: Args) -> ExitCode {
             }
             if !r.passed() {
                 println!(
-                    "reproduce: {}  # at commit {COMMIT}",
-                    reproduce(r.seed, &args.buggify)
+                    "reproduce: {}{}  # at commit {COMMIT}",
+                    reproduce(r.seed, &args.buggify),
+                    scenario_flag(&args)
                 );
             }
         }
@@ -126,7 +135,7 @@ pub fn main(args: Args) -> ExitCode {
     );
     let start = std::time::Instant::now();
     let mut failed = 0;
-    let reports = campaign(&seeds, bugs, args.jobs, |r| {
+    let reports = campaign_in(&seeds, bugs, scenario, args.jobs, |r| {
         if !r.passed() {
             failed += 1;
             bar.set_message(format!("{failed} failing"));
@@ -136,7 +145,7 @@ pub fn main(args: Args) -> ExitCode {
     let mut summary = Summary::new(&reports, &args.buggify);
     if args.check_determinism {
         bar.set_message("second runs");
-        let again = campaign(&seeds, bugs, args.jobs, |_| {});
+        let again = campaign_in(&seeds, bugs, scenario, args.jobs, |_| {});
         for (a, b) in reports.iter().zip(&again) {
             if a.hash != b.hash {
                 let difference = first_difference(a.seed, bugs)
@@ -161,6 +170,9 @@ pub fn main(args: Args) -> ExitCode {
             reports.len() as f64 * 60.0 / wall.as_secs_f64()
         );
         summary.print_failing();
+        if args.misconfigured_proxy {
+            println!("(seeds of the misconfigured-proxy scenario: reproduce with --misconfigured-proxy)");
+        }
     }
     if let Some(r) = reports.iter().find(|r| !r.passed()) {
         write_regression(&args, r);
@@ -179,8 +191,9 @@ fn write_regression(args: &Args, r: &Report) {
     t.comments.insert(
         0,
         format!(
-            "found by: {} at commit {COMMIT}",
-            reproduce(r.seed, &args.buggify)
+            "found by: {}{} at commit {COMMIT}",
+            reproduce(r.seed, &args.buggify),
+            scenario_flag(args)
         ),
     );
     // The replies recorded are the faulty server's: the oracle judges instead.
@@ -189,7 +202,7 @@ fn write_regression(args: &Args, r: &Report) {
     t.steps
         .retain(|s| matches!(s, relayguard_core::check::transcript::Step::Send { .. }));
     t.source = Some(format!("relayguard sim seed {}", r.seed));
-    let c = swarm(r.seed, Bugs::NONE).config;
+    let c = swarm_in(r.seed, Bugs::NONE, scenario(args)).config;
     let res = std::fs::create_dir_all(&args.regressions)
         .and_then(|_| std::fs::write(&config, c.to_toml()))
         .and_then(|_| std::fs::write(args.regressions.join(format!("{name}.smtp")), t.to_text()));
@@ -199,6 +212,23 @@ fn write_regression(args: &Args, r: &Report) {
             args.regressions.join(format!("{name}.smtp")).display()
         ),
         Err(e) => eprintln!("relayguard sim: could not write the regression: {e}"),
+    }
+}
+
+fn scenario(args: &Args) -> Scenario {
+    if args.misconfigured_proxy {
+        Scenario::MisconfiguredProxy
+    } else {
+        Scenario::Default
+    }
+}
+
+/// The flag that draws the seed's world again, if it is not the default's.
+fn scenario_flag(args: &Args) -> &'static str {
+    if args.misconfigured_proxy {
+        " --misconfigured-proxy"
+    } else {
+        ""
     }
 }
 

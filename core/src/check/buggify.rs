@@ -49,7 +49,10 @@ pub enum Bug {
     NoAuthThrottle,
     /// XCLIENT is honoured from any address, whatever `proxy.trusted` and
     /// `proxy.xclient` say (and a transcript's `@proxy` header is believed
-    /// from any proxy): anyone may say it is inside.
+    /// from any proxy), and the node takes a PROXY header from anyone who
+    /// sends one first (waiting a second for it before the greeting, so
+    /// that clients that send none are still served): anyone may say it is
+    /// inside.
     TrustAnyProxyHeader,
     /// The session keeps the octets pipelined after STARTTLS in plain text
     /// and runs them once TLS is up, as if they had come over TLS

@@ -165,6 +165,9 @@ pub struct Oracle {
     /// The connection's own peer (the proxy's address when the client was
     /// named by one): only this address may rename the client.
     socket: IpAddr,
+    /// A PROXY header the oracle believes named the client: what the
+    /// client sends after it, XCLIENT included, is the client's own.
+    header_named: bool,
     user: Option<String>,
     sender: Option<String>,
     /// Recipients accepted in the current transaction.
@@ -216,7 +219,8 @@ impl Oracle {
 
     /// [`Oracle::with_socket`] with the configuration already read.
     pub fn with_view_socket(view: Arc<ConfigView>, peer: IpAddr, socket: IpAddr) -> Oracle {
-        let peer = if socket == peer || view.may_proxy(socket) {
+        let header_named = socket != peer && view.may_proxy(socket);
+        let peer = if socket == peer || header_named {
             peer
         } else {
             socket
@@ -227,6 +231,7 @@ impl Oracle {
             view,
             peer,
             socket,
+            header_named,
             user: None,
             sender: None,
             accepted: Vec::new(),
@@ -682,14 +687,16 @@ impl Oracle {
 
     /// An XCLIENT the server took (`220`): the client becomes the `ADDR`
     /// it names only if the oracle's own reading of `proxy.trusted` lets
-    /// the connection's socket peer say so. A server that believes anyone
+    /// the connection's socket peer say so, and no PROXY header named the
+    /// client already (the client behind it may not rename itself). A
+    /// server that believes anyone
     /// (`trust-any-proxy-header`) keeps, for the oracle, the address the
     /// connection really came from, and relaying for it is caught.
     fn xclient(&mut self, line: &str) {
         self.sender = None;
         self.accepted.clear();
         self.user = None;
-        if !self.view.may_xclient(self.socket) {
+        if self.header_named || !self.view.may_xclient(self.socket) {
             return;
         }
         for attr in line.split_whitespace().skip(1) {

@@ -20,15 +20,19 @@ use crate::reply::Enhanced;
 const IGNORED: [&str; 6] = ["NAME", "PORT", "PROTO", "HELO", "DESTADDR", "DESTPORT"];
 
 impl Session {
-    /// Whether this connection may use XCLIENT: `proxy.xclient` is on and
-    /// the socket's peer is a trusted proxy. The injected bug
+    /// Whether this connection may use XCLIENT: `proxy.xclient` is on, the
+    /// socket's peer is a trusted proxy, and no PROXY header named the
+    /// client (after a header the bytes are the client's: a client behind
+    /// HAProxy would otherwise name itself). The injected bug
     /// `trust-any-proxy-header` believes anyone's.
     fn xclient_allowed(&self) -> bool {
         if self.policy.bugs().has(Bug::TrustAnyProxyHeader) {
             // BUG trust-any-proxy-header: whoever says who the client is, is believed.
             return true;
         }
-        self.policy.config().proxy.xclient && self.policy.is_trusted_proxy(self.peer.socket())
+        self.policy.config().proxy.xclient
+            && !self.header_named
+            && self.policy.is_trusted_proxy(self.peer.socket())
     }
 
     /// The EHLO keyword, offered only where XCLIENT would be honoured.

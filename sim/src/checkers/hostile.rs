@@ -123,6 +123,8 @@ fn memchr_end_of_data(bytes: &[u8]) -> Option<usize> {
 
 pub(crate) fn server_bytes(w: &mut World, conn: u64, bytes: &[u8]) {
     let now = w.now_in_host();
+    // Counted per client, the one a proxy carries on this connection.
+    let client = w.client_of(conn);
     let Some(t) = w.hostile.sessions.get_mut(&conn) else {
         return;
     };
@@ -140,7 +142,7 @@ pub(crate) fn server_bytes(w: &mut World, conn: u64, bytes: &[u8]) {
     if failed > 0 {
         t.failures += failed;
         t.last_failure = Some(now);
-        let peer = t.peer;
+        let peer = client.unwrap_or(t.peer);
         let n = w.hostile.failures.entry(peer).or_insert(0);
         *n += failed as u64;
         let limit = w.config.limits.auth_failures_per_ip + MAX_PER_IP as u64 - 1;

@@ -102,11 +102,13 @@ pub(crate) fn generated_attack(r: &mut Rng, config: &Config, local: &[String], i
     Task::Raw {
         chunks,
         id: Some(id.to_string()),
+        forged: None,
     }
 }
 
-/// An address inside the seed's first LAN network, for a forged XCLIENT.
-fn lan_address(config: &Config) -> Option<&'static str> {
+/// An address inside the seed's first LAN network, for a forged XCLIENT
+/// or PROXY header.
+pub(super) fn lan_address(config: &Config) -> Option<&'static str> {
     match config.lan.networks.first()?.as_str() {
         "192.168.1.0/24" => Some("192.168.1.10"),
         "10.1.*.*" => Some("10.1.7.10"),

@@ -23,6 +23,7 @@ pub(super) fn draw(
                 in_data: r.chance(50),
                 rcpt: format!("postmaster@{}", local[0]),
             }],
+            via: None,
         });
     }
     if r.chance(50) {
@@ -31,6 +32,7 @@ pub(super) fn draw(
             ip: next_ip(r),
             start: r.millis(0, 5_000),
             tasks: vec![Task::NeverRead],
+            via: None,
         });
     }
     if r.chance(50) {
@@ -41,6 +43,7 @@ pub(super) fn draw(
             tasks: vec![Task::Guess {
                 tries: 20 + r.below(20) as u32,
             }],
+            via: None,
         });
     }
 }

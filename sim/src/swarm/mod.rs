@@ -10,8 +10,11 @@
 mod attacks;
 mod config;
 mod hostile;
+mod proxy;
 mod storage;
 mod tls;
+
+pub use proxy::{Proxying, Scenario};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -43,6 +46,8 @@ pub struct Swarm {
     pub faults: Vec<(Duration, Fault)>,
     /// Injected bugs switched on in the relay under test.
     pub bugs: Bugs,
+    /// Whether outsiders come through a proxy host, and how it names them.
+    pub proxying: Proxying,
 }
 
 /// Who an actor is, which decides what it may legitimately do.
@@ -79,6 +84,15 @@ pub struct Actor {
     pub ip: IpAddr,
     pub start: Duration,
     pub tasks: Vec<Task>,
+    /// The proxy host it connects through, if any; the relay otherwise.
+    pub via: Option<IpAddr>,
+}
+
+impl Actor {
+    /// Where its connections go: the proxy it is behind, or the relay.
+    pub(crate) fn entry(&self) -> IpAddr {
+        self.via.unwrap_or(IpAddr::V4(crate::options::RELAY))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +117,10 @@ pub enum Task {
         chunks: Vec<Vec<u8>>,
         /// The X-Sim-Id of a generated attack's message.
         id: Option<String>,
+        /// A forged PROXY header sent straight to the relay (past any proxy)
+        /// as soon as the connection opens, before the greeting, as a real
+        /// proxy sends one.
+        forged: Option<Vec<u8>>,
     },
     Flood {
         connections: usize,
@@ -128,10 +146,16 @@ pub enum Task {
     },
 }
 
-/// Derives a whole world from a seed.
+/// Derives a whole world from a seed, in the default scenario.
 pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
+    swarm_in(seed, bugs, Scenario::Default)
+}
+
+/// Derives a whole world from a seed, in `scenario`.
+pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
     let mut r = Rng::new(seed ^ SWARM_SALT);
-    let (config, lan_hosts) = config::draw(&mut r);
+    let (mut config, lan_hosts) = config::draw(&mut r);
+    let (proxying, mut pr) = proxy::draw(seed, scenario, &mut config);
     let local = config.domains.local.clone();
 
     let mut exchangers = BTreeMap::new();
@@ -183,6 +207,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip,
             start: r.millis(0, 20_000),
             tasks,
+            via: None,
         });
     }
     let mut outside = 1u8;
@@ -218,6 +243,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 cut: false,
                 starttls: false,
             }],
+            via: None,
         });
     }
     // Outside senders to local mailboxes, and to unknown ones.
@@ -245,6 +271,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 cut: false,
                 starttls: false,
             }],
+            via: None,
         });
     }
     // Spammers replaying the corpus.
@@ -257,6 +284,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             tasks.push(Task::Raw {
                 chunks: chunks.clone(),
                 id: None,
+                forged: None,
             });
         }
         actors.push(Actor {
@@ -264,6 +292,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip,
             start: r.millis(0, 20_000),
             tasks,
+            via: None,
         });
     }
     // Spammers with generated attacks.
@@ -278,6 +307,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip,
             start: r.millis(0, 25_000),
             tasks,
+            via: None,
         });
     }
     if r.chance(50) {
@@ -289,6 +319,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
                 connections: 12 + r.below(10) as usize,
                 hold: r.millis(1_000, 8_000),
             }],
+            via: None,
         });
     }
     if r.chance(50) {
@@ -297,6 +328,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
             ip: next_outside(&mut r),
             start: r.millis(0, 10_000),
             tasks: vec![Task::Slow],
+            via: None,
         });
     }
 
@@ -305,6 +337,15 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
     let faults = fault_plan(&mut r, &exchangers, &actors);
     let mut config = config;
     let tls_exchangers = tls::draw(&mut r, &mut config, &mut next_outside, &exchangers, &mut actors);
+    // Last, on the proxy's own stream: who goes through the proxy, and
+    // which generated attacks forge a PROXY header past it.
+    for a in &mut actors {
+        let via = a.role != Role::Lan || proxy::lan_via_proxy(proxying, &mut pr);
+        a.via = if via { proxying.host() } else { None };
+        if a.role == Role::Spammer {
+            proxy::forge_headers(&config, &mut a.tasks, &mut pr);
+        }
+    }
     Swarm {
         config,
         lan_hosts,
@@ -314,6 +355,7 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
         actors,
         faults,
         bugs,
+        proxying,
     }
 }
 

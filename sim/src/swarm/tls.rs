@@ -64,6 +64,7 @@ pub(super) fn draw(
             ip: next_ip(r),
             start: r.millis(0, 20_000),
             tasks,
+            via: None,
         });
     }
     exchangers.keys().filter(|_| r.chance(50)).cloned().collect()

@@ -120,6 +120,8 @@ pub struct Session {
     auth_refused: bool,
     /// Bodies go out in pieces ([`Output::Body`]) instead of whole.
     stream_bodies: bool,
+    /// EHLO offers CHUNKING and BDAT is served.
+    chunking: bool,
 }
 
 const HELO_FIRST: &str = "Error: send HELO/EHLO first";
@@ -166,6 +168,7 @@ impl Session {
             slow_errors_unreported: 0,
             auth_refused: false,
             stream_bodies: false,
+            chunking: true,
         };
         match s.policy.connect(peer.ip) {
             Ok(()) => {
@@ -191,6 +194,15 @@ impl Session {
     /// [`Session::message_stored`]. Call it before the first input.
     pub fn stream_bodies(&mut self) {
         self.stream_bodies = true;
+    }
+
+    /// Stops offering CHUNKING (RFC 3030), as a server that does not
+    /// implement it: BDAT is answered `502 5.5.1` and its octets are still
+    /// skipped, never read as commands. The simulation's foreign
+    /// exchangers use it, so that the relay's client sends with DATA too.
+    /// Call it before the first input.
+    pub fn refuse_chunking(&mut self) {
+        self.chunking = false;
     }
 
     /// Marks the session as authenticated without an AUTH exchange, as a
@@ -737,10 +749,13 @@ impl Session {
         }
         let size = self.policy.config().limits.max_message_size;
         let mut text = format!(
-            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
+            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"
         );
         if self.policy.has_users() {
             text.push_str("250-AUTH PLAIN LOGIN\r\n");
+        }
+        if self.chunking {
+            text.push_str("250-CHUNKING\r\n");
         }
         self.advertise_xclient(&mut text);
         text.push_str("250 HELP\r\n");

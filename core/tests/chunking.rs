@@ -85,6 +85,25 @@ fn ehlo_offers_chunking() {
 }
 
 #[test]
+fn a_server_that_refuses_chunking_still_skips_the_octets() {
+    let mut s = start(false);
+    s.refuse_chunking();
+    let mut seen = Seen::default();
+    let mut input = ENVELOPE.to_vec();
+    input.extend_from_slice(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n");
+    s.handle_input(Duration::ZERO, &input);
+    drain(&mut s, Duration::ZERO, &mut seen);
+    assert!(!seen.wire.contains("CHUNKING"), "{}", seen.wire);
+    assert!(
+        seen.wire
+            .ends_with("502 5.5.1 Error: CHUNKING not offered\r\n250 2.0.0 Ok\r\n"),
+        "{}",
+        seen.wire
+    );
+    assert!(!seen.closed);
+}
+
+#[test]
 fn a_chunked_message_is_delivered_whole() {
     let (r, v) = drive(Bugs::NONE, OUTSIDE, &[&chunked_stream()]);
     starts(

@@ -134,6 +134,9 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                         let outcome = relayguard_node::run_client(stream, c, &clock).await;
                         first = false;
                         let mut w = world.borrow_mut();
+                        if outcome.transcript.iter().any(|(c, _)| c.starts_with(b"BDAT")) {
+                            w.fired("client sent BDAT");
+                        }
                         match &outcome.message {
                             MessageResult::Accepted(_) => {
                                 let s = w.submissions.get_mut(&id).expect("registered");
@@ -181,6 +184,9 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 };
                 if !await_reply(&mut stream, GREETING_WAIT).await {
                     continue;
+                }
+                if chunks.iter().any(|c| c.starts_with(b"BDAT")) {
+                    world.borrow_mut().fired("spammer sent BDAT");
                 }
                 for c in chunks {
                     if stream.write_all(&c).await.is_err()

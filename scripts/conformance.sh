@@ -14,6 +14,9 @@
 #   haproxy in front (scripts/conformance-proxy.sh: send-proxy and
 #   send-proxy-v2, LAN relays and outside refused through it, a forged
 #   header sent directly is refused).
+#   BDAT over raw sockets (scripts/conformance-chunking.sh: chunks relayed
+#   to the sink, a bare LF refused 554, an oversize declared size 552 with
+#   its octets never run, DATA after BDAT 503).
 # Needs swaks, nmap, postfix (smtp-sink), haproxy and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
@@ -100,6 +103,13 @@ wait_sink() {
 # Disk and kernel faults (issue 11) live in their own file; DISK_ONLY=1 runs only them.
 . scripts/conformance-disk.sh
 . scripts/conformance-proxy.sh
+. scripts/conformance-chunking.sh
+if [ -n "${CHUNKING_ONLY:-}" ]; then
+  start_sink
+  chunking_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
 if [ -n "${PROXY_ONLY:-}" ]; then
   proxy_checks
   echo "conformance: $pass passed, $fail failed"
@@ -372,6 +382,7 @@ check "nofile exhausted: the server recovers and serves swaks" grep -qE "<- +250
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
 disk_checks
 proxy_checks
+chunking_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

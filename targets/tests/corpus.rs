@@ -163,7 +163,11 @@ fn the_checks_bite_on_bdat_bare_lf_passes() {
     };
     s.steps[3] = ScriptStep::Bdat(pieces, 0, true);
     let rendered = s.render(&s.config.config());
-    assert!(rendered[3].starts_with(b"BDAT "), "{:?}", String::from_utf8_lossy(&rendered[3]));
+    assert!(
+        rendered[3].starts_with(b"BDAT "),
+        "{:?}",
+        String::from_utf8_lossy(&rendered[3])
+    );
     assert!(script_bytes_run(&s, Bugs::NONE), "clean core flagged");
     assert!(
         !script_bytes_run(&s, Bugs::NONE.with(Bug::BdatBareLfPasses)),

@@ -130,7 +130,8 @@ pub(crate) fn chunk_attack(r: &mut Rng, local: &[String], id: &str) -> Task {
         0 => {
             chunks.push(format!("RCPT TO:<{user}>\r\n").into_bytes());
             chunks.push(bdat(head.as_bytes(), false));
-            let seq: &[u8] = *r.pick(&[&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n"]);
+            let seqs: [&[u8]; 4] = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n"];
+            let seq = *r.pick(&seqs);
             let mut smuggled = b"more spam".to_vec();
             smuggled.extend_from_slice(seq);
             smuggled.extend_from_slice(

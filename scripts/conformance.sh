@@ -17,6 +17,9 @@
 #   STARTTLS (scripts/conformance-tls.sh: swaks --tls with AUTH, openssl
 #   s_client -starttls smtp, smtplib starttls(), a raw STARTTLS command
 #   injection, nmap smtp-commands and ssl-enum-ciphers).
+#   BDAT over raw sockets (scripts/conformance-chunking.sh: chunks relayed
+#   to the sink, a bare LF refused 554, an oversize declared size 552 with
+#   its octets never run, DATA after BDAT 503).
 # Needs swaks (with IO::Socket::SSL), nmap, postfix (smtp-sink), haproxy,
 # openssl and python3; .ci/run installs them.
 # Prints "conformance: N passed, M failed" and exits non-zero on a failure.
@@ -107,6 +110,13 @@ wait_sink() {
 . scripts/conformance-tls.sh
 if [ -n "${TLS_ONLY:-}" ]; then
   tls_checks
+  echo "conformance: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ]; exit
+fi
+. scripts/conformance-chunking.sh
+if [ -n "${CHUNKING_ONLY:-}" ]; then
+  start_sink
+  chunking_checks
   echo "conformance: $pass passed, $fail failed"
   [ "$fail" -eq 0 ]; exit
 fi
@@ -383,6 +393,7 @@ kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
 disk_checks
 proxy_checks
 tls_checks
+chunking_checks
 
 echo "conformance: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

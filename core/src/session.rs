@@ -136,6 +136,8 @@ pub struct Session {
     /// byte since is the client's, so an XCLIENT in them is the client's
     /// own, not the proxy's.
     header_named: bool,
+    /// EHLO offers CHUNKING and BDAT is served.
+    chunking: bool,
 }
 
 const HELO_FIRST: &str = "Error: send HELO/EHLO first";
@@ -186,6 +188,7 @@ impl Session {
             tls: false,
             injected: 0,
             header_named: peer.via.is_some(),
+            chunking: true,
         };
         match s.policy.connect(peer.ip) {
             Ok(()) => {
@@ -211,6 +214,15 @@ impl Session {
     /// [`Session::message_stored`]. Call it before the first input.
     pub fn stream_bodies(&mut self) {
         self.stream_bodies = true;
+    }
+
+    /// Stops offering CHUNKING (RFC 3030), as a server that does not
+    /// implement it: BDAT is answered `502 5.5.1` and its octets are still
+    /// skipped, never read as commands. The simulation's foreign
+    /// exchangers use it, so that the relay's client sends with DATA too.
+    /// Call it before the first input.
+    pub fn refuse_chunking(&mut self) {
+        self.chunking = false;
     }
 
     /// Marks the session as authenticated without an AUTH exchange, as a
@@ -772,11 +784,14 @@ impl Session {
         }
         let size = self.policy.config().limits.max_message_size;
         let mut text = format!(
-            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n"
+            "250-{host}\r\n250-PIPELINING\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n"
         );
         self.advertise_starttls(&mut text);
         if self.policy.has_users() && !self.auth_needs_tls() {
             text.push_str("250-AUTH PLAIN LOGIN\r\n");
+        }
+        if self.chunking {
+            text.push_str("250-CHUNKING\r\n");
         }
         self.advertise_xclient(&mut text);
         text.push_str("250 HELP\r\n");

@@ -85,6 +85,25 @@ fn ehlo_offers_chunking() {
 }
 
 #[test]
+fn a_server_that_refuses_chunking_still_skips_the_octets() {
+    let mut s = start(false);
+    s.refuse_chunking();
+    let mut seen = Seen::default();
+    let mut input = ENVELOPE.to_vec();
+    input.extend_from_slice(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n");
+    s.handle_input(Duration::ZERO, &input);
+    drain(&mut s, Duration::ZERO, &mut seen);
+    assert!(!seen.wire.contains("250-CHUNKING"), "{}", seen.wire);
+    assert!(
+        seen.wire
+            .ends_with("502 5.5.1 Error: CHUNKING not offered\r\n250 2.0.0 Ok\r\n"),
+        "{}",
+        seen.wire
+    );
+    assert!(!seen.closed);
+}
+
+#[test]
 fn a_chunked_message_is_delivered_whole() {
     let (r, v) = drive(Bugs::NONE, OUTSIDE, &[&chunked_stream()]);
     starts(
@@ -504,4 +523,32 @@ fn chunks_run_under_the_data_deadline_not_the_command_one() {
     }
     let at = closed_at.expect("the skipped chunk never timed out");
     assert!(at <= Duration::from_secs(31), "closed at {at:?}");
+}
+
+#[test]
+fn the_final_250_after_last_waits_for_the_store() {
+    let mut s = start(false);
+    let now = Duration::ZERO;
+    let mut input = ENVELOPE.to_vec();
+    input.extend_from_slice(b"BDAT 4\r\nhi\r\nBDAT 4 LAST\r\nyo\r\nNOOP\r\n");
+    s.handle_input(now, &input);
+    let mut wire = String::new();
+    let mut message = None;
+    while let Some(o) = s.poll_output() {
+        match o {
+            Output::Send(b) => wire.push_str(&String::from_utf8_lossy(&b)),
+            Output::Message(m) => message = Some(m),
+            _ => {}
+        }
+    }
+    let m = message.expect("LAST hands the message out");
+    assert_eq!(m.body, b"hi\r\nyo\r\n");
+    assert!(wire.ends_with("250 2.0.0 4 octets received\r\n"), "{wire}");
+    assert!(!wire.contains("queued"), "{wire}");
+    s.message_stored(now, Ok("q9".into()));
+    let mut after = String::new();
+    while let Some(Output::Send(b)) = s.poll_output() {
+        after.push_str(&String::from_utf8_lossy(&b));
+    }
+    assert_eq!(after, "250 2.0.0 Ok: queued as q9\r\n250 2.0.0 Ok\r\n");
 }

@@ -158,6 +158,9 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                     if let Some(outcome) = outcome {
                         first = false;
                         let mut w = world.borrow_mut();
+                        if outcome.transcript.iter().any(|(c, _)| c.starts_with(b"BDAT")) {
+                            w.fired("client sent BDAT");
+                        }
                         match &outcome.message {
                             MessageResult::Accepted(_) => {
                                 let s = w.submissions.get_mut(&id).expect("registered");
@@ -216,6 +219,9 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                 }
                 if !await_reply(&mut stream, GREETING_WAIT).await {
                     continue;
+                }
+                if chunks.iter().any(|c| c.starts_with(b"BDAT")) {
+                    world.borrow_mut().fired("spammer sent BDAT");
                 }
                 for c in chunks {
                     if stream.write_all(&c).await.is_err()

@@ -18,8 +18,9 @@ use crate::options::{PORT, RELAY};
 use crate::world::Shared;
 
 /// A foreign mail exchanger: the core session with a policy of its own,
-/// recording every message; answering 421 while it is failing.
-pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turmoil::Result {
+/// recording every message; answering 421 while it is failing. A `plain`
+/// one does not offer CHUNKING, so that the relay sends it DATA.
+pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr, plain: bool) -> turmoil::Result {
     let mut config = Config {
         hostname: format!("mx.{domain}"),
         ..Config::default()
@@ -50,7 +51,15 @@ pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr) -> turm
             if tls.is_some() {
                 s.offer_tls();
             }
-            let mut hooks = Arrivals { world, domain, tls };
+            if plain {
+                s.refuse_chunking();
+            }
+            let mut hooks = Arrivals {
+                world,
+                domain,
+                tls,
+                plain,
+            };
             relayguard_node::drive_server(stream, s, &clock, &mut hooks).await;
         });
     }
@@ -61,6 +70,9 @@ struct Arrivals {
     world: Shared,
     domain: String,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// No CHUNKING offered: what arrives came by DATA, else by BDAT (the
+    /// relay's client uses BDAT wherever it is offered).
+    plain: bool,
 }
 
 impl ServerHooks for Arrivals {
@@ -70,7 +82,13 @@ impl ServerHooks for Arrivals {
             .iter()
             .map(|r| r.path.mailbox.as_ref().map_or(String::new(), |m| m.to_string()))
             .collect();
-        self.world.borrow_mut().arrive(
+        let mut w = self.world.borrow_mut();
+        w.fired(if self.plain {
+            "relayed by DATA"
+        } else {
+            "relayed by BDAT"
+        });
+        w.arrive(
             format!("exchanger {}", self.domain),
             rcpts,
             m.from.is_null(),

@@ -74,6 +74,9 @@ pub(crate) const HEALED_LATENCY: Duration = Duration::from_millis(5);
 /// itself and each actor from `seed * 31 + its index`: one seed, streams
 /// that do not mirror each other.
 pub(crate) const SWARM_SALT: u64 = 0x05ee_d0f5_e1a7;
+/// Salts the stream of the CHUNKING draws (which senders use BDAT, which
+/// exchangers offer it, the BDAT spammer), apart from the swarm's.
+pub(crate) const CHUNKING_SALT: u64 = 0x0bda_7c4a_11ed;
 
 /// The proxy draw's own stream (`swarm/proxy.rs`): the seed mixed with
 /// this, so that adding the proxy moved none of the swarm's other draws.

@@ -128,7 +128,8 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
     for (domain, &ip) in &swarm.exchangers {
         let world = world.clone();
         let domain = domain.clone();
-        sim.host(ip, move || exchanger(world.clone(), domain.clone(), ip));
+        let plain = swarm.plain_exchangers.contains(&ip);
+        sim.host(ip, move || exchanger(world.clone(), domain.clone(), ip, plain));
     }
     for (i, a) in swarm.actors.iter().enumerate() {
         sim.client(

@@ -55,6 +55,7 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
         Role::Outsider,
         Role::CorpusSpammer,
         Role::Spammer,
+        Role::ChunkSpammer,
         Role::Flooder,
         Role::Slow,
         Role::Trickler,
@@ -79,6 +80,7 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
     every_storage_fault_fired(&reports);
     every_tls_actor_fired(&reports);
     every_proxy_actor_fired(&reports);
+    the_chunking_actors_fired(&reports);
 }
 
 /// The STARTTLS actors prove nothing unless their handshakes happen: each
@@ -183,6 +185,22 @@ fn the_misconfigured_proxy_is_reported_open_and_the_configured_one_passes() {
     assert_eq!(failing(&good), vec![]);
 }
 
+/// BDAT that nobody sends proves nothing: in the fixed seeds, senders send
+/// with BDAT, the BDAT spammer sends its tricks, and the relay delivers to
+/// exchangers that offer CHUNKING (by BDAT) and to ones that do not (by
+/// DATA).
+fn the_chunking_actors_fired(reports: &[Report]) {
+    for kind in [
+        "client sent BDAT",
+        "spammer sent BDAT",
+        "relayed by BDAT",
+        "relayed by DATA",
+    ] {
+        let n: u64 = reports.iter().filter_map(|r| r.fired.get(kind)).sum();
+        assert!(n > 0, "{kind:?} never happened in the fixed seeds");
+    }
+}
+
 /// A fault kind that never fires proves nothing: each must fire, not only
 /// be planned, in the fixed seeds.
 fn every_storage_fault_fired(reports: &[Report]) {
@@ -263,6 +281,16 @@ fn the_campaign_catches_lf_ends_data() {
     assert!(
         f.iter()
             .any(|(_, v)| v.kind == Kind::Wire(ViolationKind::SmuggledMessage)),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn the_campaign_catches_bdat_bare_lf_passes() {
+    let f = caught(Bug::BdatBareLfPasses);
+    assert!(
+        f.iter()
+            .any(|(_, v)| v.kind == Kind::Wire(ViolationKind::BareLineEnding)),
         "{f:#?}"
     );
 }

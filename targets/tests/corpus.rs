@@ -153,6 +153,28 @@ fn the_checks_bite_on_lf_ends_data() {
     );
 }
 
+/// The script grammar reaches BDAT: a chunk with a bare LF is clean on the
+/// shipped core and a violation with `bdat-bare-lf-passes`.
+#[test]
+fn the_checks_bite_on_bdat_bare_lf_passes() {
+    let mut s = smuggling_script();
+    let ScriptStep::Data(pieces, _) = s.steps[3].clone() else {
+        panic!("the smuggling script has DATA fourth")
+    };
+    s.steps[3] = ScriptStep::Bdat(pieces, 0, true);
+    let rendered = s.render(&s.config.config());
+    assert!(
+        rendered[3].starts_with(b"BDAT "),
+        "{:?}",
+        String::from_utf8_lossy(&rendered[3])
+    );
+    assert!(script_bytes_run(&s, Bugs::NONE), "clean core flagged");
+    assert!(
+        !script_bytes_run(&s, Bugs::NONE.with(Bug::BdatBareLfPasses)),
+        "bdat-bare-lf-passes not caught"
+    );
+}
+
 #[test]
 fn the_session_target_panics_on_a_violation() {
     // Raw bytes with the same smuggling, through the `session` target body.

@@ -111,6 +111,10 @@ impl Session {
     /// accepted recipient and within the size limit; otherwise it is
     /// refused at once and its octets skipped.
     pub(super) fn bdat(&mut self, size: u64, last: bool) {
+        if !self.chunking {
+            self.error(502, Enhanced(5, 5, 1), "Error: CHUNKING not offered");
+            return self.skip_chunk(size);
+        }
         let refusal = match &self.tx {
             None => Some("Error: need MAIL command"),
             Some(t) if t.recipients.is_empty() => Some("Error: no valid recipients"),

@@ -106,6 +106,69 @@ pub(crate) fn generated_attack(r: &mut Rng, config: &Config, local: &[String], i
     }
 }
 
+/// A BDAT trick from outside (docs/attacks.md "BDAT (CHUNKING)"): a bare
+/// LF or CR inside a chunk with a smuggled message behind it, a chunk
+/// declared longer than its body so that a foreign RCPT rides in it, BDAT
+/// then DATA, or BDAT after a refused foreign RCPT. The relay must refuse
+/// the first, take the RCPT as body in the second, and never relay; with
+/// `bdat-bare-lf-passes` the bare LF gets through and the oracle sees it.
+pub(crate) fn chunk_attack(r: &mut Rng, local: &[String], id: &str) -> Task {
+    let f = r.pick(&FOREIGN[..3]).to_string();
+    let l = r.pick(local).clone();
+    let user = format!("{}@{l}", r.pick(&USERS));
+    let victim = format!("victim@{f}");
+    let mut chunks: Vec<Vec<u8>> = vec![
+        b"EHLO chunks.example\r\n".to_vec(),
+        format!("MAIL FROM:<spammer@{f}>\r\n").into_bytes(),
+    ];
+    let head = format!("X-Sim-Id: {id}\r\nSubject: buy\r\n\r\nspam\r\n");
+    let bdat = |data: &[u8], last: bool| {
+        let mut c = format!("BDAT {}{}\r\n", data.len(), if last { " LAST" } else { "" }).into_bytes();
+        c.extend_from_slice(data);
+        c
+    };
+    match r.below(4) {
+        0 => {
+            chunks.push(format!("RCPT TO:<{user}>\r\n").into_bytes());
+            chunks.push(bdat(head.as_bytes(), false));
+            let seqs: [&[u8]; 4] = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n"];
+            let seq = *r.pick(&seqs);
+            let mut smuggled = b"more spam".to_vec();
+            smuggled.extend_from_slice(seq);
+            smuggled.extend_from_slice(
+                format!("MAIL FROM:<ceo@{l}>\r\nRCPT TO:<{victim}>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n").as_bytes(),
+            );
+            chunks.push(bdat(&smuggled, true));
+        }
+        1 => {
+            // Declared longer than the body: the RCPT after it is body.
+            chunks.push(format!("RCPT TO:<{user}>\r\n").into_bytes());
+            let hidden = format!("{head}RCPT TO:<{victim}>\r\n");
+            let mut c = format!("BDAT {} LAST\r\n", hidden.len()).into_bytes();
+            c.extend_from_slice(head.as_bytes());
+            chunks.push(c);
+            chunks.push(format!("RCPT TO:<{victim}>\r\n").into_bytes());
+        }
+        2 => {
+            chunks.push(format!("RCPT TO:<{user}>\r\n").into_bytes());
+            chunks.push(bdat(head.as_bytes(), false));
+            chunks.push(b"DATA\r\n".to_vec());
+            chunks.push(format!("RCPT TO:<{victim}>\r\n").into_bytes());
+            chunks.push(bdat(b"", true));
+        }
+        _ => {
+            chunks.push(format!("RCPT TO:<{victim}>\r\n").into_bytes());
+            chunks.push(bdat(head.as_bytes(), true));
+        }
+    }
+    chunks.push(b"QUIT\r\n".to_vec());
+    Task::Raw {
+        chunks,
+        id: Some(id.to_string()),
+        forged: None,
+    }
+}
+
 /// An address inside the seed's first LAN network, for a forged XCLIENT
 /// or PROXY header.
 pub(super) fn lan_address(config: &Config) -> Option<&'static str> {

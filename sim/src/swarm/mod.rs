@@ -25,7 +25,7 @@ use relayguard_core::check::oracle;
 use relayguard_core::client::Job;
 
 use crate::faults::Fault;
-use crate::options::{BACKUP, CLIENT_TIMEOUT, FOREIGN, SWARM_SALT, USERS};
+use crate::options::{BACKUP, CHUNKING_SALT, CLIENT_TIMEOUT, FOREIGN, SWARM_SALT, USERS};
 use crate::rng::Rng;
 
 /// A seed's world: configuration, actors, faults.
@@ -37,6 +37,9 @@ pub struct Swarm {
     pub exchangers: BTreeMap<String, IpAddr>,
     /// The foreign domains whose exchanger offers STARTTLS.
     pub tls_exchangers: BTreeSet<String>,
+    /// The exchangers that do not offer CHUNKING: the relay's client sends
+    /// them the body with DATA, and with BDAT to the others.
+    pub plain_exchangers: BTreeSet<IpAddr>,
     pub actors: Vec<Actor>,
     /// Each actor's random stream, by position in `actors`: its index when
     /// drawn, kept when the shrinker removes other actors, so that the
@@ -63,6 +66,9 @@ pub enum Role {
     CorpusSpammer,
     /// Sends generated relay attacks, with smuggling in DATA.
     Spammer,
+    /// Sends generated BDAT tricks: a bare CR or LF in a chunk, a chunk
+    /// declared longer than its body hiding a foreign RCPT, BDAT then DATA.
+    ChunkSpammer,
     /// Opens many connections at once and holds them.
     Flooder,
     /// Sends EHLO a byte at a time, then goes silent.
@@ -154,6 +160,9 @@ pub fn swarm(seed: u64, bugs: Bugs) -> Swarm {
 /// Derives a whole world from a seed, in `scenario`.
 pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
     let mut r = Rng::new(seed ^ SWARM_SALT);
+    // The CHUNKING draws come from a stream of their own, so that adding
+    // them moved none of the draws above.
+    let mut c = Rng::new(seed ^ CHUNKING_SALT);
     let (mut config, lan_hosts) = config::draw(&mut r);
     let (proxying, mut pr) = proxy::draw(seed, scenario, &mut config);
     let local = config.domains.local.clone();
@@ -193,8 +202,10 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
             let trusted = oracle::is_trusted(&config, ip, None, &from);
             let legit = !outbound || trusted;
             let mid = id();
+            let mut job = job(&mid, &from, vec![rcpt], None, r.chance(20));
+            job.chunking = c.chance(50);
             tasks.push(Task::Send {
-                job: job(&mid, &from, vec![rcpt], None, r.chance(20)),
+                job,
                 id: mid,
                 legit,
                 trusted,
@@ -231,12 +242,14 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
         let rcpt = format!("bob@{}", r.pick(&FOREIGN[..3]));
         let trusted = oracle::is_trusted(&config, ip, Some(user), &from);
         let mid = id();
+        let mut job = job(&mid, &from, vec![rcpt], Some((user, pw)), false);
+        job.chunking = c.chance(50);
         actors.push(Actor {
             role: Role::RemoteUser,
             ip,
             start: r.millis(0, 20_000),
             tasks: vec![Task::Send {
-                job: job(&mid, &from, vec![rcpt], Some((user, pw)), false),
+                job,
                 id: mid,
                 legit: right,
                 trusted,
@@ -335,8 +348,23 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
     hostile::draw(&mut r, &mut next_outside, &local, &mut actors);
 
     let faults = fault_plan(&mut r, &exchangers, &actors);
-    let mut config = config;
     let tls_exchangers = tls::draw(&mut r, &mut config, &mut next_outside, &exchangers, &mut actors);
+    // Drawn after the faults, on their own stream: the actors and faults
+    // above are the ones the seed drew before CHUNKING existed.
+    let plain_exchangers = exchangers.values().copied().filter(|_| c.chance(50)).collect();
+    if c.chance(70) {
+        let ip = next_outside(&mut c);
+        let tasks = (0..3 + c.below(6))
+            .map(|_| attacks::chunk_attack(&mut c, &local, &id()))
+            .collect();
+        actors.push(Actor {
+            role: Role::ChunkSpammer,
+            ip,
+            start: c.millis(0, 25_000),
+            tasks,
+            via: None,
+        });
+    }
     // Last, on the proxy's own stream: who goes through the proxy, and
     // which generated attacks forge a PROXY header past it.
     for a in &mut actors {
@@ -351,6 +379,7 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
         lan_hosts,
         exchangers,
         tls_exchangers,
+        plain_exchangers,
         streams: (0..actors.len() as u64).collect(),
         actors,
         faults,

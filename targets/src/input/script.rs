@@ -28,6 +28,11 @@ pub enum ScriptStep {
     /// `STARTTLS`; with `Some`, a MAIL and a RCPT pipelined after it in
     /// the same chunk (the command injection of CVE-2011-0411).
     StartTls(Option<(Addr, Addr)>),
+    /// `BDAT n [LAST]` and a chunk of body pieces; the size byte picks the
+    /// declared size: the chunk's, one more or one less (the next command
+    /// swallowed, or part of the chunk read as one), zero, or far past any
+    /// limit.
+    Bdat(Vec<BodyPiece>, u8, bool),
 }
 
 /// The `session_script` target's input.
@@ -77,31 +82,7 @@ impl Script {
                 ScriptStep::Rcpt(a) => out.push(line(format!("RCPT TO:<{}>", a.render(c)))),
                 ScriptStep::Data(pieces, end) => {
                     out.push(line("DATA".into()));
-                    let mut body = Vec::new();
-                    for p in pieces {
-                        match p {
-                            BodyPiece::Line(i, stuff) => {
-                                let t = BODY_LINES[*i as usize % BODY_LINES.len()];
-                                if *stuff && t.starts_with('.') {
-                                    body.push(b'.');
-                                }
-                                body.extend_from_slice(t.as_bytes());
-                                body.extend_from_slice(b"\r\n");
-                            }
-                            BodyPiece::Smuggle(s) => body.extend_from_slice(s.bytes()),
-                            BodyPiece::Inject(s, from, to) => {
-                                body.extend_from_slice(s.bytes());
-                                body.extend_from_slice(
-                                    format!(
-                                        "MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\nSubject: smuggled\r\n",
-                                        from.render(c),
-                                        to.render(c)
-                                    )
-                                    .as_bytes(),
-                                );
-                            }
-                        }
-                    }
+                    let mut body = body_bytes(pieces, c);
                     if *end {
                         if !body.ends_with(b"\r\n") {
                             body.extend_from_slice(b"\r\n");
@@ -111,6 +92,20 @@ impl Script {
                     if !body.is_empty() {
                         out.push(body);
                     }
+                }
+                ScriptStep::Bdat(pieces, size, last) => {
+                    let body = body_bytes(pieces, c);
+                    let n = body.len() as u64;
+                    let declared = match size % 5 {
+                        0 => n,
+                        1 => n + 1,
+                        2 => n.saturating_sub(1),
+                        3 => 0,
+                        _ => 99_999_999_999,
+                    };
+                    let mut chunk = line(format!("BDAT {declared}{}", if *last { " LAST" } else { "" }));
+                    chunk.extend_from_slice(&body);
+                    out.push(chunk);
                 }
                 ScriptStep::Rset => out.push(line("RSET".into())),
                 ScriptStep::Noop => out.push(line("NOOP".into())),
@@ -177,6 +172,37 @@ impl Script {
 /// body and must wait for the 354.
 fn pipelined_barrier(last: Option<&Vec<u8>>) -> bool {
     last.is_none_or(|l| l.len() >= 6 && l[l.len() - 6..].eq_ignore_ascii_case(b"DATA\r\n"))
+}
+
+/// The body bytes of DATA's or BDAT's pieces, as a client would send them
+/// (dot-stuffing as the piece says).
+fn body_bytes(pieces: &[BodyPiece], c: &Config) -> Vec<u8> {
+    let mut body = Vec::new();
+    for p in pieces {
+        match p {
+            BodyPiece::Line(i, stuff) => {
+                let t = BODY_LINES[*i as usize % BODY_LINES.len()];
+                if *stuff && t.starts_with('.') {
+                    body.push(b'.');
+                }
+                body.extend_from_slice(t.as_bytes());
+                body.extend_from_slice(b"\r\n");
+            }
+            BodyPiece::Smuggle(s) => body.extend_from_slice(s.bytes()),
+            BodyPiece::Inject(s, from, to) => {
+                body.extend_from_slice(s.bytes());
+                body.extend_from_slice(
+                    format!(
+                        "MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\nSubject: smuggled\r\n",
+                        from.render(c),
+                        to.render(c)
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    }
+    body
 }
 
 fn helo(h: &HeloName, c: &Config) -> String {

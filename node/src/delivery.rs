@@ -99,6 +99,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                 .collect(),
             body: message.body.clone(),
             timeout: self.config.reply_timeout,
+            tls: Default::default(),
         };
         // At most `destination_concurrency_limit` connections to this
         // domain at once: the rest wait here for a slot.
@@ -200,6 +201,10 @@ pub async fn run_client<St: AsyncRead + AsyncWrite + Unpin>(
                     let _ = stream.shutdown().await;
                     return outcome;
                 }
+                // This driver does not enable TLS (`Client::enable_tls`), so
+                // the client never asks; were it to, a handshake this driver
+                // cannot do is a failed one: a close.
+                client::Output::StartTls => c.handle_close(clock.now()),
             }
         }
         let deadline = c.poll_timeout();

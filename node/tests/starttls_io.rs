@@ -65,11 +65,8 @@ fn session(clock: &Clock) -> Session {
 async fn reply(r: &mut (impl AsyncRead + Unpin)) -> String {
     let mut got = Vec::new();
     let mut b = [0u8; 1];
-    loop {
-        match r.read(&mut b).await {
-            Ok(1) => got.push(b[0]),
-            _ => break,
-        }
+    while let Ok(1) = r.read(&mut b).await {
+        got.push(b[0]);
         if got.ends_with(b"\r\n") {
             let text = String::from_utf8_lossy(&got).into_owned();
             let last = text.trim_end().rsplit("\r\n").next().unwrap_or("").to_string();

@@ -77,3 +77,15 @@ fn the_corpus_catches_lan_check_off() {
         "{failed:#?}"
     );
 }
+
+#[test]
+fn the_corpus_catches_keep_buffer_after_starttls() {
+    let failed = caught_by(Bug::KeepBufferAfterStarttls);
+    for n in [
+        "starttls-injection-mail-rcpt",
+        "starttls-injection-auth",
+        "starttls-injection-rset",
+    ] {
+        assert!(failed.iter().any(|(f, _)| f == n), "{n}: {failed:#?}");
+    }
+}

@@ -9,6 +9,20 @@
 //!
 //! One [`Client`] delivers one [`Job`] over one connection, then says
 //! [`Output::Done`] exactly once; the driver closes the connection after that.
+//!
+//! # STARTTLS
+//!
+//! A driver that can do TLS says so with [`Client::enable_tls`]. The client
+//! then sends `STARTTLS` when the EHLO reply offers it; on the `220` it asks
+//! for the handshake with [`Output::StartTls`], the driver does it and
+//! calls [`Client::tls_established`], and the client says EHLO again over
+//! TLS. [`Job::tls`] says whether TLS may be done without
+//! ([`TlsMode::Opportunistic`], the default) or not ([`TlsMode::Required`]:
+//! the delivery fails for now, [`Failure::TlsUnavailable`]). Reply bytes
+//! that come after the `220` and before the handshake were sent in plain
+//! text where anyone on the path could have put them (the response
+//! injection of Exim's CVE-2021-38371): they are discarded unread and the
+//! delivery fails as a protocol error ([`Failure::ReplyInjection`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -35,6 +49,22 @@ pub struct Job {
     pub body: Vec<u8>,
     /// How long to wait for each reply.
     pub timeout: Duration,
+    /// Whether the message may go without TLS.
+    pub tls: TlsMode,
+}
+
+/// Whether a [`Job`] needs TLS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// STARTTLS when the server offers it and the driver can do it
+    /// ([`Client::enable_tls`]); plain text otherwise, or when the server
+    /// refuses it.
+    #[default]
+    Opportunistic,
+    /// Only over TLS: a server that does not offer STARTTLS (or refuses
+    /// it), or a driver that cannot do TLS, fails the delivery for now
+    /// ([`Failure::TlsUnavailable`]), and nothing of the message is sent.
+    Required,
 }
 
 /// What the driver must do, from [`Client::poll_output`], in order.
@@ -42,6 +72,11 @@ pub struct Job {
 pub enum Output {
     /// Bytes to write to the server, in order.
     Send(Vec<u8>),
+    /// Start TLS now: write out the bytes before it, do the handshake
+    /// (the server's certificate is the driver's to check), then call
+    /// [`Client::tls_established`]; a failed handshake is a close
+    /// ([`Client::handle_close`]).
+    StartTls,
     /// The session is over: close the connection. Always the last output.
     Done(Outcome),
 }
@@ -119,6 +154,18 @@ pub enum Failure {
         /// What is wrong with it.
         error: LineError,
     },
+    /// The job needs TLS ([`TlsMode::Required`]) and there is none to be
+    /// had; a passing failure, as the next attempt may find it. The text
+    /// says why.
+    TlsUnavailable(String),
+    /// A protocol error: the server sent reply bytes after its `220` to
+    /// STARTTLS and before the handshake, where only the handshake may
+    /// come (response injection, CVE-2021-38371). They were discarded
+    /// unread and the connection given up.
+    ReplyInjection {
+        /// How many octets came in plain text after the `220`.
+        octets: usize,
+    },
     /// No reply within [`Job::timeout`].
     Timeout,
     /// The server closed the connection.
@@ -142,6 +189,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// AUTH mechanisms, upper case, in the server's order.
     pub auth: Vec<String>,
+    /// `STARTTLS` (RFC 3207).
+    pub starttls: bool,
 }
 
 impl Extensions {
@@ -168,6 +217,7 @@ impl Extensions {
                 "SIZE" => ext.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
+                "STARTTLS" => ext.starttls = true,
                 "AUTH" => ext.auth.extend(words.map(str::to_ascii_uppercase)),
                 _ => {}
             }
@@ -182,6 +232,7 @@ enum Step {
     Greeting,
     Ehlo,
     Helo,
+    StartTls,
     Auth,
     Mail,
     Rcpt(usize),
@@ -218,6 +269,16 @@ pub struct Client {
     mail_refused: Option<Reply>,
     message: Option<MessageResult>,
     transcript: Vec<(Vec<u8>, Reply)>,
+    /// The driver can do TLS ([`Client::enable_tls`]).
+    tls_capable: bool,
+    /// The connection runs over TLS.
+    tls: bool,
+    /// The `220` to STARTTLS was just read: what is left of the input
+    /// must be nothing.
+    tls_accepted: bool,
+    /// [`Output::StartTls`] is out; no server byte may come before
+    /// [`Client::tls_established`].
+    awaiting_handshake: bool,
 }
 
 impl Client {
@@ -247,6 +308,10 @@ impl Client {
             mail_refused: None,
             message: None,
             transcript: Vec::new(),
+            tls_capable: false,
+            tls: false,
+            tls_accepted: false,
+            awaiting_handshake: false,
         };
         if let Some(why) = invalid_job {
             c.abort(Failure::InvalidJob(why));
@@ -260,9 +325,12 @@ impl Client {
         if self.done {
             return;
         }
+        if self.awaiting_handshake && !bytes.is_empty() {
+            return self.abort(Failure::ReplyInjection { octets: bytes.len() });
+        }
         self.buf.extend_from_slice(bytes);
         let mut start = 0;
-        while !self.done {
+        while !self.done && !self.tls_accepted {
             let rest = &self.buf[start..];
             let window = &rest[..rest.len().min(MAX_REPLY_LINE)];
             match memchr::memchr(b'\n', window) {
@@ -281,11 +349,47 @@ impl Client {
                 None => break,
             }
         }
+        if self.tls_accepted && !self.done {
+            self.tls_accepted = false;
+            let left = self.buf.len() - start;
+            if left > 0 {
+                // Replies pipelined after the 220 in plain text: never read.
+                self.buf = Vec::new();
+                return self.abort(Failure::ReplyInjection { octets: left });
+            }
+            self.awaiting_handshake = true;
+            self.out.push_back(Output::StartTls);
+        }
         if self.done {
             self.buf = Vec::new();
         } else {
             self.buf.drain(..start);
         }
+    }
+
+    /// The driver can do TLS on this connection: STARTTLS is used when the
+    /// server offers it. Call it before the first input.
+    pub fn enable_tls(&mut self) {
+        self.tls_capable = true;
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The driver finished the handshake [`Output::StartTls`] asked for,
+    /// at `now`: the client forgets the extensions it was told in plain
+    /// text and says EHLO again (RFC 3207 §4.2). Ignored at any other time.
+    pub fn tls_established(&mut self, now: Now) {
+        if self.done || !self.awaiting_handshake {
+            return;
+        }
+        self.awaiting_handshake = false;
+        self.tls = true;
+        self.ext = Extensions::default();
+        self.deadline = now.checked_add(self.job.timeout);
+        self.send(Step::Ehlo, format!("EHLO {}\r\n", self.job.helo).into_bytes());
     }
 
     /// The server closed the connection. After QUIT that is the normal end;
@@ -362,12 +466,18 @@ impl Client {
             }
             Step::Ehlo if ok => {
                 self.ext = Extensions::from_ehlo(&reply);
-                self.after_hello();
+                self.tls_or_not();
             }
             Step::Ehlo if reply.is_permanent() => {
                 self.send(Step::Helo, format!("HELO {}\r\n", self.job.helo).into_bytes());
             }
-            Step::Helo if ok => self.after_hello(),
+            Step::Helo if ok => self.tls_or_not(),
+            Step::StartTls if reply.code == 220 => self.tls_accepted = true,
+            Step::StartTls if self.job.tls == TlsMode::Required => self.refuse(Failure::TlsUnavailable(
+                format!("the server refused STARTTLS: {reply}"),
+            )),
+            // Opportunistic: on in plain text, as before the STARTTLS.
+            Step::StartTls => self.after_hello(),
             Step::Ehlo | Step::Helo => self.refuse(Failure::HelloRefused(reply)),
             Step::Auth if ok => self.start_mail(),
             Step::Auth => self.refuse(Failure::AuthRefused(reply)),
@@ -415,6 +525,26 @@ impl Client {
             }
             Step::Quit => self.finish(),
         }
+    }
+
+    /// After EHLO (or HELO): STARTTLS first when it is offered and the
+    /// driver can do it, unless TLS is up already.
+    fn tls_or_not(&mut self) {
+        if self.tls {
+            return self.after_hello();
+        }
+        if self.tls_capable && self.ext.starttls {
+            return self.send(Step::StartTls, b"STARTTLS\r\n".to_vec());
+        }
+        if self.job.tls == TlsMode::Required {
+            let why = if self.tls_capable {
+                "the server does not offer STARTTLS"
+            } else {
+                "this connection cannot do TLS"
+            };
+            return self.refuse(Failure::TlsUnavailable(why.into()));
+        }
+        self.after_hello()
     }
 
     fn after_hello(&mut self) {

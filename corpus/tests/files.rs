@@ -81,7 +81,8 @@ fn transcript_corpus_configs_use_design_keys() {
                 "acknowledge_open_relay",
             ],
         ),
-        ("auth", &["users"]),
+        ("auth", &["users", "require_tls"]),
+        ("tls", &["cert", "key"]),
         (
             "lists",
             &[

@@ -364,8 +364,12 @@ pub fn client(data: &[u8]) {
         return;
     };
     let replies = u.take_rest();
+    let tls = job.tls;
     let job = job.job();
     let mut c = Client::new(job.clone(), Now::ZERO);
+    if tls {
+        c.enable_tls();
+    }
     let mut wire = Wire::default();
     let mut rest = replies;
     let mut i = 0;
@@ -404,6 +408,8 @@ impl Wire {
             match o {
                 client::Output::Send(b) => self.sent.extend_from_slice(&b),
                 client::Output::Done(_) => self.done = true,
+                // The handshake, in memory: the client says EHLO again.
+                client::Output::StartTls => c.tls_established(Now::ZERO),
             }
         }
     }
@@ -451,7 +457,7 @@ impl Wire {
             let verb = upper.split([' ', ':']).next().unwrap_or("");
             st = match (st, verb) {
                 (St::Start | St::Hello, "EHLO" | "HELO") => St::Hello,
-                (St::Hello, "AUTH") => St::Hello,
+                (St::Hello, "AUTH" | "STARTTLS") => St::Hello,
                 (St::Hello | St::Sent, "MAIL") => St::Mail,
                 (St::Mail | St::Rcpt, "RCPT") => {
                     rcpts += 1;

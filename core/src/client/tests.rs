@@ -13,6 +13,7 @@ fn job(rcpts: &[&str]) -> Job {
         rcpt_to: rcpts.iter().map(|r| r.to_string()).collect(),
         body: BODY.as_bytes().to_vec(),
         timeout: TIMEOUT,
+        tls: TlsMode::Opportunistic,
     }
 }
 
@@ -50,6 +51,7 @@ impl Run {
                     self.sends.push(b);
                 }
                 Output::Done(x) => self.outcome = Some(x),
+                Output::StartTls => self.sends.push(b"<STARTTLS>".to_vec()),
             }
         }
         wire
@@ -640,7 +642,7 @@ fn adds_size_8bitmime_and_smtputf8_when_offered_and_needed() {
 #[test]
 fn reads_ehlo_keywords() {
     let ext = Extensions::from_ehlo(&reply(
-        "250-mx.example\r\n250-pipelining\r\n250-AUTH=login PLAIN\r\n250-SIZE 35882577\r\n250 auth cram-md5\r\n",
+        "250-mx.example\r\n250-pipelining\r\n250-AUTH=login PLAIN\r\n250-starttls\r\n250-SIZE 35882577\r\n250 auth cram-md5\r\n",
     ));
     assert_eq!(
         ext,
@@ -650,6 +652,7 @@ fn reads_ehlo_keywords() {
             eight_bit_mime: false,
             smtputf8: false,
             auth: vec!["LOGIN".into(), "PLAIN".into(), "CRAM-MD5".into()],
+            starttls: true,
         }
     );
     // The first line is the server's name, never a keyword.
@@ -879,4 +882,101 @@ proptest! {
         }
         prop_assert_eq!(unstuff(data), Some(normalized(&body)));
     }
+}
+
+/// A client whose driver can do TLS, after the greeting and an EHLO reply
+/// that offers STARTTLS: it has just sent `STARTTLS`.
+fn at_starttls(mode: TlsMode) -> Run {
+    let mut j = job(&["bob@mx.example"]);
+    j.tls = mode;
+    let mut run = Run::new(j);
+    run.client.enable_tls();
+    run.client.handle_input(T0, GREETING.as_bytes());
+    assert_eq!(run.drain(), EHLO.as_bytes());
+    run.client
+        .handle_input(T0, b"250-mx.example\r\n250-STARTTLS\r\n250 PIPELINING\r\n");
+    assert_eq!(run.drain(), b"STARTTLS\r\n");
+    run
+}
+
+#[test]
+fn starttls_then_ehlo_again_and_the_plain_text_extensions_forgotten() {
+    let mut run = at_starttls(TlsMode::Required);
+    run.client.handle_input(T0, b"220 2.0.0 go ahead\r\n");
+    assert!(run.drain().is_empty());
+    assert_eq!(run.sends.last().unwrap(), b"<STARTTLS>");
+    assert!(run.client.extensions().pipelining);
+    run.client.tls_established(T0);
+    assert!(run.client.is_tls());
+    assert_eq!(run.client.extensions(), &Extensions::default());
+    assert_eq!(run.drain(), EHLO.as_bytes());
+    // Over TLS the server no longer offers STARTTLS, and the client does
+    // not ask again: on to MAIL, one command at a time now.
+    run.client.handle_input(T0, b"250 mx.example\r\n");
+    assert_eq!(run.drain(), MAIL.as_bytes());
+}
+
+/// Exim's CVE-2021-38371 from the client's side: a reply pipelined after
+/// the 220 in plain text, in the same read or a later one before the
+/// handshake, is never read; the delivery fails as a protocol error, no
+/// handshake is asked for, and nothing more is sent.
+#[test]
+fn replies_after_the_220_and_before_the_handshake_fail_the_delivery() {
+    let injected = "250-mx.example\r\n250 AUTH PLAIN\r\n";
+    for split in [None, Some(0), Some(3)] {
+        let mut run = at_starttls(TlsMode::Opportunistic);
+        let reply = format!("220 2.0.0 go ahead\r\n{injected}");
+        let at = 20 + split.unwrap_or(0);
+        match split {
+            None => run.client.handle_input(T0, reply.as_bytes()),
+            Some(_) => {
+                run.client.handle_input(T0, &reply.as_bytes()[..at]);
+                run.client.handle_input(T0, &reply.as_bytes()[at..]);
+            }
+        }
+        let wire = run.drain();
+        assert!(wire.is_empty(), "{:?}", String::from_utf8_lossy(&wire));
+        // Injected octets in the 220's own read are counted there and
+        // then; after a 220 that came alone, those of the next read.
+        let octets = match split {
+            Some(n) if n > 0 => n,
+            _ => injected.len(),
+        };
+        let expected = MessageResult::NotSent(Failure::ReplyInjection { octets });
+        assert_eq!(run.outcome().message, expected, "split {split:?}");
+        // The handshake was asked for only when the 220 came alone.
+        let asked = run.sends.iter().any(|s| s == b"<STARTTLS>");
+        assert_eq!(asked, split == Some(0), "split {split:?}");
+        run.client.tls_established(T0);
+        assert!(!run.client.is_tls());
+    }
+}
+
+#[test]
+fn a_refused_starttls_goes_on_in_plain_text_unless_tls_is_required() {
+    let mut run = at_starttls(TlsMode::Opportunistic);
+    run.client.handle_input(T0, b"454 4.7.0 TLS not available\r\n");
+    assert_eq!(run.drain(), format!("{MAIL}{BOB}").as_bytes());
+
+    let mut run = at_starttls(TlsMode::Required);
+    run.client.handle_input(T0, b"454 4.7.0 TLS not available\r\n");
+    assert_eq!(run.drain(), b"QUIT\r\n");
+    run.client.handle_input(T0, QUIT.1.as_bytes());
+    run.drain();
+    let MessageResult::NotSent(Failure::TlsUnavailable(why)) = &run.outcome().message else {
+        panic!("{:?}", run.outcome().message)
+    };
+    assert!(why.contains("454"), "{why}");
+}
+
+#[test]
+fn required_tls_on_a_driver_without_tls_fails_before_mail() {
+    let mut j = job(&["bob@mx.example"]);
+    j.tls = TlsMode::Required;
+    let script = [(EHLO, "250-mx.example\r\n250 STARTTLS\r\n"), QUIT];
+    let run = converse(j, GREETING, &script);
+    assert_eq!(
+        run.outcome().message,
+        MessageResult::NotSent(Failure::TlsUnavailable("this connection cannot do TLS".into()))
+    );
 }

@@ -376,5 +376,6 @@ fn job(id: &str, from: &str, rcpts: Vec<String>, auth: Option<(&str, &str)>, lon
         rcpt_to: rcpts,
         body: body.into_bytes(),
         timeout: CLIENT_TIMEOUT,
+        tls: Default::default(),
     }
 }

@@ -341,6 +341,10 @@ pub struct ClientJob {
     pub auth: bool,
     pub rcpts: u8,
     pub body: [u8; 8],
+    /// The driver can do TLS: STARTTLS when offered, each handshake done.
+    pub tls: bool,
+    /// The job requires TLS.
+    pub require_tls: bool,
 }
 
 impl ClientJob {
@@ -369,6 +373,11 @@ impl ClientJob {
                 .collect(),
             body,
             timeout: std::time::Duration::from_secs(30),
+            tls: if self.require_tls {
+                relayguard_core::client::TlsMode::Required
+            } else {
+                relayguard_core::client::TlsMode::Opportunistic
+            },
         }
     }
 }

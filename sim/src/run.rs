@@ -204,7 +204,7 @@ fn relay(
     Node::new(
         policy.clone(),
         nc,
-        TurmoilNet,
+        TurmoilNet(world.clone()),
         SimSpool::open(world.clone(), SPOOL_WRITE, policy.bugs(), wall),
         SimResolver(exchangers.clone()),
         SimMailboxes {

@@ -200,10 +200,18 @@ pub fn lint(c: &Config) -> Vec<Finding> {
         );
     }
     if !c.auth.users.is_empty() {
+        let text = if c.auth_requires_tls() {
+            "passwords are stored in plain text in this file: keep it readable by the server only"
+        } else {
+            "passwords are stored in plain text, and AUTH is offered without TLS (auth.require_tls is off, or no [tls]): use this only on trusted networks"
+        };
+        add(Severity::Warning, "auth.users", text.into());
+    }
+    if c.auth.require_tls == Some(true) && c.tls.cert.is_none() {
         add(
             Severity::Warning,
-            "auth.users",
-            "passwords are stored in plain text, and AUTH is offered without TLS: use this only on trusted networks".into(),
+            "auth.require_tls",
+            "AUTH needs TLS but [tls] names no certificate: nobody can authenticate".into(),
         );
     }
     if c.relay.require_auth && !c.auth.users.iter().any(|u| u.relay) {
@@ -320,6 +328,26 @@ mod tests {
         assert!(has(&wide, "proxy.trusted", "/16"), "{wide:?}");
         let narrow = findings("[proxy]\ntrusted = [\"10.0.0.0/24\"]\nheader = \"optional\"\n");
         assert!(!narrow.iter().any(|x| x.key == "proxy.trusted"), "{narrow:?}");
+    }
+
+    #[test]
+    fn auth_without_tls_is_named_and_require_tls_without_a_certificate_is_a_warning() {
+        let users = "[auth]\nusers = [{ name = \"carol\", password = \"x\" }]\n";
+        let has =
+            |f: &[Finding], key: &str, text: &str| f.iter().any(|x| x.key == key && x.message.contains(text));
+        assert!(has(&findings(users), "auth.users", "without TLS"));
+        let tls = format!("{users}[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
+        let f = findings(&tls);
+        assert!(!has(&f, "auth.users", "without TLS"), "{f:?}");
+        assert!(!f.iter().any(|x| x.key == "auth.require_tls"), "{f:?}");
+        let off = tls.replacen("[auth]\n", "[auth]\nrequire_tls = false\n", 1);
+        assert!(has(&findings(&off), "auth.users", "without TLS"));
+        let no_cert = users.replacen("[auth]\n", "[auth]\nrequire_tls = true\n", 1);
+        assert!(has(
+            &findings(&no_cert),
+            "auth.require_tls",
+            "nobody can authenticate"
+        ));
     }
 
     #[test]

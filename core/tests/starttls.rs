@@ -396,3 +396,55 @@ fn a_recorded_handshake_replays() {
     let o = replay(&parse(&text).unwrap(), policy, Mode::Strict);
     assert!(o.passed(), "{:?}", o.first_failure());
 }
+
+/// Octets that trickle in while the handshake is awaited do not move the
+/// deadline: the handshake must be done within the command timeout of the
+/// STARTTLS line.
+#[test]
+fn the_deadline_does_not_move_while_the_handshake_is_awaited() {
+    use relayguard_core::{Output, Peer, Session};
+    use std::time::Duration;
+    let mut s = Session::new(tls_policy(Bugs::NONE), Peer::direct(ip(OUTSIDE)), Duration::ZERO);
+    s.offer_tls();
+    s.handle_input(Duration::from_secs(1), b"EHLO c.example\r\nSTARTTLS\r\n");
+    while s.poll_output().is_some() {}
+    let deadline = s.poll_timeout().unwrap();
+    assert_eq!(deadline, Duration::from_secs(1 + 300));
+    for t in 2..10 {
+        s.handle_input(Duration::from_secs(t * 30), b"X");
+        assert_eq!(s.poll_timeout(), Some(deadline));
+    }
+    s.handle_timeout(deadline);
+    let mut closed = false;
+    while let Some(o) = s.poll_output() {
+        closed |= o == Output::Close;
+    }
+    assert!(closed && s.is_closed());
+    assert_eq!(s.injected_octets(), 8);
+}
+
+/// The shrinker keeps the handshake between the lines it keeps: the
+/// injection still shows, cut to the STARTTLS line and one injected line.
+#[test]
+fn a_shrunk_injection_keeps_its_handshake() {
+    let policy = tls_policy(Bugs::NONE.with(Bug::KeepBufferAfterStarttls));
+    let t = parse(TRANSCRIPT).unwrap();
+    let s = relayguard_core::check::shrink(&t, policy.clone()).expect("the bug shows");
+    assert_eq!(s.kind, ViolationKind::InjectedCommand);
+    assert!(s.lines_after < s.lines_before, "{s:?}");
+    let steps = &s.transcript.steps;
+    assert!(
+        steps.iter().any(|x| matches!(x, Step::Tls { .. })),
+        "{}",
+        s.transcript.to_text()
+    );
+    let o = replay(&s.transcript, policy, Mode::Audit);
+    assert!(
+        o.violations
+            .iter()
+            .any(|v| v.kind == ViolationKind::InjectedCommand),
+        "{o:?}"
+    );
+    let o = replay(&s.transcript, tls_policy(Bugs::NONE), Mode::Audit);
+    assert!(o.violations.is_empty(), "{o:?}");
+}

@@ -41,7 +41,9 @@ impl Session {
     /// what is held.
     pub(super) fn after_input(&mut self, now: Now, lines: u64) {
         let partial = match self.state {
-            State::Discard => true,
+            // The handshake must be done within the command timeout of
+            // the STARTTLS line, however many octets come meanwhile.
+            State::Discard | State::StartTls => true,
             State::Command | State::Auth(_) => !self.input.is_empty() && !self.has_held_commands(),
             _ => false,
         };

@@ -229,9 +229,15 @@ pub fn replay(
             }
         }
     }
-    if open && !chunk.is_empty() {
-        oracle.client_bytes(&chunk);
-        let _ = reader.stream.write_all(&chunk);
+    if open {
+        if !chunk.is_empty() {
+            oracle.client_bytes(&chunk);
+            let _ = reader.stream.write_all(&chunk);
+        }
+        // Whatever else the server says, up to its close (after QUIT's 221)
+        // or the timeout: replies beyond the client's commands answer
+        // something it never sent over this connection, such as octets
+        // injected after STARTTLS, and only the oracle can tell.
         while take_reply(&mut reader, &mut oracle, &mut sent) {}
     }
     let verdict = oracle.finish();

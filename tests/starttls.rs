@@ -116,25 +116,49 @@ fn starttls_transcripts() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Replays `file` over real TLS against its `@config`, with `bugs`: the
+/// verdict, whether the server saw a handshake, and what it sent.
+fn replay_over_tls(file: &Path, bugs: Bugs) -> (relayguard_core::check::replay::Outcome, bool) {
+    let t = load_transcript(file).unwrap();
+    let config = load_config(&file.parent().unwrap().join(t.config.as_ref().unwrap())).unwrap();
+    let (target, handshakes) = serve(Arc::new(Policy::with_bugs(config.clone(), bugs).unwrap()), 1);
+    let o = relayguard::remote::replay(&t, &config, target, None, Duration::from_secs(5)).unwrap();
+    let shook = handshakes.recv_timeout(Duration::from_secs(10)).is_ok();
+    (o, shook)
+}
+
 #[test]
 fn the_corpus_starttls_transcripts_pass_over_real_tls() {
     let files = starttls_transcripts();
     assert!(files.len() >= 2, "STARTTLS transcripts in the corpus: {files:?}");
     let mut failed = Vec::new();
     for f in &files {
-        let t = load_transcript(f).unwrap();
-        let config = load_config(&f.parent().unwrap().join(t.config.as_ref().unwrap())).unwrap();
-        let (target, handshakes) = serve(Arc::new(Policy::new(config.clone()).unwrap()), 1);
-        let o = relayguard::remote::replay(&t, &config, target, None, Duration::from_secs(5)).unwrap();
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let (o, shook) = replay_over_tls(f, Bugs::NONE);
         let sent = String::from_utf8_lossy(&o.sent);
         // The handshake happened, and the session went on over it.
         let after = sent.split("220 2.0.0").nth(1).unwrap_or("");
-        if !o.passed() || handshakes.recv_timeout(Duration::from_secs(10)).is_err() || after.is_empty() {
+        if !o.passed() || !shook || after.is_empty() {
+            let name = f.file_name().unwrap().to_string_lossy();
             failed.push(format!("{name}: {:?}\n{sent}", o.violations));
         }
     }
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn over_real_tls_the_injection_transcripts_catch_keep_buffer_after_starttls() {
+    let files: Vec<_> = starttls_transcripts()
+        .into_iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy().contains("injection"))
+        .collect();
+    assert!(!files.is_empty());
+    let bugs = Bugs::NONE.with(Bug::KeepBufferAfterStarttls);
+    let missed: Vec<_> = files
+        .iter()
+        .filter(|f| replay_over_tls(f, bugs).0.passed())
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(missed.is_empty(), "the bug went unseen by {missed:?}");
 }
 
 /// What a client that pipelines MAIL and RCPT in the STARTTLS write hears.

@@ -2,6 +2,7 @@
 //! domain at a time; and the outbound client driver.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use relayguard_core::Destination;
 use relayguard_core::Domain;
@@ -108,7 +109,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         // domain at once: the rest wait here for a slot.
         let slots = self.destination_slots(domain);
         let _slot = slots.acquire().await;
-        let result = self.connect_and_send(addrs, job).await;
+        let result = self.connect_and_send(domain, addrs, job).await;
         drop(_slot);
         self.release_destination(domain, slots);
         match result {
@@ -141,7 +142,12 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
 
     /// Tries each exchanger in turn; the outcome of the first that
     /// answered, or the last error when none did.
-    async fn connect_and_send(&self, addrs: Vec<std::net::SocketAddr>, job: Job) -> Result<Outcome, String> {
+    async fn connect_and_send(
+        &self,
+        domain: &Domain,
+        addrs: Vec<std::net::SocketAddr>,
+        job: Job,
+    ) -> Result<Outcome, String> {
         let mut last = String::from("no exchanger answered");
         for addr in addrs {
             let stream = match tokio::time::timeout(self.config.connect_timeout, self.net.connect(addr)).await
@@ -156,7 +162,14 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
                     continue;
                 }
             };
-            let outcome = run_client(stream, Client::new(job.clone(), self.clock.now()), &self.clock).await;
+            let client = Client::new(job.clone(), self.clock.now());
+            let outcome = match &self.config.tls_client {
+                Some(config) => {
+                    let name = crate::tls::server_name(&domain.to_string());
+                    run_client_tls(stream, client, &self.clock, config.clone(), name).await
+                }
+                None => run_client(stream, client, &self.clock).await,
+            };
             return Ok(outcome);
         }
         Err(last)
@@ -185,12 +198,96 @@ fn judge(outcome: Outcome) -> Vec<Result<(), DeliverError>> {
         .collect()
 }
 
-/// Drives a core client session over a stream until it is done.
+/// Drives a core client session over a stream until it is done, in plain
+/// text: the client is not told it can do TLS, so it never asks.
 pub async fn run_client<St: AsyncRead + AsyncWrite + Unpin>(
     mut stream: St,
     mut c: Client,
     clock: &Clock,
 ) -> Outcome {
+    match drive_client(&mut stream, &mut c, clock).await {
+        ClientEnded::Done(outcome) => outcome,
+        // Not enabled, so not asked for; were it to be, a handshake this
+        // driver cannot do is a failed one: a close.
+        ClientEnded::StartTls => {
+            c.handle_close(clock.now());
+            finish(&mut stream, &mut c, clock).await
+        }
+    }
+}
+
+/// As [`run_client`], with STARTTLS when the server offers it (and the
+/// job's `tls` mode decides what a server without it gets): the handshake
+/// with `config`, naming the server `name`, under the client's reply
+/// deadline. A failed handshake is a close: the message fails as it would
+/// on any close (a passing failure), nothing of it sent in plain text.
+pub async fn run_client_tls<St: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: St,
+    mut c: Client,
+    clock: &Clock,
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+) -> Outcome {
+    c.enable_tls();
+    match drive_client(&mut stream, &mut c, clock).await {
+        ClientEnded::Done(outcome) => outcome,
+        ClientEnded::StartTls => {
+            let connect = tokio_rustls::TlsConnector::from(config).connect(name, &mut stream);
+            let done = match c.poll_timeout() {
+                Some(d) => tokio::time::timeout_at(clock.instant(d), connect).await.ok(),
+                None => Some(connect.await),
+            };
+            match done {
+                Some(Ok(mut tls)) => {
+                    c.tls_established(clock.now());
+                    match drive_client(&mut tls, &mut c, clock).await {
+                        ClientEnded::Done(outcome) => outcome,
+                        // A second STARTTLS is not the client's to ask.
+                        ClientEnded::StartTls => {
+                            c.handle_close(clock.now());
+                            finish(&mut tls, &mut c, clock).await
+                        }
+                    }
+                }
+                // Failed or not done by the deadline.
+                _ => {
+                    c.handle_close(clock.now());
+                    finish(&mut stream, &mut c, clock).await
+                }
+            }
+        }
+    }
+}
+
+/// How [`drive_client`] ended.
+enum ClientEnded {
+    Done(Outcome),
+    /// The client asked for the handshake; what came before is written.
+    StartTls,
+}
+
+/// The outcome of a client that was closed: its last outputs, without
+/// reading any more.
+async fn finish<St: AsyncWrite + Unpin>(stream: &mut St, c: &mut Client, clock: &Clock) -> Outcome {
+    loop {
+        match c.poll_output() {
+            Some(client::Output::Done(outcome)) => {
+                let _ = stream.shutdown().await;
+                return outcome;
+            }
+            Some(_) => {}
+            // A closed client is done; should it not be, it is now.
+            None => c.handle_close(clock.now()),
+        }
+    }
+}
+
+/// Runs the client over `stream` until it is done or asks for TLS.
+async fn drive_client<St: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut St,
+    c: &mut Client,
+    clock: &Clock,
+) -> ClientEnded {
     let mut buf = vec![0u8; 8192];
     loop {
         while let Some(out) = c.poll_output() {
@@ -202,12 +299,9 @@ pub async fn run_client<St: AsyncRead + AsyncWrite + Unpin>(
                 }
                 client::Output::Done(outcome) => {
                     let _ = stream.shutdown().await;
-                    return outcome;
+                    return ClientEnded::Done(outcome);
                 }
-                // This driver does not enable TLS (`Client::enable_tls`), so
-                // the client never asks; were it to, a handshake this driver
-                // cannot do is a failed one: a close.
-                client::Output::StartTls => c.handle_close(clock.now()),
+                client::Output::StartTls => return ClientEnded::StartTls,
             }
         }
         let deadline = c.poll_timeout();

@@ -29,7 +29,7 @@ pub mod tls;
 pub use anvil::{ANVIL_SIZE, Anvil};
 pub use clock::Clock;
 pub use config::NodeConfig;
-pub use delivery::run_client;
+pub use delivery::{run_client, run_client_tls};
 pub use node::Node;
 pub use ports::{
     DeliverError, Entry, Listing, Mailboxes, Net, NoTap, Resolver, Spool, StoreError, Tap, Unreadable,

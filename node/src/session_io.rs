@@ -8,8 +8,8 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use relayguard_core::{Message, Output, Session};

@@ -120,9 +120,17 @@ pub fn load_server_config(
 /// A client configuration that does not verify the server's certificate
 /// (see the module's doc), TLS 1.2 and 1.3.
 pub fn client_config(provider: Arc<CryptoProvider>) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    client_config_with_versions(provider, rustls::DEFAULT_VERSIONS)
+}
+
+/// As [`client_config`], with only these protocol versions.
+pub fn client_config_with_versions(
+    provider: Arc<CryptoProvider>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let verifier = Arc::new(Unverified(provider.signature_verification_algorithms));
     let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| TlsConfigError::Rustls(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)

@@ -1,14 +1,17 @@
 //! The session driver's STARTTLS: the handshake runs under the command
 //! deadline, the deadlines keep working over TLS, and a client that sends
-//! anything but a ClientHello after the `220` is closed unanswered. On
-//! tokio's paused clock, over an in-memory stream, with a certificate made
-//! by rcgen.
+//! anything but a ClientHello after the `220` is closed unanswered. The
+//! outbound client's: STARTTLS when the exchanger offers it and a client
+//! configuration is given, and a failed handshake sends nothing of the
+//! message. On tokio's paused clock, over in-memory streams, with
+//! certificates made by rcgen.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use relayguard_core::client::{Client, Failure, Job, MessageResult, Outcome, TlsMode};
 use relayguard_core::{Config, Message, Peer, Policy, Session};
-use relayguard_node::{Clock, ServerHooks, StoreError, drive_server, tls};
+use relayguard_node::{Clock, ServerHooks, StoreError, drive_server, run_client, run_client_tls, tls};
 use rustls::pki_types::PrivateKeyDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
@@ -62,11 +65,8 @@ fn session(clock: &Clock) -> Session {
 async fn reply(r: &mut (impl AsyncRead + Unpin)) -> String {
     let mut got = Vec::new();
     let mut b = [0u8; 1];
-    loop {
-        match r.read(&mut b).await {
-            Ok(1) => got.push(b[0]),
-            _ => break,
-        }
+    while let Ok(1) = r.read(&mut b).await {
+        got.push(b[0]);
         if got.ends_with(b"\r\n") {
             let text = String::from_utf8_lossy(&got).into_owned();
             let last = text.trim_end().rsplit("\r\n").next().unwrap_or("").to_string();
@@ -210,4 +210,127 @@ async fn octets_pipelined_after_starttls_are_counted_and_never_answered() {
         "{rest}"
     );
     assert_eq!(h.injected, Some(injected.len() as u64));
+}
+
+/// The exchanger's side for the outbound tests: TLS offered with `tls`,
+/// and how many messages it stored over TLS and in plain text.
+struct Exchanger {
+    hooks: Hooks,
+    over_tls: usize,
+    plain: usize,
+}
+
+impl ServerHooks for Exchanger {
+    async fn store(&mut self, _message: Message) -> Result<String, StoreError> {
+        match self.hooks.injected {
+            Some(_) => self.over_tls += 1,
+            None => self.plain += 1,
+        }
+        Ok("x".into())
+    }
+    fn note(&mut self, what: &str) {
+        self.hooks.note(what);
+    }
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.hooks.tls()
+    }
+    fn tls_established(&mut self, injected: u64) {
+        self.hooks.tls_established(injected);
+    }
+}
+
+fn job() -> Job {
+    Job {
+        helo: "relay.example".into(),
+        auth: None,
+        mail_from: "a@relay.example".into(),
+        rcpt_to: vec!["alice@example.com".into()],
+        body: b"Subject: hi\r\n\r\nover TLS or not\r\n".to_vec(),
+        timeout: Duration::from_secs(60),
+        tls: TlsMode::Opportunistic,
+        chunking: false,
+    }
+}
+
+/// Delivers `job()` to an exchanger offering TLS with `hooks`; the client
+/// does TLS with `client` if given (else `run_client`, in plain text).
+async fn deliver(hooks: Hooks, client: Option<Arc<rustls::ClientConfig>>) -> (Outcome, Exchanger) {
+    let (server, to_server) = tokio::io::duplex(1 << 16);
+    let clock = Clock::start();
+    let mut ex = Exchanger {
+        hooks,
+        over_tls: 0,
+        plain: 0,
+    };
+    let serving = drive_server(server, session(&clock), &clock, &mut ex);
+    let c = Client::new(job(), clock.now());
+    let sending = async {
+        match client {
+            Some(config) => {
+                run_client_tls(to_server, c, &clock, config, tls::server_name("mx.example.com")).await
+            }
+            None => run_client(to_server, c, &clock).await,
+        }
+    };
+    let ((), outcome) =
+        tokio::time::timeout(Duration::from_secs(600), async { tokio::join!(serving, sending) })
+            .await
+            .expect("the delivery did not end");
+    (outcome, ex)
+}
+
+#[tokio::test(start_paused = true)]
+async fn outbound_delivery_uses_starttls_when_the_exchanger_offers_it() {
+    let (outcome, ex) = deliver(hooks(), Some(tls::client_config(tls::ring()).unwrap())).await;
+    assert!(
+        matches!(outcome.message, MessageResult::Accepted(_)),
+        "{:?}",
+        outcome.message
+    );
+    assert_eq!((ex.over_tls, ex.plain), (1, 0));
+    let sent: Vec<String> = outcome
+        .transcript
+        .iter()
+        .map(|(c, _)| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert!(sent.iter().any(|c| c == "STARTTLS\r\n"), "{sent:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn outbound_delivery_without_a_client_config_stays_in_plain_text() {
+    let (outcome, ex) = deliver(hooks(), None).await;
+    assert!(
+        matches!(outcome.message, MessageResult::Accepted(_)),
+        "{:?}",
+        outcome.message
+    );
+    assert_eq!((ex.over_tls, ex.plain), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_outbound_handshake_sends_nothing_of_the_message() {
+    // The exchanger speaks TLS 1.2 only, the client 1.3 only: no handshake.
+    let c = rcgen::generate_simple_self_signed(vec!["mx.example.com".into()]).unwrap();
+    let key = PrivateKeyDer::try_from(c.key_pair.serialize_der()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(tls::ring())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![c.cert.der().clone()], key)
+        .unwrap();
+    let mut h = hooks();
+    h.tls = Arc::new(server);
+    let only13 = tls::client_config_with_versions(tls::ring(), &[&rustls::version::TLS13]).unwrap();
+    let (outcome, ex) = deliver(h, Some(only13)).await;
+    assert!(
+        matches!(outcome.message, MessageResult::NotSent(Failure::Closed)),
+        "{:?}",
+        outcome.message
+    );
+    assert_eq!((ex.over_tls, ex.plain), (0, 0));
+    assert!(
+        ex.hooks.notes.iter().any(|n| n.contains("TLS handshake failed")),
+        "{:?}",
+        ex.hooks.notes
+    );
 }

@@ -105,6 +105,22 @@ async fn submit<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     relayguard_node::run_client(Cut { inner: stream, cut }, c, &clock).await
 }
 
+/// One attempt of core's client over `stream`, with STARTTLS when the
+/// relay offers it (core's client decides, opportunistically).
+async fn submit_tls(
+    stream: turmoil::net::TcpStream,
+    cut: bool,
+    job: &Job,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Outcome {
+    let clock = Clock::start();
+    let c = Client::new(job.clone(), clock.now());
+    let name = rustls::pki_types::ServerName::try_from(crate::tls::RELAY_NAME).expect("a DNS name");
+    // The cut still falls in DATA: the ClientHello (236 octets) is under
+    // CUT_OVER, a long body's TLS record over it.
+    relayguard_node::run_client_tls(Cut { inner: stream, cut }, c, &clock, tls, name).await
+}
+
 /// Plays an actor's tasks in order. Each task registers its message as a
 /// submission before the first byte is sent, so that an arrival can never
 /// race ahead of the record of who sent it.
@@ -143,15 +159,15 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
                         None => None,
                         Some(stream) if starttls => {
                             let tls = tls.get_or_insert_with(|| world.borrow().tls.actor_client(seed));
-                            match crate::starttls::for_client(tls, stream).await {
-                                Some((stream, over_tls)) => {
-                                    if over_tls {
-                                        world.borrow_mut().fired("starttls sender");
-                                    }
-                                    Some(submit(stream, cut && first, &job).await)
-                                }
-                                None => None,
+                            let outcome = submit_tls(stream, cut && first, &job, tls.clone()).await;
+                            let over_tls = outcome
+                                .transcript
+                                .iter()
+                                .any(|(c, r)| c.starts_with(b"STARTTLS") && r.code == 220);
+                            if over_tls {
+                                world.borrow_mut().fired("starttls sender");
                             }
+                            Some(outcome)
                         }
                         Some(stream) => Some(submit(stream, cut && first, &job).await),
                     };

@@ -164,7 +164,7 @@ impl Tap for SimTap {
 pub(crate) struct TurmoilNet(pub(crate) Shared);
 
 impl Net for TurmoilNet {
-    type Stream = turmoil::net::TcpStream;
+    type Stream = Wire;
     type Listener = turmoil::net::TcpListener;
     async fn listen(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
         turmoil::net::TcpListener::bind(addr).await
@@ -172,10 +172,72 @@ impl Net for TurmoilNet {
     async fn accept(&self, l: &Self::Listener) -> io::Result<(Self::Stream, IpAddr)> {
         let (s, a) = l.accept().await?;
         self.0.borrow_mut().accepted.push_back(a);
-        Ok((s, a.ip()))
+        let wire = Wire {
+            inner: s,
+            world: self.0.clone(),
+        };
+        Ok((wire, a.ip()))
     }
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
-        turmoil::net::TcpStream::connect(addr).await
+        turmoil::net::TcpStream::connect(addr).await.map(|s| Wire {
+            inner: s,
+            world: self.0.clone(),
+        })
+    }
+}
+
+/// One of the relay's connections, every octet of which, each way, goes
+/// into the trace hash as it passed on the wire: the tap sees a TLS
+/// session's plain text, this its records, so that a handshake drawing
+/// anything but the seed's randomness changes the hash.
+pub(crate) struct Wire {
+    inner: turmoil::net::TcpStream,
+    world: Shared,
+}
+
+impl Wire {
+    fn hash(&self, bytes: &[u8]) {
+        let mut w = self.world.borrow_mut();
+        w.hash = fnv(w.hash, bytes);
+    }
+}
+
+impl tokio::io::AsyncRead for Wire {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.hash(&buf.filled()[before..]);
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Wire {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = r {
+            self.hash(&buf[..n]);
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

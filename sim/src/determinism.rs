@@ -1,6 +1,7 @@
 //! Determinism as a checked property: a seed run twice must give the same
-//! trace, line for line. The hash already covers every trace line and every
-//! byte the clients sent; this finds where two runs parted.
+//! trace, line for line. The hash already covers every trace line, every
+//! byte the clients sent and the relay's wire octets (TLS records
+//! included); this finds where two runs parted.
 
 use relayguard_core::check::buggify::Bugs;
 

@@ -15,7 +15,8 @@ pub struct Report {
     pub seed: u64,
     pub stats: Stats,
     pub violations: Vec<Violation>,
-    /// Over every trace line and every byte the clients sent, kept even
+    /// Over every trace line, every byte the clients sent and every octet
+    /// on the relay's connections (TLS records included), kept even
     /// when the trace is not: two runs with one hash did the same things in
     /// the same order, which is what a campaign compares across commits.
     pub hash: u64,

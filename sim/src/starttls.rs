@@ -24,12 +24,7 @@ const SILENCE: Duration = Duration::from_secs(2);
 
 /// One session: EHLO, `STARTTLS` + `injected` in one write, the handshake
 /// if the relay answered `220`, silence, then EHLO and QUIT over TLS.
-pub(crate) async fn inject(
-    world: &Shared,
-    to: IpAddr,
-    tls: &Arc<rustls::ClientConfig>,
-    injected: &[u8],
-) {
+pub(crate) async fn inject(world: &Shared, to: IpAddr, tls: &Arc<rustls::ClientConfig>, injected: &[u8]) {
     let Some(mut s) = connect(to).await else {
         return;
     };
@@ -156,74 +151,6 @@ impl AsyncWrite for Upgraded {
             Upgraded::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Upgraded::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
         }
-    }
-}
-
-/// A sender's connection for core's client: the greeting and EHLO read
-/// here, STARTTLS taken if offered, and the stream handed on with a
-/// greeting of its own in front, so that the client starts a fresh
-/// session with its EHLO, over TLS when there is TLS. (Core's client
-/// speaks SMTP from the greeting on; the upgrade is the driver's job.)
-pub(crate) async fn for_client(
-    tls: &Arc<rustls::ClientConfig>,
-    mut s: turmoil::net::TcpStream,
-) -> Option<(Greeted, bool)> {
-    read_reply(&mut s, GREETING_WAIT).await?;
-    s.write_all(b"EHLO client.example\r\n").await.ok()?;
-    let ehlo = read_reply(&mut s, CHUNK_REPLY_WAIT).await?;
-    let up = upgrade(tls, s, &ehlo).await?;
-    let is_tls = up.is_tls();
-    Some((
-        Greeted {
-            greeting: b"220 relay ready\r\n".to_vec(),
-            inner: up,
-        },
-        is_tls,
-    ))
-}
-
-/// A stream whose first octets read are a greeting already consumed.
-pub(crate) struct Greeted {
-    greeting: Vec<u8>,
-    inner: Upgraded,
-}
-
-impl AsyncRead for Greeted {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        if !me.greeting.is_empty() {
-            let n = me.greeting.len().min(buf.remaining());
-            buf.put_slice(&me.greeting[..n]);
-            me.greeting.drain(..n);
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut me.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Greeted {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -499,6 +499,15 @@ pub fn main(args: Args) -> ExitCode {
     node_config.max_per_ip = args.max_per_ip;
     node_config.max_deliveries = args.max_deliveries;
     node_config.tls_server = tls_server;
+    // Outbound STARTTLS whenever an exchanger offers it, unverified
+    // (opportunistic, as MTAs do): with or without a certificate of our own.
+    node_config.tls_client = match tls::client_config(tls::ring()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("relayguard serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let tap = Log {
         record: args.record.clone().map(|d| absolute(&d)),
         config: absolute(&args.config),

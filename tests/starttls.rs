@@ -41,14 +41,17 @@ fn test_cert() -> TestCert {
 }
 
 /// Acks every message without keeping it, offers TLS, and reports how
-/// many octets each session threw away after STARTTLS.
+/// many octets each session threw away after STARTTLS, and the body of
+/// each message stored.
 struct TlsAck {
     tls: Arc<rustls::ServerConfig>,
     injected: Sender<u64>,
+    stored: Sender<Vec<u8>>,
 }
 
 impl ServerHooks for TlsAck {
-    async fn store(&mut self, _message: Message) -> Result<String, StoreError> {
+    async fn store(&mut self, message: Message) -> Result<String, StoreError> {
+        let _ = self.stored.send(message.body);
         Ok("t".into())
     }
 
@@ -62,15 +65,17 @@ impl ServerHooks for TlsAck {
 }
 
 /// Serves `connections` sessions with `policy`, one after another, over the
-/// node's driver with TLS offered; the receiver hears each handshake's
-/// thrown-away octet count.
-fn serve(policy: Arc<Policy>, connections: usize) -> (SocketAddr, Receiver<u64>) {
+/// node's driver with TLS offered; the receivers hear each handshake's
+/// thrown-away octet count and each stored body, and are disconnected once
+/// the last session is over.
+fn serve(policy: Arc<Policy>, connections: usize) -> (SocketAddr, Receiver<u64>, Receiver<Vec<u8>>) {
     let cert = test_cert();
     let config = tls::server_config(tls::ring(), cert.chain, cert.key).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     let (tx, rx) = channel();
+    let (stored_tx, stored_rx) = channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -88,6 +93,7 @@ fn serve(policy: Arc<Policy>, connections: usize) -> (SocketAddr, Receiver<u64>)
                 let mut hooks = TlsAck {
                     tls: config.clone(),
                     injected: tx.clone(),
+                    stored: stored_tx.clone(),
                 };
                 let session = drive_server(stream, s, &clock, &mut hooks);
                 // A client that hangs must not hold up the sessions after it.
@@ -95,7 +101,7 @@ fn serve(policy: Arc<Policy>, connections: usize) -> (SocketAddr, Receiver<u64>)
             }
         });
     });
-    (addr, rx)
+    (addr, rx, stored_rx)
 }
 
 fn corpus(p: &str) -> PathBuf {
@@ -121,7 +127,7 @@ fn starttls_transcripts() -> Vec<PathBuf> {
 fn replay_over_tls(file: &Path, bugs: Bugs) -> (relayguard_core::check::replay::Outcome, bool) {
     let t = load_transcript(file).unwrap();
     let config = load_config(&file.parent().unwrap().join(t.config.as_ref().unwrap())).unwrap();
-    let (target, handshakes) = serve(Arc::new(Policy::with_bugs(config.clone(), bugs).unwrap()), 1);
+    let (target, handshakes, _) = serve(Arc::new(Policy::with_bugs(config.clone(), bugs).unwrap()), 1);
     let o = relayguard::remote::replay(&t, &config, target, None, Duration::from_secs(5)).unwrap();
     let shook = handshakes.recv_timeout(Duration::from_secs(10)).is_ok();
     (o, shook)
@@ -196,7 +202,7 @@ fn read_replies(r: &mut impl Read, want: usize) -> String {
 
 fn inject(bugs: Bugs) -> Injection {
     let config = load_config(&corpus("configs/default.toml")).unwrap();
-    let (addr, handshakes) = serve(Arc::new(Policy::with_bugs(config, bugs).unwrap()), 1);
+    let (addr, handshakes, _) = serve(Arc::new(Policy::with_bugs(config, bugs).unwrap()), 1);
     let mut tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     read_replies(&mut tcp, 1);
@@ -366,4 +372,98 @@ fn serve_with_tls_files_logs_the_thrown_away_octets_and_records_the_handshake() 
     assert!(steps[at - 1].starts_with("S: 220 2.0.0"), "{text}");
     assert!(!t.steps.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A BDAT chunk begun over TLS and cut by the client's close_notify:
+/// what the client then sends on the same socket in plain text (the rest
+/// of the chunk, another transaction) was never protected, so the server
+/// reads nothing after the close_notify, answers nothing in plain text,
+/// and stores nothing. `complete` sends the rest over TLS instead, the
+/// control that shows the checks below see a stored message.
+fn cut_chunk(complete: bool) -> (Vec<u8>, Option<Vec<u8>>) {
+    let config = load_config(&corpus("configs/default.toml")).unwrap();
+    let (addr, _, stored) = serve(Arc::new(Policy::new(config).unwrap()), 1);
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    read_replies(&mut tcp, 1);
+    tcp.write_all(b"EHLO close.example\r\n").unwrap();
+    read_replies(&mut tcp, 1);
+    tcp.write_all(b"STARTTLS\r\n").unwrap();
+    assert!(read_replies(&mut tcp, 1).starts_with("220 2.0.0"));
+    let conn = rustls::ClientConnection::new(
+        tls::client_config(tls::ring()).unwrap(),
+        tls::server_name("mail.example.com"),
+    )
+    .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"EHLO close.example\r\nMAIL FROM:<s@outside.example>\r\nRCPT TO:<alice@example.com>\r\n")
+        .unwrap();
+    let heard = read_replies(&mut tls, 3);
+    assert!(
+        heard.contains("CHUNKING") && heard.ends_with("250 2.1.5 Ok\r\n"),
+        "{heard}"
+    );
+    let body = b"Subject: cut\r\n\r\nthe first half, ";
+    let rest = b"the second half\r\n";
+    let mut first = format!("BDAT {} LAST\r\n", body.len() + rest.len()).into_bytes();
+    first.extend_from_slice(body);
+    tls.write_all(&first).unwrap();
+    let mut after = Vec::new();
+    if complete {
+        tls.write_all(rest).unwrap();
+        tls.write_all(b"QUIT\r\n").unwrap();
+        let _ = tls.read_to_end(&mut after);
+    } else {
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
+        let mut tcp = tls.sock;
+        let mut plain = rest.to_vec();
+        plain.extend_from_slice(b"MAIL FROM:<s@outside.example>\r\nRCPT TO:<victim@foreign.example>\r\nBDAT 5 LAST\r\nhelloQUIT\r\n");
+        // The server may have closed already: a failed write is fine.
+        let _ = tcp.write_all(&plain);
+        let _ = tcp.read_to_end(&mut after);
+    }
+    // Disconnected once the session is over: nothing more can be stored.
+    let body = stored.recv_timeout(Duration::from_secs(30)).ok();
+    (after, body)
+}
+
+/// Whether `bytes` are whole TLS records (content type, version 3.x,
+/// length) and nothing else: no plain-text reply hides among them.
+fn only_tls_records(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        if bytes.len() < 5 || !(0x14..=0x17).contains(&bytes[0]) || bytes[1] != 3 {
+            return false;
+        }
+        let len = 5 + u16::from_be_bytes([bytes[3], bytes[4]]) as usize;
+        if bytes.len() < len {
+            return false;
+        }
+        bytes = &bytes[len..];
+    }
+    true
+}
+
+#[test]
+fn plain_text_after_a_close_notify_inside_a_chunk_is_never_read() {
+    let (after, stored) = cut_chunk(false);
+    assert!(
+        only_tls_records(&after),
+        "plain text from the server: {:?}",
+        String::from_utf8_lossy(&after)
+    );
+    assert_eq!(stored, None, "a message was stored");
+}
+
+#[test]
+fn the_same_chunk_completed_over_tls_is_stored() {
+    let (after, stored) = cut_chunk(true);
+    let heard = String::from_utf8_lossy(&after);
+    assert!(heard.starts_with("250 ") && heard.contains("221 "), "{heard}");
+    let body = stored.expect("the message was stored");
+    assert!(
+        body.ends_with(b"the second half\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&body)
+    );
 }

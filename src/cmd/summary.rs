@@ -178,7 +178,7 @@ impl Summary {
                 .iter()
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect();
-            println!("storage faults fired: {}", fired.join(", "));
+            println!("faults and actors fired: {}", fired.join(", "));
         }
     }
 

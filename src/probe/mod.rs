@@ -516,13 +516,47 @@ fn judge(run: &mut Run, received: &[Received], wait: Duration) {
     if let Some(e) = &record.error
         && worst.0 < Verdict::Confirmed
     {
-        worst = (Verdict::Error, e.clone());
+        if let Some(n) = awaited_chunk(&record.exchanges) {
+            // RFC 3030 §2: the server reads the declared octets whatever
+            // it thinks of them, so silence after a BDAT whose octets
+            // never came is the server keeping to the protocol, and it
+            // accepted nothing.
+            run.notes.push(format!(
+                "the server waited for the {n} octets a BDAT declared and never got: {e}"
+            ));
+        } else {
+            worst = (Verdict::Error, e.clone());
+        }
     }
     run.verdict = worst.0;
     run.reason = worst.1;
     if run.verdict.fails() {
         run.hint = verdict::hint(kind);
     }
+}
+
+/// The declared size of a BDAT chunk in the last exchange that the bytes
+/// sent after it (in that exchange and none later) fall short of: the
+/// server is still reading that chunk.
+fn awaited_chunk(exchanges: &[client::Exchange]) -> Option<u64> {
+    let last = exchanges.last()?;
+    let mut rest = &last.sent[..];
+    let mut awaited = None;
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = &rest[..end];
+        rest = &rest[end + 2..];
+        let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        if words.len() < 2 || !words[0].eq_ignore_ascii_case(b"BDAT") {
+            continue;
+        }
+        let n: u64 = std::str::from_utf8(words[1]).ok()?.parse().ok()?;
+        if (rest.len() as u64) < n {
+            awaited = Some(n);
+            break;
+        }
+        rest = &rest[n as usize..];
+    }
+    awaited
 }
 
 /// Runs every case, `jobs` at a time, waits for the sink, and judges.
@@ -616,6 +650,26 @@ mod tests {
         assert_eq!(r[0], (b"EHLO x\r\n".to_vec(), 1));
         assert_eq!(r[1], (b"MAIL FROM:<a>\r\nRCPT TO:<b>\r\n".to_vec(), 2));
         assert_eq!(r[2], (b"x\r\nQUIT\r\n".to_vec(), 0));
+    }
+
+    #[test]
+    fn a_bdat_whose_octets_never_came_is_awaited_and_a_whole_one_is_not() {
+        let ex = |sent: &[u8]| client::Exchange {
+            sent: sent.to_vec(),
+            expected: 2,
+            replies: Vec::new(),
+        };
+        assert_eq!(
+            awaited_chunk(&[ex(b"BDAT 99999999999999 LAST\r\nMAIL FROM:<a>\r\nQUIT\r\n")]),
+            Some(99_999_999_999_999)
+        );
+        assert_eq!(awaited_chunk(&[ex(b"bdat 5 LAST\r\nhelloQUIT\r\n")]), None);
+        assert_eq!(
+            awaited_chunk(&[ex(b"BDAT 3\r\nabcBDAT 10 LAST\r\nabc")]),
+            Some(10)
+        );
+        assert_eq!(awaited_chunk(&[ex(b"DATA\r\n")]), None);
+        assert_eq!(awaited_chunk(&[]), None);
     }
 
     #[test]

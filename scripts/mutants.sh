@@ -29,7 +29,7 @@ filter='package(relayguard-core) | package(relayguard-node) | binary_id(relaygua
 filter+=' | (package(relayguard-sim) & test(the_fixed_campaign_passes))'
 
 args=(--workspace --test-workspace=true --copy-target=true --test-tool=nextest --jobs "$jobs"
-      --profile release --output "$out" --cargo-test-arg=-E --cargo-test-arg="$filter")
+      --profile mutants --output "$out" --cargo-test-arg=-E --cargo-test-arg="$filter")
 [ -n "${SHARD:-}" ] && args+=(--shard "$SHARD")
 for f in "${files[@]}"; do args+=(-f "$f"); done
 

@@ -128,6 +128,22 @@ mod tests {
         assert!(!l.matches("y@whatever.example"));
     }
 
+    #[test]
+    fn unprefixed_and_prefixed_patterns_alone_and_parts_in_order() {
+        // Only a pattern with no literal prefix: nothing is filed by
+        // prefix, and the pattern must still be tried.
+        let l = AddrList::new(["*spam*@example.org"]);
+        assert!(l.matches("myspam1@example.org"));
+        assert!(!l.matches("ham@example.org"));
+        // Only a prefixed pattern: none without a prefix to fall back on.
+        let l = AddrList::new(["news*@*.example.net"]);
+        assert!(l.matches("newsletter@mail.example.net"));
+        // Each part between stars is found after the one before it, never
+        // overlapping it.
+        assert!(!wildcard("*b*b*", "abc"));
+        assert!(wildcard("*b*b*", "abbc"));
+    }
+
     proptest::proptest! {
         /// Looking a mailbox up by its pieces is looking its key up.
         #[test]

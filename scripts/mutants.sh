@@ -30,6 +30,10 @@ filter+=' | (package(relayguard-sim) & test(the_fixed_campaign_passes))'
 
 args=(--workspace --test-workspace=true --copy-target=true --test-tool=nextest --jobs "$jobs"
       --profile mutants --output "$out" --cargo-test-arg=-E --cargo-test-arg="$filter")
+# cargo-mutants runs only the mutated package's tests for the unmutated
+# baseline (the mutants get the whole filter), so the time limit it would
+# derive from the baseline is too short for the fixed seeds: set one.
+args+=(--timeout "${TIMEOUT:-300}")
 [ -n "${SHARD:-}" ] && args+=(--shard "$SHARD")
 for f in "${files[@]}"; do args+=(-f "$f"); done
 

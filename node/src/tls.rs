@@ -128,7 +128,7 @@ pub fn client_config_with_versions(
     provider: Arc<CryptoProvider>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    let verifier = Arc::new(Unverified(provider.signature_verification_algorithms));
+    let verifier = Arc::new(Verifier::any(provider.signature_verification_algorithms));
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| TlsConfigError::Rustls(e.to_string()))?
@@ -146,21 +146,49 @@ pub fn server_name(host: &str) -> ServerName<'static> {
         .unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into()))
 }
 
-/// Accepts any certificate; checks the handshake's signatures with the
-/// provider's algorithms, as a verifying client would.
+/// Accepts any certificate, or only those pinned, byte for byte; either
+/// way the handshake's signatures are checked with the provider's
+/// algorithms, as a verifying client would. The node's outbound and
+/// `replay --target` accept any; the simulation pins its world's own.
 #[derive(Debug)]
-struct Unverified(WebPkiSupportedAlgorithms);
+pub struct Verifier {
+    pins: Option<Vec<CertificateDer<'static>>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for Unverified {
+impl Verifier {
+    /// Accepts any certificate.
+    pub fn any(algorithms: WebPkiSupportedAlgorithms) -> Verifier {
+        Verifier {
+            pins: None,
+            algorithms,
+        }
+    }
+
+    /// Accepts only these certificates.
+    pub fn pinned(pins: Vec<CertificateDer<'static>>, algorithms: WebPkiSupportedAlgorithms) -> Verifier {
+        Verifier {
+            pins: Some(pins),
+            algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.pins {
+            Some(pins) if !pins.iter().any(|c| c.as_ref() == end_entity.as_ref()) => Err(
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -169,7 +197,7 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -178,11 +206,11 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

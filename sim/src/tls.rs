@@ -25,18 +25,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use relayguard_node::tls::Verifier;
 use rustls::client::Resumption;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{
     ActiveKeyExchange, CryptoProvider, GetRandomFailed, SecureRandom, SharedSecret, SupportedKxGroup,
-    WebPkiSupportedAlgorithms, ring as ring_provider, verify_tls12_signature, verify_tls13_signature,
+    ring as ring_provider,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::NoServerSessionStorage;
 use rustls::time_provider::TimeProvider;
-use rustls::{
-    ClientConfig, DigitallySignedStruct, NamedGroup, PeerMisbehaved, ServerConfig, SignatureScheme,
-};
+use rustls::{ClientConfig, NamedGroup, PeerMisbehaved, ServerConfig};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::options::EPOCH;
@@ -284,10 +282,10 @@ pub(crate) fn server_config(stream: u64, identity: &Identity) -> Arc<ServerConfi
 /// resumption.
 pub(crate) fn client_config(stream: u64, pinned: Vec<CertificateDer<'static>>) -> Arc<ClientConfig> {
     let provider = provider(stream);
-    let verifier = Arc::new(Pinned {
-        certs: pinned,
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier = Arc::new(Verifier::pinned(
+        pinned,
+        provider.signature_verification_algorithms,
+    ));
     let mut c = ClientConfig::builder_with_details(provider, Arc::new(SimClock))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default versions")
@@ -296,52 +294,6 @@ pub(crate) fn client_config(stream: u64, pinned: Vec<CertificateDer<'static>>) -
         .with_no_client_auth();
     c.resumption = Resumption::disabled();
     Arc::new(c)
-}
-
-/// Trusts a certificate only if it is one of the world's, byte for byte,
-/// and still checks the handshake's signatures with ring.
-#[derive(Debug)]
-struct Pinned {
-    certs: Vec<CertificateDer<'static>>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
@@ -353,6 +305,7 @@ mod tests {
     use std::task::{Context, Poll};
     use std::time::SystemTime;
 
+    use rustls::pki_types::ServerName;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
     use super::*;

@@ -468,6 +468,24 @@ max_message_size = 4000000
     assert!(seen.wire.contains("554 5.6.0"), "{}", seen.wire);
 }
 
+/// Sends one octet every 9 s from `now`, firing the session's timeouts as
+/// they fall due: when the session closed, if it did within 100 octets.
+fn trickle(s: &mut Session, mut now: Duration, seen: &mut Seen) -> Option<Duration> {
+    for _ in 0..100 {
+        now += Duration::from_secs(9);
+        if let Some(d) = s.poll_timeout().filter(|&d| d <= now) {
+            s.handle_timeout(d);
+            drain(s, d, seen);
+            if seen.closed {
+                return Some(d);
+            }
+        }
+        s.handle_input(now, b"x");
+        drain(s, now, seen);
+    }
+    None
+}
+
 #[test]
 fn chunks_run_under_the_data_deadline_not_the_command_one() {
     // One octet every 9 s: each is within the command timeout (10 s), so a
@@ -475,24 +493,11 @@ fn chunks_run_under_the_data_deadline_not_the_command_one() {
     // deadline (30 s from the BDAT, plus little credit) cuts it.
     let mut s = start(false);
     let mut seen = Seen::default();
-    let mut now = Duration::ZERO;
+    let now = Duration::ZERO;
     s.handle_input(now, ENVELOPE);
     s.handle_input(now, b"BDAT 1000 LAST\r\n");
     drain(&mut s, now, &mut seen);
-    let mut closed_at = None;
-    for _ in 0..100 {
-        now += Duration::from_secs(9);
-        if let Some(d) = s.poll_timeout().filter(|&d| d <= now) {
-            s.handle_timeout(d);
-            drain(&mut s, d, &mut seen);
-            if seen.closed {
-                closed_at = Some(d);
-                break;
-            }
-        }
-        s.handle_input(now, b"x");
-        drain(&mut s, now, &mut seen);
-    }
+    let closed_at = trickle(&mut s, now, &mut seen);
     let at = closed_at.expect("the trickled chunk never timed out");
     assert!(at <= Duration::from_secs(31), "closed at {at:?}");
     assert!(
@@ -504,23 +509,10 @@ fn chunks_run_under_the_data_deadline_not_the_command_one() {
     // A refused chunk's octets are skipped under the same deadline.
     let mut s = start(false);
     let mut seen = Seen::default();
-    let mut now = Duration::ZERO;
+    let now = Duration::ZERO;
     s.handle_input(now, b"EHLO c.example.org\r\nBDAT 1000\r\n");
     drain(&mut s, now, &mut seen);
-    let mut closed_at = None;
-    for _ in 0..100 {
-        now += Duration::from_secs(9);
-        if let Some(d) = s.poll_timeout().filter(|&d| d <= now) {
-            s.handle_timeout(d);
-            drain(&mut s, d, &mut seen);
-            if seen.closed {
-                closed_at = Some(d);
-                break;
-            }
-        }
-        s.handle_input(now, b"x");
-        drain(&mut s, now, &mut seen);
-    }
+    let closed_at = trickle(&mut s, now, &mut seen);
     let at = closed_at.expect("the skipped chunk never timed out");
     assert!(at <= Duration::from_secs(31), "closed at {at:?}");
 }

@@ -12,6 +12,9 @@ use relayguard_core::check::drive::{Driver, Run};
 use relayguard_core::check::oracle::{Verdict, ViolationKind};
 use relayguard_core::{BODY_PIECE, Config, Output, Peer, Policy, Session};
 
+mod common;
+use common::{Seen, drain};
+
 const CONFIG: &str = r#"
 hostname = "mail.example.com"
 [domains]
@@ -386,32 +389,6 @@ fn start(stream: bool) -> Session {
         s.stream_bodies();
     }
     s
-}
-
-#[derive(Default)]
-struct Seen {
-    wire: String,
-    pieces: Vec<Vec<u8>>,
-    messages: Vec<Vec<u8>>,
-    dropped: usize,
-    closed: bool,
-}
-
-fn drain(s: &mut Session, now: Duration, seen: &mut Seen) {
-    while let Some(o) = s.poll_output() {
-        match o {
-            Output::Send(b) => seen.wire.push_str(&String::from_utf8_lossy(&b)),
-            Output::Body(p) => seen.pieces.push(p),
-            Output::DropBody => seen.dropped += 1,
-            Output::Message(m) => {
-                seen.messages.push(m.body.clone());
-                s.message_stored(now, Ok("q".into()));
-            }
-            Output::Close => seen.closed = true,
-            // These tests never offer TLS.
-            Output::StartTls => {}
-        }
-    }
 }
 
 #[test]

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard_core::{BODY_PIECE, Output, Peer, Policy, Session};
+use relayguard_core::{BODY_PIECE, Peer, Policy, Session};
+
+mod common;
+use common::{Seen, drain};
 
 const CONFIG: &str = r#"
 hostname = "mail.example.com"
@@ -25,43 +28,16 @@ fn session() -> Session {
     s
 }
 
-/// What came out of one session.
-#[derive(Default)]
-struct Seen {
-    wire: String,
-    pieces: Vec<Vec<u8>>,
-    messages: Vec<Vec<u8>>,
-    dropped: usize,
-    /// The most the session held at any point.
-    peak: usize,
-}
-
 /// Feeds each input in one call, drains the outputs (storing every
 /// message), and records what came out.
 fn drive(inputs: &[&[u8]]) -> Seen {
     let mut s = session();
     let mut seen = Seen::default();
     let now = Duration::from_millis(1);
-    let drain = |s: &mut Session, seen: &mut Seen| {
-        seen.peak = seen.peak.max(s.buffered());
-        while let Some(o) = s.poll_output() {
-            seen.peak = seen.peak.max(s.buffered());
-            match o {
-                Output::Send(b) => seen.wire.push_str(&String::from_utf8_lossy(&b)),
-                Output::Body(p) => seen.pieces.push(p),
-                Output::DropBody => seen.dropped += 1,
-                Output::Message(m) => {
-                    seen.messages.push(m.body.clone());
-                    s.message_stored(now, Ok("q1".into()));
-                }
-                Output::Close | Output::StartTls => {}
-            }
-        }
-    };
-    drain(&mut s, &mut seen);
+    drain(&mut s, now, &mut seen);
     for input in inputs {
         s.handle_input(now, input);
-        drain(&mut s, &mut seen);
+        drain(&mut s, now, &mut seen);
     }
     seen
 }

@@ -49,6 +49,14 @@ def replies(s, n):
             got.append(text)
     return got
 
+def transaction():
+    """A session from outside with a transaction open for a local mailbox."""
+    s = connect(outside)
+    replies(s, 1)
+    s.sendall(b"EHLO probe.example\r\nMAIL FROM:<s@outside.example>\r\nRCPT TO:<alice@example.com>\r\n")
+    replies(s, 3)
+    return s
+
 out = []
 if scenario == "chunked":
     s = connect(lan)
@@ -65,10 +73,7 @@ if scenario == "chunked":
     s.sendall(b"QUIT\r\n")
     out += replies(s, 1)
 elif scenario == "bare-lf":
-    s = connect(outside)
-    replies(s, 1)
-    s.sendall(b"EHLO probe.example\r\nMAIL FROM:<s@outside.example>\r\nRCPT TO:<alice@example.com>\r\n")
-    replies(s, 3)
+    s = transaction()
     c1 = b"Subject: x\r\n\r\nhello\r\n"
     c2 = b"spam\n.\nMAIL FROM:<ceo@example.com>\r\nRCPT TO:<relaytest@nmap.scanme.org>\r\nDATA\r\n"
     s.sendall(b"BDAT %d\r\n" % len(c1) + c1 + b"BDAT %d LAST\r\n" % len(c2) + c2)
@@ -76,10 +81,7 @@ elif scenario == "bare-lf":
     s.sendall(b"QUIT\r\n")
     out += replies(s, 1)
 elif scenario == "oversize":
-    s = connect(outside)
-    replies(s, 1)
-    s.sendall(b"EHLO probe.example\r\nMAIL FROM:<s@outside.example>\r\nRCPT TO:<alice@example.com>\r\n")
-    replies(s, 3)
+    s = transaction()
     # Only the command: the 552 must come before any octet of the chunk.
     s.sendall(b"BDAT 99999999999 LAST\r\n")
     out = replies(s, 1)
@@ -88,10 +90,7 @@ elif scenario == "oversize":
     s.settimeout(2)
     out += replies(s, 1)
 elif scenario == "bdat-data":
-    s = connect(outside)
-    replies(s, 1)
-    s.sendall(b"EHLO probe.example\r\nMAIL FROM:<s@outside.example>\r\nRCPT TO:<alice@example.com>\r\n")
-    replies(s, 3)
+    s = transaction()
     s.sendall(b"BDAT 4\r\nhi\r\nDATA\r\n")
     out = replies(s, 2)
     s.sendall(b"QUIT\r\n")

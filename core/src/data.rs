@@ -114,24 +114,31 @@ impl DataReader {
                 return (i, None);
             }
             match self.state {
-                State::Middle => {
-                    // Fast path: copy up to the next CR, LF or NUL in one go.
-                    let rest = &input[i..];
-                    let n = find_special(rest).min(room);
+                State::LineStart | State::Middle => {
+                    // Fast path: whole CRLF lines that start with no dot
+                    // and hold no other CR, LF or NUL go to the sink in one
+                    // piece, as they came.
+                    let end = input.len().min(i.saturating_add(room));
+                    let (n, state) = clean_run(&input[i..end], self.state);
+                    self.state = state;
                     if n > 0 {
-                        self.emit(&rest[..n]);
+                        self.emit(&input[i..i + n]);
                         i += n;
                         continue;
                     }
-                    if input[i] == 0 {
-                        self.taint();
-                        self.emit(b"\0");
+                    if state == State::LineStart {
+                        // A dot at the start of a line.
                         i += 1;
+                        self.state = State::Dot;
                         continue;
                     }
+                    // A CR, LF or NUL inside a line.
                     let b = input[i];
                     i += 1;
-                    if b == b'\r' {
+                    if b == 0 {
+                        self.taint();
+                        self.emit(b"\0");
+                    } else if b == b'\r' {
                         self.state = State::Cr;
                     } else if self.lf_ends_line {
                         self.emit(b"\r\n");
@@ -140,14 +147,6 @@ impl DataReader {
                         // A bare LF: flagged, and it does NOT start a line.
                         self.taint();
                         self.emit(b"\n");
-                    }
-                }
-                State::LineStart => {
-                    if input[i] == b'.' {
-                        i += 1;
-                        self.state = State::Dot;
-                    } else {
-                        self.state = State::Middle;
                     }
                 }
                 State::Dot => {
@@ -210,28 +209,30 @@ impl DataReader {
     }
 }
 
-/// The index of the first CR, LF or NUL in `b`, or its length. Eight
-/// octets per step with word arithmetic: lines are short, and a library
-/// search call costs more to set up than it saves on them.
-pub(crate) fn find_special(b: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Flags the zero octets of `v`; a false flag can only sit above a true
-    // one, so the lowest flag is exact.
-    let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight octets"));
-        let m = zeros(x ^ (ONES * b'\r' as u64)) | zeros(x ^ (ONES * b'\n' as u64)) | zeros(x);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
+/// The longest prefix of `b`, read from `state` (`LineStart` or `Middle`),
+/// that is plain text: lines ended by CRLF, none beginning with a dot, no
+/// other CR, LF or NUL. Returns its length and the state after it; the
+/// octet that stopped it (a dot at a line's start, or a CR, LF or NUL that
+/// is not a whole CRLF inside `b`) is left to the state machine. One SIMD
+/// search per line, over as many lines as `b` holds.
+fn clean_run(b: &[u8], state: State) -> (usize, State) {
+    let dot_or_end = |p: usize| b.get(p).is_none_or(|&c| c == b'.');
+    if state == State::LineStart && dot_or_end(0) {
+        return (0, State::LineStart);
+    }
+    let mut p = 0;
+    loop {
+        match memchr::memchr3(b'\r', b'\n', 0, &b[p..]) {
+            None => return (b.len(), State::Middle),
+            Some(k) if b[p + k] == b'\r' && b.get(p + k + 1) == Some(&b'\n') => {
+                p += k + 2;
+                if dot_or_end(p) {
+                    return (p, State::LineStart);
+                }
+            }
+            Some(k) => return (p + k, State::Middle),
         }
-        i += 8;
     }
-    while i < b.len() && !matches!(b[i], b'\r' | b'\n' | 0) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]
@@ -295,6 +296,53 @@ mod tests {
         }
     }
 
+    /// Feeds `input` in the pieces `cuts` makes (each cut an offset into
+    /// it), then whatever is left; what ended, and where.
+    fn run_in_pieces(input: &[u8], cuts: &[usize], lf_bug: bool) -> Option<(usize, Ended)> {
+        let sink = BodySink::whole(1 << 20, 0);
+        let mut r = if lf_bug {
+            DataReader::with_lf_bug(sink)
+        } else {
+            DataReader::with_sink(sink)
+        };
+        let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
+        bounds.push(input.len());
+        bounds.sort_unstable();
+        let mut pos = 0;
+        for b in bounds {
+            if b <= pos {
+                continue;
+            }
+            match r.feed(&input[pos..b]) {
+                (n, Some(e)) => return Some((pos + n, e)),
+                (n, None) => assert_eq!(n, b - pos, "a whole reader takes all it is fed"),
+            }
+            pos = b;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        /// The whole-line fast path and the octet-by-octet state machine
+        /// agree: an input fed in one piece reads as the same input fed one
+        /// octet at a time, or in any other pieces, with or without the
+        /// `lf-ends-data` bug.
+        #[test]
+        fn the_fast_path_reads_as_octet_by_octet(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'.', b'\r', b'\n', 0u8, b'\r', b'\n', b'a']),
+                0..64,
+            ),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+            lf_bug in proptest::bool::ANY,
+        ) {
+            let every: Vec<usize> = (1..input.len()).collect();
+            let octet_by_octet = run_in_pieces(&input, &every, lf_bug);
+            proptest::prop_assert_eq!(&run_in_pieces(&input, &[], lf_bug), &octet_by_octet);
+            proptest::prop_assert_eq!(&run_in_pieces(&input, &cuts, lf_bug), &octet_by_octet);
+        }
+    }
+
     #[test]
     fn oversize_is_discarded_as_it_streams() {
         let mut r = DataReader::new(10);
@@ -332,26 +380,5 @@ mod tests {
         got.extend_from_slice(&last);
         assert_eq!(pos, input.len());
         assert_eq!(got, body);
-    }
-
-    #[test]
-    fn word_search_finds_the_first_special_octet() {
-        for len in 0..20 {
-            for pos in 0..=len {
-                for special in [b'\r', b'\n', 0] {
-                    let mut b = vec![b'a'; len];
-                    if pos < len {
-                        b[pos] = special;
-                        // A later special octet must not win.
-                        if pos + 1 < len {
-                            b[pos + 1] = b'\n';
-                        }
-                    }
-                    assert_eq!(find_special(&b), pos.min(len), "len {len} pos {pos}");
-                }
-            }
-        }
-        // Octets next to the specials in value are not specials.
-        assert_eq!(find_special(b"\x01\x0b\x0c\x0e\x09\xff\x8d\x8axx"), 10);
     }
 }

@@ -21,7 +21,7 @@
 
 use super::{Output, Session, State};
 use crate::check::Bug;
-use crate::data::{BodySink, Ended, find_special};
+use crate::data::{BodySink, Ended};
 use crate::reply::Enhanced;
 
 /// The body of a BDAT transaction, across its chunks.
@@ -65,7 +65,7 @@ impl Chunks {
                 i += 1;
                 continue;
             }
-            i += find_special(&bytes[i..]);
+            i += memchr::memchr3(b'\r', b'\n', 0, &bytes[i..]).unwrap_or(bytes.len() - i);
             let Some(&b) = bytes.get(i) else { break };
             i += 1;
             match b {

@@ -389,21 +389,7 @@ pub fn canonical_domain(d: &str) -> Result<Domain, AddressError> {
     if d.len() > MAX_DOMAIN {
         return Err(AddressError::DomainTooLong);
     }
-    let ascii_ldh = d
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    let name = if ascii_ldh
-        && !d
-            .split('.')
-            .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"))
-    {
-        d.to_ascii_lowercase()
-    } else {
-        if d.bytes()
-            .any(|b| b < 0x80 && !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
-        {
-            return Err(AddressError::BadDomain);
-        }
+    let name = if needs_idna(d)? {
         let ascii = idna::domain_to_ascii(d).map_err(|_| AddressError::Idna)?;
         // IDNA mapping may turn other code points into dots or map to empty
         // labels; re-check the result with the ASCII rules.
@@ -411,28 +397,61 @@ pub fn canonical_domain(d: &str) -> Result<Domain, AddressError> {
             return Err(AddressError::Idna);
         }
         ascii
+    } else {
+        d.to_ascii_lowercase()
     };
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') {
+    check_labels(&name)?;
+    Ok(Domain::Name(name))
+}
+
+/// A name's ASCII octets must be letters, digits, hyphens, underscores or
+/// dots (`BadDomain` otherwise); it goes through IDNA when it holds other
+/// octets (a U-label) or an `xn--` label (an A-label, whose Punycode IDNA
+/// checks). One pass over the octets.
+fn needs_idna(d: &str) -> Result<bool, AddressError> {
+    let b = d.as_bytes();
+    let mut idna = false;
+    for (i, &c) in b.iter().enumerate() {
+        if c >= 0x80 {
+            idna = true;
+        } else if c == b'.' {
+            continue;
+        } else if !is_ldh(c) {
             return Err(AddressError::BadDomain);
         }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if (i == 0 || b[i - 1] == b'.') && b[i..].get(..4).is_some_and(|l| l.eq_ignore_ascii_case(b"xn--")) {
+            idna = true;
+        }
+    }
+    Ok(idna)
+}
+
+/// The label rules of an ASCII name: 1 to 63 letters, digits, hyphens or
+/// underscores, no hyphen at either end; and no all-digit top-level label.
+fn check_labels(name: &str) -> Result<(), AddressError> {
+    let b = name.as_bytes();
+    for label in b.split(|&c| c == b'.') {
+        let (Some(&first), Some(&last)) = (label.first(), label.last()) else {
+            return Err(AddressError::BadDomain);
+        };
+        if label.len() > 63 || first == b'-' || last == b'-' || !label.iter().all(|&c| is_ldh(c)) {
             return Err(AddressError::BadDomain);
         }
     }
     // Postfix `resolve_numeric_domain = no`: `user@1.2.3.4` is not the
     // literal `[1.2.3.4]`, and no top-level domain is all digits.
-    if name
-        .rsplit('.')
+    if b.rsplit(|&c| c == b'.')
         .next()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|tld| tld.iter().all(u8::is_ascii_digit))
     {
         return Err(AddressError::NumericDomain);
     }
-    Ok(Domain::Name(name))
+    Ok(())
+}
+
+/// A letter, digit, hyphen or underscore.
+fn is_ldh(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
 
 fn parse_literal(d: &str) -> Result<IpAddr, AddressError> {

@@ -176,3 +176,81 @@ fn display_round_trips() {
         assert_eq!(parse_path(s).unwrap().to_string(), s);
     }
 }
+
+/// The rules of `canonical_domain` for names written the plain way, in
+/// several passes (the form before the one-pass checks): the reference the
+/// property below holds the fast path to.
+fn canonical_name_reference(d: &str) -> Result<Domain, AddressError> {
+    let ldh = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    let d = d.strip_suffix('.').unwrap_or(d);
+    if d.is_empty() {
+        return Err(AddressError::EmptyDomain);
+    }
+    if d.len() > MAX_DOMAIN {
+        return Err(AddressError::DomainTooLong);
+    }
+    if d.bytes().any(|b| b < 0x80 && !(ldh(b) || b == b'.')) {
+        return Err(AddressError::BadDomain);
+    }
+    let name = if d.is_ascii()
+        && !d
+            .split('.')
+            .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"))
+    {
+        d.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(d).map_err(|_| AddressError::Idna)?
+    };
+    if name.is_empty() || name.len() > MAX_DOMAIN {
+        return Err(AddressError::Idna);
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') {
+            return Err(AddressError::BadDomain);
+        }
+        if !label.bytes().all(ldh) {
+            return Err(AddressError::BadDomain);
+        }
+    }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(AddressError::NumericDomain);
+    }
+    Ok(Domain::Name(name))
+}
+
+proptest::proptest! {
+    /// Names made of letters, digits, hyphens, underscores, dots, `xn--`
+    /// prefixes, a non-LDH octet and a U-label character, in labels of up
+    /// to 70: the one-pass checks give what the reference gives.
+    #[test]
+    fn one_pass_domain_checks_agree_with_the_reference(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "a", "Z", "0", "9", "-", "_", ".", "xn--", "XN--", "!", "ü",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ]),
+            1..12,
+        ),
+    ) {
+        let d: String = parts.concat();
+        proptest::prop_assert_eq!(canonical_domain(&d), canonical_name_reference(&d), "{:?}", d);
+    }
+}
+
+#[test]
+fn a_label_may_hold_63_octets_not_64() {
+    let label = |n| "a".repeat(n);
+    assert!(canonical_domain(&format!("{}.example", label(63))).is_ok());
+    assert_eq!(
+        canonical_domain(&format!("{}.example", label(64))),
+        Err(AddressError::BadDomain)
+    );
+    assert_eq!(
+        canonical_domain(&format!("example.{}", label(64))),
+        Err(AddressError::BadDomain)
+    );
+}

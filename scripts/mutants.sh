@@ -41,9 +41,11 @@ for f in "${files[@]}"; do common+=(-f "$f"); done
 # second tests again with the whole filter (the corpus replay and the fixed
 # seeds rebuild everything above core). A mutant the first pass catches is
 # caught by the second's tests too: they are a superset.
+mkdir -p "$out/pass1"
 cargo mutants --workspace --test-workspace=false "${common[@]}" --output "$out/pass1" || true
 missed="$out/pass1/mutants.out/missed.txt"
 rm -rf "$out/pass2"
+mkdir -p "$out/pass2"
 if [ -s "$missed" ]; then
   # Each missed mutant's name, as a regular expression of its own.
   mapfile -t res < <(sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g' "$missed")

@@ -42,7 +42,10 @@ for f in "${files[@]}"; do common+=(-f "$f"); done
 # seeds rebuild everything above core). A mutant the first pass catches is
 # caught by the second's tests too: they are a superset.
 mkdir -p "$out/pass1"
-cargo mutants --workspace --test-workspace=false "${common[@]}" --output "$out/pass1" || true
+# BASELINE=skip leaves out the unmutated run (when an earlier run of the
+# same commit has done it).
+cargo mutants --workspace --test-workspace=false "${common[@]}" --baseline "${BASELINE:-run}" \
+  --output "$out/pass1" || true
 missed="$out/pass1/mutants.out/missed.txt"
 rm -rf "$out/pass2"
 mkdir -p "$out/pass2"
@@ -51,7 +54,8 @@ if [ -s "$missed" ]; then
   mapfile -t res < <(sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g' "$missed")
   re=()
   for r in "${res[@]}"; do re+=(-F "^$r\$"); done
-  cargo mutants --workspace --test-workspace=true "${common[@]}" "${re[@]}" --output "$out/pass2" \
+  # The first pass ran the baseline.
+  cargo mutants --workspace --test-workspace=true "${common[@]}" "${re[@]}" --baseline skip --output "$out/pass2" \
     --cargo-test-arg=-E --cargo-test-arg="$filter" || true
 fi
 python3 - "$out/pass1/mutants.out/outcomes.json" "$out/pass2/mutants.out/outcomes.json" <<'PY'

@@ -567,3 +567,36 @@ proptest! {
         prop_assert!(!text.contains("250 2.0.0 Ok: queued"), "{}", text);
     }
 }
+
+/// `buffered` counts the body being received, in DATA and in BDAT chunks:
+/// the bounds the other tests put on it could not fail if it said 0.
+#[test]
+fn buffered_counts_the_body_being_received() {
+    let head = "EHLO pc.lan\r\nMAIL FROM:<pc@lan.example>\r\nRCPT TO:<alice@example.com>\r\n";
+    let line = "0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    let body = line.repeat(25); // 950 octets
+
+    let mut d = Driver::new(policy(), ip(LAN));
+    d.feed(format!("{head}DATA\r\n").as_bytes());
+    d.feed(body.as_bytes());
+    assert!(
+        d.session.buffered() >= body.len(),
+        "DATA: {} held",
+        d.session.buffered()
+    );
+    d.feed(b".\r\n");
+    assert!(
+        d.session.buffered() < line.len(),
+        "after the message: {} held",
+        d.session.buffered()
+    );
+
+    let mut d = Driver::new(policy(), ip(LAN));
+    d.feed(format!("{head}BDAT {}\r\n", body.len() + 100).as_bytes());
+    d.feed(body.as_bytes());
+    assert!(
+        d.session.buffered() >= body.len(),
+        "BDAT: {} held",
+        d.session.buffered()
+    );
+}

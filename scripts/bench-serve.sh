@@ -11,16 +11,18 @@
 # min/median/max over the runs.
 # Not run by CI; needs root (Postfix's master) and postfix installed.
 # Usage: scripts/bench-serve.sh [MESSAGES] [SESSIONS] [RUNS]
+# RELAYGUARD=path runs that binary (say, a build of an earlier commit, for a
+# before/after in one sitting) instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5000}
 S=${2:-50}
 RUNS=${3:-3}
-BIN=target/release/relayguard
+BIN=${RELAYGUARD:-target/release/relayguard}
 SERVE_PORT=${SERVE_PORT:-2725}
 SINK_PORT=${SINK_PORT:-2726}
 POSTFIX_PORT=${POSTFIX_PORT:-2727}
-cargo build --release --quiet
+[ -n "${RELAYGUARD:-}" ] || cargo build --release --quiet
 WORK=$(mktemp -d -t relayguard-bench.XXXXXX)
 chmod 755 "$WORK"
 pids=()

@@ -29,10 +29,13 @@ filter='package(relayguard-core) | package(relayguard-node) | binary_id(relaygua
 filter+=' | (package(relayguard-sim) & test(the_fixed_campaign_passes))'
 
 common=(--copy-target=true --test-tool=nextest --jobs "$jobs" --profile mutants)
-# cargo-mutants runs only the mutated package's tests for the unmutated
-# baseline (the mutants get the whole filter), so the time limit it would
-# derive from the baseline is too short for the fixed seeds: set one.
-common+=(--timeout "${TIMEOUT:-300}")
+# Time limits per mutant's tests, set rather than derived from the
+# baseline: cargo-mutants times the baseline with the mutated package's
+# tests only, too short for the fixed seeds of the second pass. A mutant
+# that makes a loop endless runs into the limit (and counts as caught), so
+# the first pass's limit is a few times its tests' time on a busy machine.
+timeout1=${TIMEOUT1:-120}
+timeout2=${TIMEOUT:-300}
 [ -n "${SHARD:-}" ] && common+=(--shard "$SHARD")
 for f in "${files[@]}"; do common+=(-f "$f"); done
 
@@ -44,8 +47,8 @@ for f in "${files[@]}"; do common+=(-f "$f"); done
 mkdir -p "$out/pass1"
 # BASELINE=skip leaves out the unmutated run (when an earlier run of the
 # same commit has done it).
-cargo mutants --workspace --test-workspace=false "${common[@]}" --baseline "${BASELINE:-run}" \
-  --output "$out/pass1" || true
+cargo mutants --workspace --test-workspace=false "${common[@]}" --timeout "$timeout1" \
+  --baseline "${BASELINE:-run}" --output "$out/pass1" || true
 missed="$out/pass1/mutants.out/missed.txt"
 rm -rf "$out/pass2"
 mkdir -p "$out/pass2"
@@ -55,7 +58,8 @@ if [ -s "$missed" ]; then
   re=()
   for r in "${res[@]}"; do re+=(-F "^$r\$"); done
   # The first pass ran the baseline.
-  cargo mutants --workspace --test-workspace=true "${common[@]}" "${re[@]}" --baseline skip --output "$out/pass2" \
+  cargo mutants --workspace --test-workspace=true "${common[@]}" "${re[@]}" --timeout "$timeout2" \
+    --baseline skip --output "$out/pass2" \
     --cargo-test-arg=-E --cargo-test-arg="$filter" || true
 fi
 python3 - "$out/pass1/mutants.out/outcomes.json" "$out/pass2/mutants.out/outcomes.json" <<'PY'

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::rc::Rc;
+
+use tokio::sync::Notify;
 
 use crate::options::NAP_AFTER;
 use crate::world::Shared;
@@ -50,7 +52,12 @@ struct Nap {
     wanted: bool,
     /// Whether it listens: set by its software once bound, cleared when it
     /// is put to sleep.
-    up: watch::Sender<bool>,
+    up: bool,
+    /// Wakes the connects waiting for `up`. Not a `watch` channel: its
+    /// waiters sit on one of several lists picked with tokio's thread RNG,
+    /// which is not the seed's, and they woke in another order from one
+    /// process to the next.
+    listens: Rc<Notify>,
 }
 
 /// Something open on a napping host: it does not sleep while one is held.
@@ -78,7 +85,8 @@ impl Naps {
                     asleep: true,
                     born: false,
                     wanted: false,
-                    up: watch::channel(false).0,
+                    up: false,
+                    listens: Rc::new(Notify::new()),
                 };
                 (ip, nap)
             })
@@ -102,22 +110,37 @@ pub(crate) fn busy(world: &Shared, ip: IpAddr) -> Option<Busy> {
 /// listens. The guard keeps it awake while the connection lives.
 pub(crate) async fn wake(world: &Shared, ip: IpAddr) -> Option<Busy> {
     let guard = busy(world, ip)?;
-    let mut up = {
-        let mut w = world.borrow_mut();
-        let n = w.naps.0.get_mut(&ip).expect("busy found it");
-        n.wanted = true;
-        n.up.subscribe()
-    };
-    // The sender lives in the world for the whole run.
-    let _ = up.wait_for(|&up| up).await;
-    Some(guard)
+    loop {
+        let listens = {
+            let mut w = world.borrow_mut();
+            let n = w.naps.0.get_mut(&ip).expect("busy found it");
+            if n.up {
+                return Some(guard);
+            }
+            n.wanted = true;
+            n.listens.clone()
+        };
+        // Created before `up` is read again, so that a wake in between is
+        // not missed (`notify_waiters` wakes every future created before it).
+        let notified = listens.notified();
+        if world.borrow().naps.0.get(&ip).is_some_and(|n| n.up) {
+            return Some(guard);
+        }
+        notified.await;
+    }
 }
 
 /// The host's software listens again.
 pub(crate) fn listening(world: &Shared, ip: IpAddr) {
-    if let Some(n) = world.borrow().naps.0.get(&ip) {
-        n.up.send_replace(true);
-    }
+    let listens = {
+        let mut w = world.borrow_mut();
+        let Some(n) = w.naps.0.get_mut(&ip) else {
+            return;
+        };
+        n.up = true;
+        n.listens.clone()
+    };
+    listens.notify_waiters();
 }
 
 /// Between steps: what to do to which host, the run loop does it. The
@@ -136,7 +159,7 @@ pub(crate) fn tick(world: &Shared, now: Duration) -> Vec<(IpAddr, Turn)> {
             n.born = true;
         } else if !n.asleep && n.busy == 0 && n.last_busy.is_none_or(|t| now >= t + NAP_AFTER) {
             n.asleep = true;
-            n.up.send_replace(false);
+            n.up = false;
             turns.push((ip, Turn::Sleep));
         }
         n.wanted = false;

@@ -16,9 +16,8 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
-
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 

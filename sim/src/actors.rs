@@ -129,7 +129,9 @@ pub(crate) async fn actor(world: Shared, actor: Actor, seed: u64) -> turmoil::Re
     // Built when first needed: most actors never do TLS.
     let mut tls = None;
     let to = actor.entry();
-    tokio::time::sleep(actor.start).await;
+    // Its host is created at the step its start falls in (`run.rs`), or
+    // earlier for a fault on its link.
+    tokio::time::sleep(actor.start.saturating_sub(elapsed())).await;
     for task in actor.tasks {
         match task {
             Task::Send {

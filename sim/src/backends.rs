@@ -175,13 +175,18 @@ impl Net for TurmoilNet {
         let wire = Wire {
             inner: s,
             world: self.0.clone(),
+            _awake: None,
         };
         Ok((wire, a.ip()))
     }
+    /// A sleeping exchanger is woken first (`naps.rs`), and kept awake
+    /// while the connection lives.
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let awake = crate::naps::wake(&self.0, addr.ip()).await;
         turmoil::net::TcpStream::connect(addr).await.map(|s| Wire {
             inner: s,
             world: self.0.clone(),
+            _awake: awake,
         })
     }
 }
@@ -193,6 +198,7 @@ impl Net for TurmoilNet {
 pub(crate) struct Wire {
     inner: turmoil::net::TcpStream,
     world: Shared,
+    _awake: Option<crate::naps::Busy>,
 }
 
 impl Wire {

@@ -17,31 +17,46 @@ use tokio::io::AsyncWriteExt;
 use crate::options::{PORT, RELAY};
 use crate::world::Shared;
 
-/// A foreign mail exchanger: the core session with a policy of its own,
-/// recording every message; answering 421 while it is failing. A `plain`
-/// one does not offer CHUNKING, so that the relay sends it DATA.
-pub(crate) async fn exchanger(world: Shared, domain: String, me: IpAddr, plain: bool) -> turmoil::Result {
+/// An exchanger's own policy: its domain local, the relay as its LAN.
+pub(crate) fn policy(domain: &str) -> Arc<Policy> {
     let mut config = Config {
         hostname: format!("mx.{domain}"),
         ..Config::default()
     };
-    config.domains.local = vec![domain.clone()];
+    config.domains.local = vec![domain.to_string()];
     config.lan.networks = vec![RELAY.to_string()];
     if domain == "defunct.example" {
         config.domains.mailboxes = Some(vec!["someone@defunct.example".into()]);
     }
-    let policy = Arc::new(Policy::new(config).map_err(|e| e.to_string())?);
-    // Some exchangers offer STARTTLS, the others refuse it (502), so that
-    // the relay's deliveries meet both.
-    let tls = world.borrow().tls.exchanger_server(&domain);
+    Arc::new(Policy::new(config).expect("an exchanger's config is valid"))
+}
+
+/// A foreign mail exchanger: the core session with `policy`, recording
+/// every message; answering 421 while it is failing. A `plain` one does
+/// not offer CHUNKING, so that the relay sends it DATA. Some offer
+/// STARTTLS (`tls`), the others refuse it (502), so that the relay's
+/// deliveries meet both. The policy and TLS are built once for the run:
+/// the exchanger sleeps and wakes (`naps.rs`), and its handshakes go on
+/// drawing from one stream across its naps.
+pub(crate) async fn exchanger(
+    world: Shared,
+    domain: String,
+    me: IpAddr,
+    plain: bool,
+    policy: Arc<Policy>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> turmoil::Result {
     let listener = turmoil::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).await?;
+    crate::naps::listening(&world, me);
     loop {
         let (mut stream, peer) = listener.accept().await?;
         let world = world.clone();
         let policy = policy.clone();
         let domain = domain.clone();
         let tls = tls.clone();
+        let busy = crate::naps::busy(&world, me);
         tokio::task::spawn_local(async move {
+            let _busy = busy;
             if world.borrow().failing.contains(&me) {
                 let _ = stream.write_all(b"421 4.3.2 try again later\r\n").await;
                 return;

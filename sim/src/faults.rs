@@ -7,10 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use turmoil::Sim;
 
 use crate::disk::{Errno, Junk, Op, QueueFile};
@@ -123,18 +121,26 @@ pub(crate) struct Scheduler {
     /// An armed second instance: the latest time it starts.
     twin_by: Option<Duration>,
     twin_started: bool,
-    twin: Rc<Notify>,
+    /// The second instance is to start now: the run loop creates its
+    /// host (it does not exist before, so that turmoil does not tick it).
+    twin_due: bool,
     restart_at: Option<Duration>,
     /// What the heal has to undo (turmoil does not say what is cut).
     partitioned: BTreeSet<IpAddr>,
     /// Actors behind the proxy → the proxy: their link to cut is to it.
     behind: BTreeMap<IpAddr, IpAddr>,
     held: BTreeSet<IpAddr>,
+    /// Latencies set on links to the relay.
+    latency: BTreeMap<IpAddr, Duration>,
+    /// The hosts turmoil has: the actors and exchangers are created late
+    /// (`run.rs`, `naps.rs`), and a link fault on one not yet created is
+    /// only kept, then set when it is ([`Scheduler::born`]).
+    born: BTreeSet<IpAddr>,
     healed: bool,
 }
 
 impl Scheduler {
-    pub(crate) fn new(swarm: &Swarm, twin: Rc<Notify>) -> Scheduler {
+    pub(crate) fn new(swarm: &Swarm) -> Scheduler {
         Scheduler {
             relay: IpAddr::V4(RELAY),
             plan: swarm.faults.clone().into_iter().peekable(),
@@ -144,7 +150,7 @@ impl Scheduler {
             restart_with: (false, None),
             twin_by: None,
             twin_started: false,
-            twin,
+            twin_due: false,
             restart_at: None,
             partitioned: BTreeSet::new(),
             behind: swarm
@@ -153,7 +159,26 @@ impl Scheduler {
                 .filter_map(|a| a.via.map(|p| (a.ip, p)))
                 .collect(),
             held: BTreeSet::new(),
+            latency: BTreeMap::new(),
+            born: std::iter::once(IpAddr::V4(RELAY))
+                .chain(swarm.proxying.host())
+                .collect(),
             healed: false,
+        }
+    }
+
+    /// `ip`'s host was just created: the link faults planned on it so far
+    /// are set on its link now, as if it had been there all along.
+    pub(crate) fn born(&mut self, sim: &mut Sim<'_>, ip: IpAddr) {
+        self.born.insert(ip);
+        if self.partitioned.contains(&ip) {
+            sim.partition(self.link(ip), ip);
+        }
+        if self.held.contains(&ip) {
+            sim.hold(self.relay, ip);
+        }
+        if let Some(&d) = self.latency.get(&ip) {
+            sim.set_link_latency(self.relay, ip, d);
         }
     }
 
@@ -161,6 +186,11 @@ impl Scheduler {
     /// for an actor behind one, else the relay.
     fn link(&self, ip: IpAddr) -> IpAddr {
         self.behind.get(&ip).copied().unwrap_or(self.relay)
+    }
+
+    /// Whether the second instance is to start now; once.
+    pub(crate) fn take_twin(&mut self) -> bool {
+        std::mem::take(&mut self.twin_due)
     }
 
     /// Whether the world has healed: only then may the run end.
@@ -177,22 +207,35 @@ impl Scheduler {
             world.borrow_mut().event(&format!("fault {f:?}"));
             match f {
                 Fault::Partition(ip) => {
-                    sim.partition(self.link(ip), ip);
+                    if self.born.contains(&ip) {
+                        sim.partition(self.link(ip), ip);
+                    }
                     self.partitioned.insert(ip);
                 }
                 Fault::Repair(ip) => {
-                    sim.repair(self.link(ip), ip);
+                    if self.born.contains(&ip) {
+                        sim.repair(self.link(ip), ip);
+                    }
                     self.partitioned.remove(&ip);
                 }
                 Fault::Hold(ip) => {
-                    sim.hold(relay, ip);
+                    if self.born.contains(&ip) {
+                        sim.hold(relay, ip);
+                    }
                     self.held.insert(ip);
                 }
                 Fault::Release(ip) => {
-                    sim.release(relay, ip);
+                    if self.born.contains(&ip) {
+                        sim.release(relay, ip);
+                    }
                     self.held.remove(&ip);
                 }
-                Fault::Latency(ip, d) => sim.set_link_latency(relay, ip, d),
+                Fault::Latency(ip, d) => {
+                    if self.born.contains(&ip) {
+                        sim.set_link_latency(relay, ip, d);
+                    }
+                    self.latency.insert(ip, d);
+                }
                 Fault::Crash {
                     within,
                     down,
@@ -251,7 +294,7 @@ impl Scheduler {
                 world.borrow_mut().event("fault second instance on the spool");
                 self.twin_by = None;
                 self.twin_started = true;
-                self.twin.notify_one();
+                self.twin_due = true;
             }
         }
         if !self.healed && now >= HEAL_AT {
@@ -266,13 +309,20 @@ impl Scheduler {
         self.healed = true;
         world.borrow_mut().event("heal");
         for ip in std::mem::take(&mut self.partitioned) {
-            sim.repair(self.link(ip), ip);
+            if self.born.contains(&ip) {
+                sim.repair(self.link(ip), ip);
+            }
         }
         for ip in std::mem::take(&mut self.held) {
-            sim.release(relay, ip);
+            if self.born.contains(&ip) {
+                sim.release(relay, ip);
+            }
         }
-        for ip in &self.exchangers {
-            sim.set_link_latency(relay, *ip, HEALED_LATENCY);
+        for &ip in &self.exchangers {
+            if self.born.contains(&ip) {
+                sim.set_link_latency(relay, ip, HEALED_LATENCY);
+            }
+            self.latency.insert(ip, HEALED_LATENCY);
         }
         world.borrow_mut().failing.clear();
         world.borrow_mut().disk.armed.clear();

@@ -22,6 +22,8 @@
 //!   backends (its spool and mailboxes behaving as a failing file system in
 //!   `disk`), the foreign exchangers, the clients, the clients that are slow
 //!   on purpose.
+//! - `naps`: the exchangers sleep while idle, so that turmoil does not
+//!   tick them; the relay's connect wakes them.
 //! - `proxy`: the proxy host of the proxy seeds, which names each client
 //!   to the relay (PROXY header, XCLIENT) or, misconfigured, does not.
 //! - `faults`: the scheduler that plays the plan and heals the world.
@@ -43,6 +45,7 @@ mod disk;
 mod exchanger;
 mod faults;
 mod hostile;
+mod naps;
 mod options;
 mod proxy;
 mod report;

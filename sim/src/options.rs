@@ -89,6 +89,12 @@ pub(crate) const PROXY_SALT: u64 = 0x0970_c5ee_d0f5;
 /// would run faster but blur the crash-during-write window.
 pub(crate) const TICK: Duration = Duration::from_millis(20);
 
+/// An exchanger idle this long is put to sleep (`naps.rs`) until the
+/// relay next connects to it. Longer than a delivery's pauses, so that it
+/// does not sleep between the relay's connections of one delivery round;
+/// short beside a run, in which an exchanger is busy for a few seconds.
+pub(crate) const NAP_AFTER: Duration = Duration::from_secs(1);
+
 /// When the faults stop and the world heals. The swarm draws every fault
 /// before 25 s, and the longest lasts 10 s more; whatever is still on at
 /// 30 s is lifted, so that what follows judges the relay on a working

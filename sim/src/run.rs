@@ -3,16 +3,18 @@
 //! The relay runs as a turmoil host (so that it can crash and restart with
 //! its spool intact in the world), the exchangers as hosts, the actors as
 //! clients. The loop steps the simulation, lets the fault scheduler act
-//! between steps, and ends once the world has healed and gone quiet.
+//! between steps, and ends once the world has healed and gone quiet. Hosts
+//! are created when first needed (an actor at its start, an exchanger at
+//! the relay's first connection, the twin at its fault) and the exchangers
+//! sleep while idle: turmoil's step costs per host it has and per host it
+//! runs, and that is most of what a seed costs.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::SystemTime;
-
-use tokio::sync::Notify;
+use std::time::{Duration, SystemTime};
 
 use relayguard_core::Policy;
 use relayguard_core::check::buggify::{Bug, Bugs};
@@ -24,6 +26,7 @@ use crate::checkers::{self, Kind};
 use crate::disk::{SimMailboxes, SimSpool};
 use crate::exchanger::exchanger;
 use crate::faults::Scheduler;
+use crate::naps::{self, Naps, Turn};
 use crate::options::{
     END_AT, EPOCH, MAX_CONNECTIONS, MAX_LATENCY, MAX_PER_IP, MAX_QUEUE_AGE, MIN_LATENCY, PORT, RELAY,
     RELAY_CONNECT_TIMEOUT, RELAY_REPLY_TIMEOUT, RETRY_BASE, RETRY_MAX, SIM_LIMIT, SPOOL_WRITE, TICK, TWIN,
@@ -80,7 +83,6 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
             }
         }
     }
-    let twin = Rc::new(Notify::new());
     {
         let world = world.clone();
         let exchangers = swarm.exchangers.clone();
@@ -98,60 +100,96 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
             }
         });
     }
-    {
-        // The second instance waits for its fault; on a locked spool it
-        // must refuse to start.
-        let world = world.clone();
-        let exchangers = swarm.exchangers.clone();
-        let twin = twin.clone();
-        sim.host(IpAddr::V4(TWIN), move || {
-            let (world, policy, exchangers, twin) =
-                (world.clone(), policy.clone(), exchangers.clone(), twin.clone());
-            async move {
-                twin.notified().await;
-                let node = relay(&world, &policy, &exchangers);
-                match node.run().await {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        world.borrow_mut().fired("second instance refused");
-                        Ok(())
-                    }
-                    r => r.map_err(Into::into),
-                }
-            }
-        });
-    }
     if let Some(ip) = swarm.proxying.host() {
         let world = world.clone();
         let proxying = swarm.proxying;
         sim.host(ip, move || crate::proxy::proxy(world.clone(), proxying));
     }
-    for (domain, &ip) in &swarm.exchangers {
-        let world = world.clone();
-        let domain = domain.clone();
-        let plain = swarm.plain_exchangers.contains(&ip);
-        sim.host(ip, move || exchanger(world.clone(), domain.clone(), ip, plain));
-    }
-    for (i, a) in swarm.actors.iter().enumerate() {
-        sim.client(
-            a.ip,
-            // Each actor draws from its own stream: with one shared stream,
-            // one actor's retry would shift every other actor's draws.
-            actor(
-                world.clone(),
-                a.clone(),
-                seed.wrapping_mul(31)
-                    .wrapping_add(swarm.streams.get(i).copied().unwrap_or(i as u64)),
-            ),
-        );
-    }
+    // The exchangers' hosts are created at the relay's first connection
+    // to them, and sleep while idle (`naps.rs`).
+    world.borrow_mut().naps = Naps::new(swarm.exchangers.values().copied());
+    let exchanger_hosts: BTreeMap<IpAddr, _> = swarm
+        .exchangers
+        .iter()
+        .map(|(domain, &ip)| {
+            let world = world.clone();
+            let domain = domain.clone();
+            let plain = swarm.plain_exchangers.contains(&ip);
+            let policy = crate::exchanger::policy(&domain);
+            let tls = world.borrow().tls.exchanger_server(&domain);
+            let host = move || {
+                exchanger(
+                    world.clone(),
+                    domain.clone(),
+                    ip,
+                    plain,
+                    policy.clone(),
+                    tls.clone(),
+                )
+            };
+            (ip, host)
+        })
+        .collect();
+    // An actor's host is created at the step its start falls in, not at
+    // time zero: turmoil ticks every host it has on every step, and an
+    // actor waiting for its start is one more to tick. Latest first, so
+    // that the next due is popped from the end.
+    let mut unborn: Vec<(Duration, usize)> = swarm
+        .actors
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.start, i))
+        .collect();
+    unborn.sort_by(|a, b| b.cmp(a));
 
     // The active phase, faults on schedule, then the healed phase until
     // everything is delivered or END_AT.
-    let mut faults = Scheduler::new(&swarm, twin);
+    let mut faults = Scheduler::new(&swarm);
     loop {
         let now = sim.elapsed();
         world.borrow_mut().now = now;
+        while let Some(&(_, i)) = unborn.last().filter(|(start, _)| *start < now + TICK) {
+            unborn.pop();
+            let a = &swarm.actors[i];
+            // Each actor draws from its own stream: with one shared stream,
+            // one actor's retry would shift every other actor's draws.
+            let stream = seed
+                .wrapping_mul(31)
+                .wrapping_add(swarm.streams.get(i).copied().unwrap_or(i as u64));
+            sim.client(a.ip, actor(world.clone(), a.clone(), stream));
+            faults.born(&mut sim, a.ip);
+        }
         faults.tick(&mut sim, &world, now);
+        if faults.take_twin() {
+            // The second instance starts on the spool while the first still
+            // runs; on a locked spool it must refuse to start.
+            let (world, policy, exchangers) = (world.clone(), policy.clone(), swarm.exchangers.clone());
+            sim.host(IpAddr::V4(TWIN), move || {
+                let (world, policy, exchangers) = (world.clone(), policy.clone(), exchangers.clone());
+                async move {
+                    let node = relay(&world, &policy, &exchangers);
+                    match node.run().await {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            world.borrow_mut().fired("second instance refused");
+                            Ok(())
+                        }
+                        r => r.map_err(Into::into),
+                    }
+                }
+            });
+        }
+        // Turmoil's calls run the hosts' drop code, which may borrow the
+        // world: no borrow is held across them.
+        for (ip, turn) in naps::tick(&world, now) {
+            match turn {
+                Turn::Born => {
+                    sim.host(ip, exchanger_hosts[&ip].clone());
+                    faults.born(&mut sim, ip);
+                }
+                Turn::Wake => sim.bounce(ip),
+                Turn::Sleep => sim.crash(ip),
+            }
+        }
         let done = match sim.step() {
             Ok(done) => done,
             Err(e) => {
@@ -164,7 +202,7 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
         let w = world.borrow();
         let quiet = w.spool.queue.is_empty() && w.spool.writing == 0;
         drop(w);
-        if faults.healed() && ((done && quiet) || sim.elapsed() >= END_AT) {
+        if faults.healed() && ((done && quiet && unborn.is_empty()) || sim.elapsed() >= END_AT) {
             break;
         }
     }

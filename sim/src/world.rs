@@ -104,6 +104,8 @@ pub(crate) struct World {
     pub(crate) hostile: crate::checkers::hostile::Hostile,
     /// The run's certificates and seeded TLS configs.
     pub(crate) tls: crate::tls::SimTls,
+    /// Which exchangers sleep, and who keeps them awake (`naps.rs`).
+    pub(crate) naps: crate::naps::Naps,
 }
 
 /// Figures of one run.
@@ -159,6 +161,7 @@ impl World {
             stats: Stats::default(),
             hostile: Default::default(),
             tls,
+            naps: Default::default(),
         }
     }
 

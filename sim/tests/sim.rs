@@ -3,6 +3,7 @@
 //! the same campaign fail.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use relayguard_core::check::ViolationKind;
 use relayguard_core::check::buggify::{Bug, Bugs};
@@ -432,7 +433,7 @@ fn the_campaign_catches_recover_all_or_nothing() {
 #[test]
 fn the_campaign_catches_reuse_queue_id() {
     // It bites in about one seed in twenty (a restart whose clock is behind,
-    // then an id drawn twice): seeds 36, 40 and 55 are the first.
+    // then an id drawn twice): seeds 6, 17 and 34 of the 60.
     let f = caught_in(Bug::ReuseQueueId, &(0..60).collect::<Vec<_>>());
     assert!(
         f.iter()
@@ -533,5 +534,65 @@ fn the_campaign_catches_keep_buffer_after_starttls() {
         f.iter()
             .any(|(_, v)| v.kind == Kind::Wire(ViolationKind::InjectedCommand)),
         "{f:#?}"
+    );
+}
+
+/// The simulated second a trace line is at.
+fn at(line: &str) -> f64 {
+    line.split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::MAX)
+}
+
+/// An exchanger's host is created at the relay's first connection to it,
+/// and sleeps while idle (`sim/src/naps.rs`). A partition planned on its
+/// link before it exists must still cut it once it does: a fixed seed that
+/// delivers to an exchanger before 25 s, run again with that link cut from
+/// the start until 29 s, delivers nothing there before 29 s, and still
+/// delivers there afterwards. And the exchangers do sleep and wake.
+#[test]
+fn a_partition_before_an_exchanger_exists_cuts_it_once_it_does() {
+    let traces: Vec<(u64, Vec<String>)> = seeds()
+        .into_iter()
+        .map(|s| (s, run(s, Bugs::NONE, true).trace))
+        .collect();
+    for turn in ["Born", "Sleep", "Wake"] {
+        assert!(
+            traces
+                .iter()
+                .any(|(_, t)| t.iter().any(|l| l.contains("exchanger ") && l.ends_with(turn))),
+            "no exchanger {turn} in the fixed seeds"
+        );
+    }
+    let (seed, domain) = traces
+        .iter()
+        .find_map(|(s, t)| {
+            let l = t
+                .iter()
+                .find(|l| l.contains("arrival at exchanger") && at(l) < 25.0)?;
+            let domain = l.split("arrival at exchanger ").nth(1)?.split(' ').next()?;
+            Some((*s, domain.to_string()))
+        })
+        .expect("a fixed seed delivers to an exchanger before 25 s");
+    let mut w = swarm(seed, Bugs::NONE);
+    let ip = w.exchangers[&domain];
+    w.faults.retain(|(_, f)| {
+        !matches!(f, Fault::Partition(x) | Fault::Repair(x) | Fault::Hold(x) | Fault::Release(x) if *x == ip)
+    });
+    w.faults.push((Duration::ZERO, Fault::Partition(ip)));
+    w.faults.push((Duration::from_secs(29), Fault::Repair(ip)));
+    w.faults.sort_by_key(|f| f.0);
+    let r = run_swarm(seed, w, true);
+    let there = format!("arrival at exchanger {domain} ");
+    let arrivals: Vec<&String> = r.trace.iter().filter(|l| l.contains(&there)).collect();
+    let early: Vec<&&String> = arrivals.iter().filter(|l| at(l) < 29.0).collect();
+    assert!(
+        early.is_empty(),
+        "seed {seed}: {domain} reached while cut off: {early:?}"
+    );
+    assert!(
+        !arrivals.is_empty(),
+        "seed {seed}: nothing reached {domain} after the repair"
     );
 }

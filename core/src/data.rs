@@ -343,6 +343,34 @@ mod tests {
         }
     }
 
+    /// The octet after a bare CR (inside a line, or after a line's dot) is
+    /// read as text: were it skipped, the LF after it would complete a
+    /// CRLF, and the dot line after that would end the message.
+    #[test]
+    fn the_octet_after_a_bare_cr_is_text() {
+        assert_eq!(run(b"a\r\n.\rx\n.\r\nMAIL FROM:<x@y.example>\r\n"), None);
+        assert_eq!(run(b"a\rx\n.\r\nMAIL FROM:<x@y.example>\r\n"), None);
+        // And it is counted: `\r`, `x`, CRLF are four octets, one past the limit.
+        assert_eq!(
+            DataReader::new(3).feed(b".\rx\r\n.\r\n"),
+            (8, Some(Ended::TooBig(4)))
+        );
+    }
+
+    /// The injected `lf-ends-data` bug changes only what ends a line: dots
+    /// are still unstuffed, and what follows the end is the next command.
+    #[test]
+    fn the_lf_bug_ends_at_dot_lf_and_still_unstuffs() {
+        assert_eq!(
+            run_in_pieces(b"a\r\n..b\r\n.\r\n", &[], true),
+            Some((11, Ended::Ok(b"a\r\n.b\r\n".to_vec())))
+        );
+        assert_eq!(
+            run_in_pieces(b"a\n.\nQUIT\r\n", &[], true),
+            Some((4, Ended::Ok(b"a\r\n".to_vec())))
+        );
+    }
+
     #[test]
     fn oversize_is_discarded_as_it_streams() {
         let mut r = DataReader::new(10);

@@ -323,6 +323,10 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Small inputs run fast; more cases find the rarer orders (a bare
+        // CR right after a line end, say).
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
         /// The whole-line fast path and the octet-by-octet state machine
         /// agree: an input fed in one piece reads as the same input fed one
         /// octet at a time, or in any other pieces, with or without the
@@ -350,6 +354,8 @@ mod tests {
     fn the_octet_after_a_bare_cr_is_text() {
         assert_eq!(run(b"a\r\n.\rx\n.\r\nMAIL FROM:<x@y.example>\r\n"), None);
         assert_eq!(run(b"a\rx\n.\r\nMAIL FROM:<x@y.example>\r\n"), None);
+        // A bare CR at the start of a line, right after a whole one.
+        assert_eq!(run(b"a\r\n\rx\r\n.\r\n"), Some((10, Ended::Tainted)));
         // And it is counted: `\r`, `x`, CRLF are four octets, one past the limit.
         assert_eq!(
             DataReader::new(3).feed(b".\rx\r\n.\r\n"),

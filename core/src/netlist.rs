@@ -172,6 +172,18 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A prefix as long as the address is one host; an IPv4-mapped IPv6
+    /// network is refused (its prefix counts IPv6 bits, the list keeps the
+    /// IPv4 address).
+    #[test]
+    fn whole_length_prefixes_and_mapped_networks() {
+        let l = list(&["10.0.0.1/32", "2001:db8::1/128"]);
+        assert!(l.contains(ip("10.0.0.1")) && !l.contains(ip("10.0.0.2")) && !l.contains(ip("10.0.0.0")));
+        assert!(l.contains(ip("2001:db8::1")) && !l.contains(ip("2001:db8::2")));
+        assert!(NetList::parse(["::ffff:10.0.0.0/104"]).is_err());
+        assert!(NetList::parse(["10.0.0.0/33"]).is_err());
+    }
+
     #[test]
     fn every_form() {
         let l = list(&[

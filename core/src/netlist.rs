@@ -184,6 +184,28 @@ mod tests {
         assert!(NetList::parse(["10.0.0.0/33"]).is_err());
     }
 
+    /// Only a list with a range of every address covers everybody; a
+    /// range that merely starts at the first address or ends at the last
+    /// does not.
+    #[test]
+    fn everybody_is_every_address() {
+        assert!(list(&["0.0.0.0/0"]).covers_everybody());
+        assert!(list(&["::/0"]).covers_everybody());
+        assert!(!list(&["0.0.0.0/8"]).covers_everybody());
+        assert!(!list(&["255.0.0.0/8"]).covers_everybody());
+        assert!(!list(&["::/1"]).covers_everybody());
+    }
+
+    /// What the configuration asks before it takes a list entry for a
+    /// network rather than an address pattern.
+    #[test]
+    fn entries_and_emptiness() {
+        assert!(NetList::is_entry("10.0.0.0/8") && NetList::is_entry("10.1.*.*") && NetList::is_entry("::1"));
+        assert!(!NetList::is_entry("example.com") && !NetList::is_entry("*@example.com"));
+        assert!(list(&[]).is_empty());
+        assert!(!list(&["10.0.0.0/8"]).is_empty());
+    }
+
     #[test]
     fn every_form() {
         let l = list(&[

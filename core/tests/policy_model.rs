@@ -356,3 +356,45 @@ fn the_model_finds_nothing_without_a_bug() {
         "a session bug cannot change a policy decision"
     );
 }
+
+/// A local part listed under two local domains names one mailbox, the
+/// smallest of the two, whichever comes first in the list: the recipient
+/// under either domain lands in the same place.
+#[test]
+fn a_local_part_listed_twice_names_one_mailbox_whatever_the_order() {
+    let mut names = Vec::new();
+    for reversed in [false, true] {
+        let mut c = config(&Options {
+            require_auth: false,
+            non_local_senders_in_lan: false,
+            percent_hack: false,
+            bang_path: false,
+            mailboxes: true,
+            reversed,
+        });
+        let mut listed = vec!["alice@example.net".to_string(), "alice@example.com".to_string()];
+        if reversed {
+            listed.reverse();
+        }
+        c.domains.mailboxes = Some(listed);
+        let policy = Policy::new(c).unwrap();
+        let sender = parse_path("<s@elsewhere.example>").unwrap();
+        let ctx = Context {
+            client: "203.0.113.7".parse().unwrap(),
+            helo: Some("client.example"),
+            user: None,
+            sender: Some(&sender),
+            accepted: 0,
+        };
+        for to in ["<alice@example.net>", "<ALICE@example.com>"] {
+            match policy.rcpt(&ctx, &parse_path(to).unwrap()) {
+                Decision::Accept {
+                    destination: Destination::Local { mailbox },
+                    ..
+                } => names.push(mailbox),
+                d => panic!("{to}: {d:?}"),
+            }
+        }
+    }
+    assert_eq!(names, vec!["alice@example.com"; 4]);
+}

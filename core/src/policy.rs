@@ -656,3 +656,6 @@ fn list_matches(list: &AddrList, m: &Mailbox) -> bool {
 fn black_listed(p: &Policy, m: &Mailbox) -> bool {
     list_matches(&p.black_addrs, m) && !list_matches(&p.white_addrs, m)
 }
+
+#[cfg(test)]
+mod tests;

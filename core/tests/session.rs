@@ -600,3 +600,38 @@ fn buffered_counts_the_body_being_received() {
         d.session.buffered()
     );
 }
+
+/// With no user configured, EHLO offers no AUTH and AUTH is refused as not
+/// enabled, before any exchange.
+#[test]
+fn no_users_no_auth() {
+    let config = CONFIG.replace(
+        r#"users = [{ name = "carol", password = "secret", relay = true }]"#,
+        "users = []",
+    );
+    assert_ne!(config, CONFIG, "the fixture's user line moved");
+    let policy = Arc::new(Policy::new(relayguard_core::Config::from_toml(&config).unwrap()).unwrap());
+    let r = run(
+        policy,
+        ip(OUTSIDE),
+        &[b"EHLO client.example\r\nAUTH PLAIN AGNhcm9sAHNlY3JldA==\r\n"],
+    );
+    let lines = replies(&r);
+    assert!(!lines.iter().any(|l| l.contains("AUTH")), "{lines:?}");
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("502 5.5.1")),
+        "{lines:?}"
+    );
+    // With the user, the same session is offered AUTH and logs in.
+    let lines = replies(&session(
+        OUTSIDE,
+        &["EHLO client.example\r\nAUTH PLAIN AGNhcm9sAHNlY3JldA==\r\n"],
+    ));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("250-AUTH") || l.starts_with("250 AUTH")),
+        "{lines:?}"
+    );
+    assert!(lines.last().is_some_and(|l| l.starts_with("235")), "{lines:?}");
+}

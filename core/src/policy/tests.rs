@@ -45,3 +45,53 @@ fn destinations_and_reasons_read_as_text() {
         "client address is on the black list"
     );
 }
+
+fn policy(extra: &str) -> Policy {
+    let toml = format!(
+        "hostname = \"mail.example.com\"\n[domains]\nlocal = [\"example.com\"]\n[lan]\nnetworks = [\"192.168.1.0/24\"]\n{extra}"
+    );
+    Policy::new(Config::from_toml(&toml).unwrap()).unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A black-listed network is refused at the greeting, except the addresses
+/// the white list names; the rest of the world is admitted.
+#[test]
+fn the_black_list_refuses_at_connect_and_the_white_list_beats_it() {
+    let p = policy("[lists]\nblack = [\"203.0.113.0/24\"]\nwhite = [\"203.0.113.7\"]\n");
+    let refused = p.connect(ip("203.0.113.8")).unwrap_err();
+    assert_eq!(
+        (refused.reply.code, refused.reason),
+        (554, Reason::BlackListedClient)
+    );
+    assert_eq!(p.connect(ip("203.0.113.7")), Ok(()));
+    assert_eq!(p.connect(ip("198.51.100.1")), Ok(()));
+}
+
+/// An outside client that has not logged in may not call itself a local
+/// domain; a LAN client or a logged-in one may, and any client may give
+/// its own name; with the setting off, nobody is refused.
+#[test]
+fn a_local_helo_from_outside_is_refused_unless_inside_or_logged_in() {
+    let ctx = |client: &str, user: Option<&'static str>| Context {
+        client: ip(client),
+        helo: None,
+        user,
+        sender: None,
+        accepted: 0,
+    };
+    let p = policy("");
+    let refused = p.helo(&ctx("203.0.113.8", None), "example.com").unwrap_err();
+    assert_eq!(
+        (refused.reply.code, refused.reason),
+        (550, Reason::LocalHeloOutside)
+    );
+    assert_eq!(p.helo(&ctx("203.0.113.8", None), "client.example"), Ok(()));
+    assert_eq!(p.helo(&ctx("192.168.1.10", None), "example.com"), Ok(()));
+    assert_eq!(p.helo(&ctx("203.0.113.8", Some("carol")), "example.com"), Ok(()));
+    let off = policy("[lists]\nreject_local_helo_outside = false\n");
+    assert_eq!(off.helo(&ctx("203.0.113.8", None), "example.com"), Ok(()));
+}

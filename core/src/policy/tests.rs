@@ -95,3 +95,37 @@ fn a_local_helo_from_outside_is_refused_unless_inside_or_logged_in() {
     let off = policy("[lists]\nreject_local_helo_outside = false\n");
     assert_eq!(off.helo(&ctx("203.0.113.8", None), "example.com"), Ok(()));
 }
+
+/// The percent hack is undone at most four times: an address routed four
+/// times through this server's own domain reaches the mailbox, one routed
+/// five times is left as written, a local part no mailbox has.
+#[test]
+fn the_percent_hack_is_undone_four_times_and_no_more() {
+    let p = Policy::new(
+        Config::from_toml(
+            "hostname = \"mail.example.com\"\n[domains]\nlocal = [\"example.com\"]\nmailboxes = [\"alice@example.com\"]\n[lan]\nnetworks = [\"192.168.1.0/24\"]\n[relay]\npercent_hack = true\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ctx = Context {
+        client: ip("192.168.1.10"),
+        helo: None,
+        user: None,
+        sender: None,
+        accepted: 0,
+    };
+    let routed = |levels: usize| format!("<alice{}@example.com>", "%example.com".repeat(levels));
+    for levels in 1..=4 {
+        let d = p.rcpt(&ctx, &crate::parse_path(&routed(levels)).unwrap());
+        assert!(
+            matches!(&d, Decision::Accept { destination: Destination::Local { mailbox }, .. } if mailbox == "alice@example.com"),
+            "{levels}: {d:?}"
+        );
+    }
+    let d = p.rcpt(&ctx, &crate::parse_path(&routed(5)).unwrap());
+    assert!(
+        matches!(&d, Decision::Refuse(r) if r.reply.code == 550),
+        "5: {d:?}"
+    );
+}

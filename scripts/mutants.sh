@@ -72,7 +72,7 @@ def outcomes(path):
         if o["scenario"] == "Baseline":
             continue
         m = o["scenario"]["Mutant"]
-        got[(m["file"], m["name"] if "name" in m else json.dumps(m, sort_keys=True))] = o["summary"]
+        got[(m["file"], m["name"])] = o["summary"]
     return got
 first, second = outcomes(sys.argv[1]), outcomes(sys.argv[2])
 per = collections.defaultdict(collections.Counter)

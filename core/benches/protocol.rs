@@ -16,8 +16,9 @@ use relayguard_core::{Output, Peer, Session};
 mod command_mix;
 use command_mix::MIX;
 
+/// As the session does: the line's end is found, then the line parsed.
 fn parse_relayguard(line: &[u8]) -> bool {
-    let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
+    let end = relayguard_core::line_end(line).unwrap_or(line.len());
     let text = &line[..end];
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     relayguard_core::parse_command(text).is_ok()

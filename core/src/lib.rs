@@ -83,7 +83,9 @@ pub use address::{
     AddressError, Domain, MAX_DOMAIN, MAX_LOCAL, Mailbox, Path, Routing, RoutingKind, canonical_domain,
     parse_path, routing_of, split_mailbox, split_route,
 };
-pub use command::{Body, Command, MAX_LINE, MailParams, ParseError, PathArg, parse as parse_command};
+pub use command::{
+    Body, Command, MAX_LINE, MailParams, ParseError, PathArg, line_end, parse as parse_command,
+};
 pub use config::{
     Access, Allow, Auth, Config, ConfigError, Domains, Header, Invalid, Lan, Limits, Lists, Proxy, Relay,
     Tls, User, line_col,

@@ -288,7 +288,7 @@ impl Session {
     /// message data, waiting for the last piece of body to be taken.
     fn has_held_commands(&self) -> bool {
         match self.state {
-            State::Command | State::Auth(_) => memchr::memchr(b'\n', &self.input).is_some(),
+            State::Command | State::Auth(_) => command::line_end(&self.input).is_some(),
             State::Data(_) | State::Chunk { .. } | State::SkipChunk { .. } => !self.input.is_empty(),
             _ => false,
         }
@@ -475,7 +475,7 @@ impl Session {
                             break;
                         }
                     }
-                    let Some(i) = memchr::memchr(b'\n', &input[pos..]) else {
+                    let Some(i) = command::line_end(&input[pos..]) else {
                         if input.len() - pos > MAX_LINE {
                             pos = input.len();
                             self.state = State::Discard;

@@ -176,7 +176,7 @@ proptest::proptest! {
     /// accepts, and reads it the same way.
     #[test]
     fn plain_path_agrees_with_the_general_parser(s in "<[a-z.@%!\"\\[\\]<>:,\\\\ -]{0,24}>?[ A-Z=]{0,6}") {
-        if let Some((fast, rest)) = plain_path(&s) {
+        if let Some((fast, rest)) = plain_path(&s).map(|spans| spans.split(&s)) {
             let (inner, slow_rest) = split_path(&s).unwrap();
             proptest::prop_assert_eq!(rest, slow_rest);
             proptest::prop_assert_eq!(Ok(fast), parse_path_arg(inner, true));
@@ -190,7 +190,7 @@ proptest::proptest! {
     fn plain_path_agrees_on_routes_and_quotes(
         s in "<(@[a-z.\\[\\]]{0,4}[,:]){0,3}(\"[a-z@>, \\\\]{0,4}\"|[a-z.%\"]{0,4})(@[a-z.\\[\\]@]{0,4})?>?[ A-Z]{0,3}"
     ) {
-        if let Some((fast, rest)) = plain_path(&s) {
+        if let Some((fast, rest)) = plain_path(&s).map(|spans| spans.split(&s)) {
             let (inner, slow_rest) = split_path(&s).unwrap();
             proptest::prop_assert_eq!(rest, slow_rest);
             proptest::prop_assert_eq!(Ok(fast), parse_path_arg(inner, true));
@@ -210,11 +210,11 @@ fn routes_and_quoted_local_parts_take_the_one_pass_reader() {
         ("<\"q@x y\"@c.example> SIZE=1", "", "\"q@x y\"", Some("c.example")),
         ("<@a.example:\"q\">", "@a.example", "\"q\"", None),
     ] {
-        let (fast, _) = plain_path(path).expect(path);
+        let (fast, _) = plain_path(path).expect(path).split(path);
         assert_eq!(fast, PathArg::Mailbox { route, local, domain }, "{path}");
     }
     for path in ["<\"a\\\"b\"@c>", "<@[1.2.3.4]:u@c>", "<@a,b:u@c>", "<@a:>"] {
-        assert_eq!(plain_path(path), None, "{path}");
+        assert!(plain_path(path).is_none(), "{path}");
     }
 }
 
@@ -232,6 +232,37 @@ fn word_scan_agrees_with_the_table() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn line_end_agrees_with_memchr() {
+    // Every byte value at every place of lines around the word sizes and
+    // the 64-octet head, with and without an LF further on.
+    for b in 0..=255u8 {
+        for len in 0..80 {
+            for pos in 0..len {
+                for later in [None, Some(len - 1)] {
+                    let mut line = vec![b'a'; len];
+                    line[pos] = b;
+                    if let Some(l) = later {
+                        line[l] = b'\n';
+                    }
+                    assert_eq!(
+                        line_end(&line),
+                        memchr::memchr(b'\n', &line),
+                        "byte {b:#x} at {pos} of {len}, LF at {later:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn line_end_agrees_with_memchr_on_any_input(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        proptest::prop_assert_eq!(line_end(&bytes), memchr::memchr(b'\n', &bytes));
     }
 }
 

@@ -5,6 +5,7 @@
 #
 #   scripts/mutants.sh [FILE…]          default: the files docs/mutants.md lists
 #   JOBS=2 SHARD=0/4 scripts/mutants.sh core/src/policy.rs
+#   BASELINE=skip SECOND=skip OUT=dir scripts/mutants.sh FILE   (see below)
 #
 # The tests are the fast ones `cargo test --release` runs: all of core's and
 # the node's, the corpus replay (tests/corpus.rs) and the fixed-seed
@@ -52,7 +53,9 @@ cargo mutants --workspace --test-workspace=false "${common[@]}" --timeout "$time
 missed="$out/pass1/mutants.out/missed.txt"
 rm -rf "$out/pass2"
 mkdir -p "$out/pass2"
-if [ -s "$missed" ]; then
+# SECOND=skip stops after the first pass (to write tests for what it
+# missed before paying for the second).
+if [ -s "$missed" ] && [ "${SECOND:-run}" != skip ]; then
   # Each missed mutant's name, as a regular expression of its own.
   mapfile -t res < <(sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g' "$missed")
   re=()

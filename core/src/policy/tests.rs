@@ -129,3 +129,71 @@ fn the_percent_hack_is_undone_four_times_and_no_more() {
         "5: {d:?}"
     );
 }
+
+/// A percent-hack rewrite whose local part holds a space, a quote or a
+/// backslash is quoted again before it is decided on, so that it names
+/// the mailbox it spelled (named by its dequoted key) and is not refused
+/// as bad syntax.
+#[test]
+fn a_rewritten_local_part_is_quoted_again() {
+    let p = Policy::new(
+        Config::from_toml(
+            r#"hostname = "mail.example.com"
+[domains]
+local = ["example.com"]
+mailboxes = ['"\""@example.com', '"\\"@example.com', '"a b"@example.com', '"a\"b"@example.com', '"a\\b"@example.com']
+[lan]
+networks = ["192.168.1.0/24"]
+[relay]
+percent_hack = true
+"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ctx = Context {
+        client: ip("192.168.1.10"),
+        helo: None,
+        user: None,
+        sender: None,
+        accepted: 0,
+    };
+    for (rcpt, mailbox) in [
+        (r#"<"a b%example.com"@example.com>"#, "a b@example.com"),
+        (r#"<"a\"b%example.com"@example.com>"#, r#"a"b@example.com"#),
+        (r#"<"a\\b%example.com"@example.com>"#, r"a\b@example.com"),
+        // Nothing but the character that needs the quotes.
+        (r#"<"\"%example.com"@example.com>"#, r#""@example.com"#),
+        (r#"<"\\%example.com"@example.com>"#, r"\@example.com"),
+    ] {
+        let d = p.rcpt(&ctx, &crate::parse_path(rcpt).unwrap());
+        assert!(
+            matches!(&d, Decision::Accept { destination: Destination::Local { mailbox: m }, .. } if m == mailbox),
+            "{rcpt}: {d:?}"
+        );
+    }
+}
+
+/// With the `lan-check-off` bug a local sender counts as inside: the
+/// MAIL check of a local sender from outside must see the sender too, or
+/// it would refuse the session before the bug could show at RCPT.
+#[test]
+fn the_local_sender_check_sees_the_sender() {
+    let config = Config::from_toml(
+        "hostname = \"mail.example.com\"\n[domains]\nlocal = [\"example.com\"]\n[lan]\nnetworks = [\"192.168.1.0/24\"]\n",
+    )
+    .unwrap();
+    assert!(config.lists.reject_local_sender_outside);
+    let ctx = Context {
+        client: ip("203.0.113.9"),
+        helo: None,
+        user: None,
+        sender: None,
+        accepted: 0,
+    };
+    let from = crate::parse_path("<alice@example.com>").unwrap();
+    let sound = Policy::new(config.clone()).unwrap();
+    assert!(sound.mail(&ctx, &from).is_err());
+    let bugged = Policy::with_bugs(config, Bugs::NONE.with(Bug::LanCheckOff)).unwrap();
+    assert_eq!(bugged.mail(&ctx, &from), Ok(()));
+}

@@ -187,6 +187,27 @@ fn syntax_and_unknown_commands() {
     );
 }
 
+/// A client told only "syntax error" cannot fix its address: the reply
+/// names what is wrong with it.
+#[test]
+fn address_errors_are_named_in_the_reply() {
+    let r = session(
+        OUTSIDE,
+        &[
+            "HELO x\r\n",
+            "MAIL FROM:<a@>\r\n",
+            "MAIL FROM:<a@x.example>\r\n",
+            "RCPT TO:<\"u@x.example>\r\n",
+        ],
+    );
+    let got = replies(&r);
+    assert_eq!(got[1], "501 5.1.7 Bad sender address syntax: address ends in @");
+    assert_eq!(
+        got[3],
+        "501 5.1.3 Bad recipient address syntax: address not enclosed in <>"
+    );
+}
+
 #[test]
 fn small_commands() {
     let c = codes(

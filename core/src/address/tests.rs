@@ -157,6 +157,8 @@ fn paths_with_routes() {
     let m = p.mailbox.as_ref().unwrap();
     assert_eq!(m.domain, Some(Domain::Name("nmap.scanme.org".into())));
     assert_eq!(parse_path("<>").unwrap(), Path::NULL);
+    assert!(parse_path("<>").unwrap().is_null());
+    assert!(!p.is_null());
     assert_eq!(parse_path("<@a.example>"), Err(AddressError::BadRoute));
     assert_eq!(parse_path("<@a.example:>"), Err(AddressError::BadRoute));
     assert_eq!(parse_path("<@:u@example.com>"), Err(AddressError::BadRoute));

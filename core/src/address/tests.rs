@@ -118,6 +118,40 @@ fn routing_is_found_in_every_form() {
     assert!(!Mailbox::parse("alice@example.com").unwrap().is_routed());
 }
 
+/// What the dot-string and quoted-string rules let through and what they
+/// refuse, at their edges.
+#[test]
+fn local_part_edges() {
+    // A backslash late in a quoted local part skips one octet, not more.
+    assert_eq!(
+        split_mailbox(r#""abcd\""@x.example"#),
+        Ok((r#""abcd\"""#, Some("x.example")))
+    );
+    // Outside quotes only atext and single dots.
+    for bad in ["a(b", "a)b", "a,b", "a;b", "a:b", "a[b", "a]b", "a<b", "a>b"] {
+        assert_eq!(
+            Mailbox::from_parts(bad, Some("example.com")),
+            Err(AddressError::BadLocalPart),
+            "{bad}"
+        );
+    }
+    // The length limit is inclusive.
+    let longest = "a".repeat(MAX_LOCAL);
+    assert!(Mailbox::from_parts(&longest, Some("example.com")).is_ok());
+    assert_eq!(
+        Mailbox::from_parts(&format!("{longest}a"), Some("example.com")),
+        Err(AddressError::LocalPartTooLong)
+    );
+    // A quoted local part needs both quotes.
+    for bad in ["\"", "\"abc"] {
+        assert_eq!(
+            Mailbox::from_parts(bad, Some("example.com")),
+            Err(AddressError::UnterminatedQuote),
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn double_and_trailing_at_are_refused() {
     assert_eq!(

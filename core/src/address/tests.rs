@@ -142,6 +142,15 @@ fn local_part_edges() {
         Mailbox::from_parts(&format!("{longest}a"), Some("example.com")),
         Err(AddressError::LocalPartTooLong)
     );
+    // Inside quotes, no controls, and a backslash quotes printable ASCII
+    // only.
+    for bad in ["\"a\u{1}b\"", "\"a\u{7f}b\"", "\"a\\\u{1}b\"", "\"a\\\u{e9}b\""] {
+        assert_eq!(
+            Mailbox::from_parts(bad, Some("example.com")),
+            Err(AddressError::BadLocalPart),
+            "{bad:?}"
+        );
+    }
     // A quoted local part needs both quotes.
     for bad in ["\"", "\"abc"] {
         assert_eq!(

@@ -161,6 +161,33 @@ fn local_part_edges() {
     }
 }
 
+/// A name may have 255 octets and no more, counted as written for an
+/// ASCII name and after IDNA for the others.
+#[test]
+fn domain_length_limits() {
+    let l63 = "a".repeat(63);
+    let ascii255 = format!("{l63}.{l63}.{l63}.{l63}");
+    assert_eq!(ascii255.len(), MAX_DOMAIN);
+    assert!(canonical_domain(&ascii255).is_ok());
+    let ascii256 = format!("{l63}.{l63}.{l63}.{}.a", &l63[1..]);
+    assert_eq!(ascii256.len(), MAX_DOMAIN + 1);
+    assert_eq!(canonical_domain(&ascii256), Err(AddressError::DomainTooLong));
+    // `é` and 55 `a` make a 63-octet A-label (`xn--a…a-91e`) from 57 octets.
+    let u55 = format!("é{}", "a".repeat(55));
+    let u54 = format!("é{}", "a".repeat(54));
+    let idna255 = format!("{u55}.{u55}.{u55}.{u55}");
+    assert!(idna255.len() < MAX_DOMAIN);
+    match canonical_domain(&idna255) {
+        Ok(Domain::Name(n)) => assert_eq!(n.len(), MAX_DOMAIN),
+        other => panic!("{other:?}"),
+    }
+    let idna256 = format!("{u55}.{u55}.{u55}.{u54}.a");
+    assert!(idna256.len() < MAX_DOMAIN);
+    assert_eq!(canonical_domain(&idna256), Err(AddressError::Idna));
+    // A name IDNA maps to nothing (a soft hyphen).
+    assert_eq!(canonical_domain("\u{ad}"), Err(AddressError::Idna));
+}
+
 #[test]
 fn double_and_trailing_at_are_refused() {
     assert_eq!(

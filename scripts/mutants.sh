@@ -6,6 +6,7 @@
 #   scripts/mutants.sh [FILE…]          default: the files docs/mutants.md lists
 #   JOBS=2 SHARD=0/4 scripts/mutants.sh core/src/policy.rs
 #   BASELINE=skip SECOND=skip OUT=dir scripts/mutants.sh FILE   (see below)
+#   NAMES=missed.txt BASELINE=skip scripts/mutants.sh FILE…      (re-run these)
 #
 # The tests are the fast ones `cargo test --release` runs: all of core's and
 # the node's, the corpus replay (tests/corpus.rs) and the fixed-seed
@@ -40,6 +41,19 @@ timeout2=${TIMEOUT:-300}
 [ -n "${SHARD:-}" ] && common+=(--shard "$SHARD")
 for f in "${files[@]}"; do common+=(-f "$f"); done
 
+# Each mutant's name as a regular expression of its own, to select exactly
+# the mutants a file of names (cargo-mutants' missed.txt) lists.
+name_filters() {
+  local r
+  while IFS= read -r r; do
+    [ -n "$r" ] && printf -- '-F\n^%s$\n' "$(printf '%s' "$r" | sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g')"
+  done < "$1"
+}
+# NAMES=FILE tests only the mutants FILE names (to re-run the survivors of
+# an earlier run once tests for them are written).
+sel=()
+[ -n "${NAMES:-}" ] && mapfile -t sel < <(name_filters "$NAMES")
+
 # Two passes. The first tests each mutant with its own package's tests
 # only (core's or the node's: a rebuild of one crate); what they miss, the
 # second tests again with the whole filter (the corpus replay and the fixed
@@ -48,7 +62,7 @@ for f in "${files[@]}"; do common+=(-f "$f"); done
 mkdir -p "$out/pass1"
 # BASELINE=skip leaves out the unmutated run (when an earlier run of the
 # same commit has done it).
-cargo mutants --workspace --test-workspace=false "${common[@]}" --timeout "$timeout1" \
+cargo mutants --workspace --test-workspace=false "${common[@]}" "${sel[@]}" --timeout "$timeout1" \
   --baseline "${BASELINE:-run}" --output "$out/pass1" || true
 missed="$out/pass1/mutants.out/missed.txt"
 rm -rf "$out/pass2"
@@ -56,10 +70,7 @@ mkdir -p "$out/pass2"
 # SECOND=skip stops after the first pass (to write tests for what it
 # missed before paying for the second).
 if [ -s "$missed" ] && [ "${SECOND:-run}" != skip ]; then
-  # Each missed mutant's name, as a regular expression of its own.
-  mapfile -t res < <(sed -e 's/[][\\.+*?(){}|^$#&~-]/\\&/g' "$missed")
-  re=()
-  for r in "${res[@]}"; do re+=(-F "^$r\$"); done
+  mapfile -t re < <(name_filters "$missed")
   # The first pass ran the baseline.
   cargo mutants --workspace --test-workspace=true "${common[@]}" "${re[@]}" --timeout "$timeout2" \
     --baseline skip --output "$out/pass2" \

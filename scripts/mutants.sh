@@ -7,6 +7,7 @@
 #   JOBS=2 SHARD=0/4 scripts/mutants.sh core/src/policy.rs
 #   BASELINE=skip SECOND=skip OUT=dir scripts/mutants.sh FILE   (see below)
 #   NAMES=missed.txt BASELINE=skip scripts/mutants.sh FILE…      (re-run these)
+#   FIRST=skip NAMES=missed.txt scripts/mutants.sh FILE…         (second pass only)
 #
 # The tests are the fast ones `cargo test --release` runs: all of core's and
 # the node's, the corpus replay (tests/corpus.rs) and the fixed-seed
@@ -59,12 +60,18 @@ sel=()
 # second tests again with the whole filter (the corpus replay and the fixed
 # seeds rebuild everything above core). A mutant the first pass catches is
 # caught by the second's tests too: they are a superset.
-mkdir -p "$out/pass1"
 # BASELINE=skip leaves out the unmutated run (when an earlier run of the
-# same commit has done it).
-cargo mutants --workspace --test-workspace=false "${common[@]}" "${sel[@]}" --timeout "$timeout1" \
-  --baseline "${BASELINE:-run}" --output "$out/pass1" || true
-missed="$out/pass1/mutants.out/missed.txt"
+# same commit has done it). FIRST=skip goes straight to the second pass
+# with the mutants NAMES lists (what an earlier first pass missed).
+if [ "${FIRST:-run}" = skip ]; then
+  missed="${NAMES:?FIRST=skip needs NAMES}"
+  rm -rf "$out/pass1"
+else
+  mkdir -p "$out/pass1"
+  cargo mutants --workspace --test-workspace=false "${common[@]}" "${sel[@]}" --timeout "$timeout1" \
+    --baseline "${BASELINE:-run}" --output "$out/pass1" || true
+  missed="$out/pass1/mutants.out/missed.txt"
+fi
 rm -rf "$out/pass2"
 mkdir -p "$out/pass2"
 # SECOND=skip stops after the first pass (to write tests for what it
@@ -90,7 +97,7 @@ def outcomes(path):
     return got
 first, second = outcomes(sys.argv[1]), outcomes(sys.argv[2])
 per = collections.defaultdict(collections.Counter)
-for key, summary in first.items():
+for key, summary in (first or second).items():
     if summary == "MissedMutant" and key in second:
         summary = second[key]
     per[key[0]][summary] += 1

@@ -197,3 +197,78 @@ fn the_local_sender_check_sees_the_sender() {
     let bugged = Policy::with_bugs(config, Bugs::NONE.with(Bug::LanCheckOff)).unwrap();
     assert_eq!(bugged.mail(&ctx, &from), Ok(()));
 }
+
+/// Address entries of the black list refuse a sender at MAIL and a
+/// recipient at RCPT; the white list takes an address back out of it.
+#[test]
+fn black_and_white_listed_addresses() {
+    let p = Policy::new(
+        Config::from_toml(
+            r#"hostname = "mail.example.com"
+[domains]
+local = ["example.com"]
+[lan]
+networks = ["192.168.1.0/24"]
+[lists]
+black = ["*@spam.example", "mallory@example.com"]
+white = ["friend@spam.example"]
+"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ctx = Context {
+        client: ip("192.168.1.10"),
+        helo: None,
+        user: None,
+        sender: None,
+        accepted: 0,
+    };
+    let path = |s: &str| crate::parse_path(s).unwrap();
+    let refused = |r: Result<(), Refusal>| matches!(r, Err(r) if r.reason == Reason::BlackListedSender);
+    assert!(refused(p.mail(&ctx, &path("<bot@spam.example>"))));
+    assert_eq!(p.mail(&ctx, &path("<friend@spam.example>")), Ok(()));
+    assert_eq!(p.mail(&ctx, &path("<alice@example.com>")), Ok(()));
+    let d = p.rcpt(&ctx, &path("<mallory@example.com>"));
+    assert!(
+        matches!(&d, Decision::Refuse(r) if r.reason == Reason::BlackListedRecipient),
+        "{d:?}"
+    );
+    let d = p.rcpt(&ctx, &path("<alice@example.com>"));
+    assert!(matches!(&d, Decision::Accept { .. }), "{d:?}");
+}
+
+/// With a list of mailboxes, postmaster is accepted at every local domain
+/// even when the list does not name it (RFC 5321 §4.5.1); another unlisted
+/// name is not.
+#[test]
+fn postmaster_needs_no_listing() {
+    let p = Policy::new(
+        Config::from_toml(
+            r#"hostname = "mail.example.com"
+[domains]
+local = ["example.com", "example.org"]
+mailboxes = ["alice@example.com"]
+"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ctx = Context {
+        client: ip("203.0.113.9"),
+        helo: None,
+        user: None,
+        sender: None,
+        accepted: 0,
+    };
+    let d = p.rcpt(&ctx, &crate::parse_path("<PostMaster@example.org>").unwrap());
+    assert!(
+        matches!(&d, Decision::Accept { destination: Destination::Local { mailbox }, .. } if mailbox == "postmaster@example.com"),
+        "{d:?}"
+    );
+    let d = p.rcpt(&ctx, &crate::parse_path("<bob@example.org>").unwrap());
+    assert!(
+        matches!(&d, Decision::Refuse(r) if r.reason == Reason::UnknownMailbox),
+        "{d:?}"
+    );
+}

@@ -315,3 +315,78 @@ async fn drive_client<St: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use relayguard_core::client::{Failure, MessageResult, Outcome, RcptResult};
+    use relayguard_core::{Enhanced, Reply};
+
+    use super::judge;
+    use crate::ports::DeliverError;
+
+    fn reply(code: u16) -> Reply {
+        Reply::new(code, Enhanced((code / 100) as u8, 0, 0), "x")
+    }
+
+    fn outcome(message: MessageResult, recipients: Vec<RcptResult>) -> Outcome {
+        Outcome {
+            greeting: Some(reply(220)),
+            recipients: recipients.into_iter().map(|r| ("r".to_string(), r)).collect(),
+            message,
+            transcript: Vec::new(),
+        }
+    }
+
+    /// What the next hop said decides, per recipient, between delivered,
+    /// tried again (4xx, no answer) and bounced (5xx): a bounce for a
+    /// passing refusal loses mail the next round would have delivered, a
+    /// retry of a final one keeps it queued until it is too old.
+    #[test]
+    fn each_recipient_is_judged_by_its_own_reply_and_the_message_s() {
+        let kinds = |o: Outcome| -> Vec<Option<bool>> {
+            judge(o)
+                .iter()
+                .map(|r| r.as_ref().err().map(DeliverError::is_transient))
+                .collect()
+        };
+        let rcpts = || {
+            vec![
+                RcptResult::Accepted(reply(250)),
+                RcptResult::Transient(reply(450)),
+                RcptResult::Permanent(reply(550)),
+            ]
+        };
+        // None: delivered; Some(true): tried again; Some(false): bounced.
+        assert_eq!(
+            kinds(outcome(MessageResult::Accepted(reply(250)), rcpts())),
+            [None, Some(true), Some(false)]
+        );
+        assert_eq!(
+            kinds(outcome(MessageResult::Transient(reply(451)), rcpts())),
+            [Some(true), Some(true), Some(false)]
+        );
+        assert_eq!(
+            kinds(outcome(MessageResult::Permanent(reply(554)), rcpts())),
+            [Some(false), Some(true), Some(false)]
+        );
+        let refused = |code| MessageResult::NotSent(Failure::MailRefused(reply(code)));
+        assert_eq!(
+            kinds(outcome(
+                refused(550),
+                vec![RcptResult::NotTried, RcptResult::NotTried]
+            )),
+            [Some(false), Some(false)]
+        );
+        assert_eq!(
+            kinds(outcome(refused(451), vec![RcptResult::NotTried])),
+            [Some(true)]
+        );
+        assert_eq!(
+            kinds(outcome(
+                MessageResult::NotSent(Failure::NoRecipientAccepted),
+                vec![RcptResult::NotTried]
+            )),
+            [Some(true)]
+        );
+    }
+}

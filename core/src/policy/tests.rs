@@ -57,6 +57,21 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+fn policy_from(toml: &str) -> Policy {
+    Policy::new(Config::from_toml(toml).unwrap()).unwrap()
+}
+
+/// A client that has said nothing yet: no HELO, no login, no sender.
+fn fresh(client: &str) -> Context<'static> {
+    Context {
+        client: ip(client),
+        helo: None,
+        user: None,
+        sender: None,
+        accepted: 0,
+    }
+}
+
 /// A black-listed network is refused at the greeting, except the addresses
 /// the white list names; the rest of the world is admitted.
 #[test]
@@ -101,20 +116,10 @@ fn a_local_helo_from_outside_is_refused_unless_inside_or_logged_in() {
 /// five times is left as written, a local part no mailbox has.
 #[test]
 fn the_percent_hack_is_undone_four_times_and_no_more() {
-    let p = Policy::new(
-        Config::from_toml(
-            "hostname = \"mail.example.com\"\n[domains]\nlocal = [\"example.com\"]\nmailboxes = [\"alice@example.com\"]\n[lan]\nnetworks = [\"192.168.1.0/24\"]\n[relay]\npercent_hack = true\n",
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let ctx = Context {
-        client: ip("192.168.1.10"),
-        helo: None,
-        user: None,
-        sender: None,
-        accepted: 0,
-    };
+    let p = policy_from(
+        "hostname = \"mail.example.com\"\n[domains]\nlocal = [\"example.com\"]\nmailboxes = [\"alice@example.com\"]\n[lan]\nnetworks = [\"192.168.1.0/24\"]\n[relay]\npercent_hack = true\n",
+    );
+    let ctx = fresh("192.168.1.10");
     let routed = |levels: usize| format!("<alice{}@example.com>", "%example.com".repeat(levels));
     for levels in 1..=4 {
         let d = p.rcpt(&ctx, &crate::parse_path(&routed(levels)).unwrap());
@@ -136,9 +141,8 @@ fn the_percent_hack_is_undone_four_times_and_no_more() {
 /// as bad syntax.
 #[test]
 fn a_rewritten_local_part_is_quoted_again() {
-    let p = Policy::new(
-        Config::from_toml(
-            r#"hostname = "mail.example.com"
+    let p = policy_from(
+        r#"hostname = "mail.example.com"
 [domains]
 local = ["example.com"]
 mailboxes = ['"\""@example.com', '"\\"@example.com', '"a b"@example.com', '"a\"b"@example.com', '"a\\b"@example.com']
@@ -147,17 +151,8 @@ networks = ["192.168.1.0/24"]
 [relay]
 percent_hack = true
 "#,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let ctx = Context {
-        client: ip("192.168.1.10"),
-        helo: None,
-        user: None,
-        sender: None,
-        accepted: 0,
-    };
+    );
+    let ctx = fresh("192.168.1.10");
     for (rcpt, mailbox) in [
         (r#"<"a b%example.com"@example.com>"#, "a b@example.com"),
         (r#"<"a\"b%example.com"@example.com>"#, r#"a"b@example.com"#),
@@ -184,13 +179,7 @@ fn the_local_sender_check_sees_the_sender() {
     )
     .unwrap();
     assert!(config.lists.reject_local_sender_outside);
-    let ctx = Context {
-        client: ip("203.0.113.9"),
-        helo: None,
-        user: None,
-        sender: None,
-        accepted: 0,
-    };
+    let ctx = fresh("203.0.113.9");
     let from = crate::parse_path("<alice@example.com>").unwrap();
     let sound = Policy::new(config.clone()).unwrap();
     assert!(sound.mail(&ctx, &from).is_err());
@@ -202,28 +191,13 @@ fn the_local_sender_check_sees_the_sender() {
 /// recipient at RCPT; the white list takes an address back out of it.
 #[test]
 fn black_and_white_listed_addresses() {
-    let p = Policy::new(
-        Config::from_toml(
-            r#"hostname = "mail.example.com"
-[domains]
-local = ["example.com"]
-[lan]
-networks = ["192.168.1.0/24"]
-[lists]
+    let p = policy(
+        r#"[lists]
 black = ["*@spam.example", "mallory@example.com"]
 white = ["friend@spam.example"]
 "#,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let ctx = Context {
-        client: ip("192.168.1.10"),
-        helo: None,
-        user: None,
-        sender: None,
-        accepted: 0,
-    };
+    );
+    let ctx = fresh("192.168.1.10");
     let path = |s: &str| crate::parse_path(s).unwrap();
     let refused = |r: Result<(), Refusal>| matches!(r, Err(r) if r.reason == Reason::BlackListedSender);
     assert!(refused(p.mail(&ctx, &path("<bot@spam.example>"))));
@@ -243,24 +217,14 @@ white = ["friend@spam.example"]
 /// name is not.
 #[test]
 fn postmaster_needs_no_listing() {
-    let p = Policy::new(
-        Config::from_toml(
-            r#"hostname = "mail.example.com"
+    let p = policy_from(
+        r#"hostname = "mail.example.com"
 [domains]
 local = ["example.com", "example.org"]
 mailboxes = ["alice@example.com"]
 "#,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let ctx = Context {
-        client: ip("203.0.113.9"),
-        helo: None,
-        user: None,
-        sender: None,
-        accepted: 0,
-    };
+    );
+    let ctx = fresh("203.0.113.9");
     let d = p.rcpt(&ctx, &crate::parse_path("<PostMaster@example.org>").unwrap());
     assert!(
         matches!(&d, Decision::Accept { destination: Destination::Local { mailbox }, .. } if mailbox == "postmaster@example.com"),

@@ -1,7 +1,9 @@
 //! One round of delivery: local mailboxes, then remote exchangers one
 //! domain at a time; and the outbound client driver.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use relayguard_core::Destination;
@@ -10,6 +12,7 @@ use relayguard_core::check::buggify::Bug;
 use relayguard_core::client::{self, Client, Job, MessageResult, Outcome, RcptResult};
 use relayguard_core::{Message, Recipient};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, sleep_until};
 use crate::node::Node;
@@ -107,36 +110,18 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
         };
         // At most `destination_concurrency_limit` connections to this
         // domain at once: the rest wait here for a slot.
-        let slots = self.destination_slots(domain);
+        let limit = self.policy.config().limits.destination_concurrency_limit;
+        let slots = self.destinations.of(domain, limit);
         let _slot = slots.acquire().await;
         let result = self.connect_and_send(domain, addrs, job).await;
         drop(_slot);
-        self.release_destination(domain, slots);
+        self.destinations.release(domain, slots);
         match result {
             Ok(outcome) => judge(outcome),
             Err(last) => rcpts
                 .iter()
                 .map(|_| Err(DeliverError::Transient(last.clone())))
                 .collect(),
-        }
-    }
-
-    /// The slots of `domain`, made on first use.
-    fn destination_slots(&self, domain: &Domain) -> std::rc::Rc<tokio::sync::Semaphore> {
-        let limit = self.policy.config().limits.destination_concurrency_limit.max(1);
-        self.destinations
-            .borrow_mut()
-            .entry(domain.clone())
-            .or_insert_with(|| std::rc::Rc::new(tokio::sync::Semaphore::new(limit)))
-            .clone()
-    }
-
-    /// Forgets a domain's slots once nobody holds or waits for them.
-    fn release_destination(&self, domain: &Domain, slots: std::rc::Rc<tokio::sync::Semaphore>) {
-        let mut map = self.destinations.borrow_mut();
-        // Ours and the map's are the only references left: nobody waits.
-        if std::rc::Rc::strong_count(&slots) == 2 {
-            map.remove(domain);
         }
     }
 
@@ -173,6 +158,33 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             return Ok(outcome);
         }
         Err(last)
+    }
+}
+
+/// Outbound connections per destination domain: each domain's own
+/// `limits.destination_concurrency_limit` slots, shared by every delivery
+/// to it; a domain leaves the map when nobody uses or waits for it.
+#[derive(Default)]
+pub(crate) struct DestinationSlots(RefCell<BTreeMap<Domain, Rc<Semaphore>>>);
+
+impl DestinationSlots {
+    /// The slots of `domain`, made with `limit` of them on first use.
+    fn of(&self, domain: &Domain, limit: usize) -> Rc<Semaphore> {
+        self.0
+            .borrow_mut()
+            .entry(domain.clone())
+            .or_insert_with(|| Rc::new(Semaphore::new(limit.max(1))))
+            .clone()
+    }
+
+    /// Gives back a delivery's hold on `domain`'s slots, and forgets them
+    /// when it was the last.
+    fn release(&self, domain: &Domain, slots: Rc<Semaphore>) {
+        let mut map = self.0.borrow_mut();
+        // Ours and the map's are the only references left: nobody waits.
+        if Rc::strong_count(&slots) == 2 {
+            map.remove(domain);
+        }
     }
 }
 
@@ -321,8 +333,30 @@ mod tests {
     use relayguard_core::client::{Failure, MessageResult, Outcome, RcptResult};
     use relayguard_core::{Enhanced, Reply};
 
-    use super::judge;
+    use std::rc::Rc;
+
+    use relayguard_core::Domain;
+
+    use super::{DestinationSlots, judge};
     use crate::ports::DeliverError;
+
+    /// Deliveries to one domain share its slots while any of them holds or
+    /// waits for one, so that a delivery starting while another is under
+    /// way counts against the same limit; the domain is forgotten after.
+    #[test]
+    fn a_domain_s_slots_are_shared_while_used_and_forgotten_after() {
+        let slots = DestinationSlots::default();
+        let d = Domain::Name("dest.example".into());
+        let first = slots.of(&d, 1);
+        let second = slots.of(&d, 1);
+        assert!(Rc::ptr_eq(&first, &second));
+        slots.release(&d, first);
+        let third = slots.of(&d, 1);
+        assert!(Rc::ptr_eq(&second, &third), "the second still holds them");
+        slots.release(&d, second);
+        slots.release(&d, third);
+        assert!(slots.0.borrow().is_empty());
+    }
 
     fn reply(code: u16) -> Reply {
         Reply::new(code, Enhanced((code / 100) as u8, 0, 0), "x")

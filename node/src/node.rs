@@ -12,6 +12,7 @@ use relayguard_core::check::buggify::Bug;
 use crate::anvil::Anvil;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::delivery::DestinationSlots;
 use crate::ports::{Mailboxes, Net, Resolver, Spool, Tap};
 
 pub struct Node<N, S, R, M, T> {
@@ -31,10 +32,8 @@ pub struct Node<N, S, R, M, T> {
     /// Delivery rounds under way at once, each holding one body read back
     /// from the spool: `NodeConfig::max_deliveries`.
     pub(crate) deliveries: tokio::sync::Semaphore,
-    /// Outbound connections per destination domain, each domain's own
-    /// `limits.destination_concurrency_limit` slots; a domain leaves the
-    /// map when nobody uses or waits for it.
-    pub(crate) destinations: RefCell<BTreeMap<relayguard_core::Domain, Rc<tokio::sync::Semaphore>>>,
+    /// Outbound connection slots per destination domain.
+    pub(crate) destinations: DestinationSlots,
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
@@ -59,7 +58,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             per_ip: RefCell::new(BTreeMap::new()),
             anvil: RefCell::new(Anvil::default()),
             deliveries: tokio::sync::Semaphore::new(config.max_deliveries.max(1)),
-            destinations: RefCell::new(BTreeMap::new()),
+            destinations: DestinationSlots::default(),
             config,
         })
     }

@@ -374,6 +374,74 @@ fn message_stored_error_gives_451_and_no_250() {
     assert!(b.starts_with(b"451 4.3.0"), "{}", String::from_utf8_lossy(&b));
 }
 
+/// Commands pipelined after the end of data wait for the store's answer,
+/// a whole transaction's worth of them and more (here 2,520 octets);
+/// beyond `MAX_PIPELINED` the client is not waiting and is cut off.
+#[test]
+fn commands_pipelined_behind_a_store_are_held_up_to_the_limit() {
+    use relayguard_core::{MAX_PIPELINED, Output, Peer, Session};
+    use std::time::Duration;
+    let pending_store = || {
+        let mut s = Session::new(policy(), Peer::direct(ip(LAN)), Duration::ZERO);
+        s.handle_input(
+            Duration::ZERO,
+            b"EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
+        );
+        s.handle_input(Duration::ZERO, b"hi\r\n.\r\n");
+        let mut stored = false;
+        while let Some(o) = s.poll_output() {
+            stored |= matches!(o, Output::Message(_));
+        }
+        assert!(stored);
+        s
+    };
+    let sent = |s: &mut Session| {
+        let mut text = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let Output::Send(b) = o {
+                text.extend_from_slice(&b);
+            }
+        }
+        String::from_utf8(text).unwrap()
+    };
+    let mut s = pending_store();
+    // Ninety, below the junk-command limit.
+    s.handle_input(
+        Duration::ZERO,
+        "NOOP waiting for the store\r\n".repeat(90).as_bytes(),
+    );
+    assert_eq!(sent(&mut s), "");
+    s.message_stored(Duration::ZERO, Ok("q1".into()));
+    let text = sent(&mut s);
+    assert!(text.starts_with("250 2.0.0 Ok: queued as q1\r\n"), "{text}");
+    assert_eq!(text.matches("250 2.0.0 Ok\r\n").count(), 90, "{text}");
+    let mut s = pending_store();
+    s.handle_input(Duration::ZERO, &vec![b'x'; MAX_PIPELINED + 1]);
+    let text = sent(&mut s);
+    assert!(text.starts_with("554 5.5.0"), "{text:?}");
+}
+
+/// A session marked as authenticated (a submission port behind another
+/// authenticator) relays as a logged-in client does.
+#[test]
+fn a_session_marked_authenticated_may_relay() {
+    let mut d = Driver::new(policy(), ip(OUTSIDE));
+    d.authenticate("carol");
+    d.feed(b"EHLO x\r\nMAIL FROM:<carol@x.example>\r\nRCPT TO:<friend@elsewhere.example>\r\n");
+    assert!(
+        replies(&d.run).last().unwrap().starts_with("250"),
+        "{:?}",
+        replies(&d.run)
+    );
+    let mut d = Driver::new(policy(), ip(OUTSIDE));
+    d.feed(b"EHLO x\r\nMAIL FROM:<carol@x.example>\r\nRCPT TO:<friend@elsewhere.example>\r\n");
+    assert!(
+        replies(&d.run).last().unwrap().starts_with("550 5.7.1"),
+        "{:?}",
+        replies(&d.run)
+    );
+}
+
 #[test]
 fn bare_lf_message_is_refused_whole() {
     let r = session(

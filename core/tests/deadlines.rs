@@ -273,4 +273,20 @@ fn errors_beyond_the_soft_limit_each_ask_for_a_pause() {
         assert_eq!(s.take_slow_errors(), 1);
     }
     assert!(s.poll_output().is_none());
+    // Taken means forgotten.
+    assert_eq!(s.take_slow_errors(), 0);
+}
+
+/// No octets are no input: an empty read neither moves the deadline nor
+/// counts as the client's activity.
+#[test]
+fn empty_input_changes_nothing() {
+    let mut s = start(Bugs::NONE);
+    s.handle_input(secs(1.0), b"EHLO c.example\r\n");
+    drain(&mut s);
+    let before = s.poll_timeout();
+    assert_eq!(before, Some(secs(11.0)));
+    s.handle_input(secs(5.0), b"");
+    assert_eq!(s.poll_timeout(), before);
+    assert!(s.poll_output().is_none());
 }

@@ -268,7 +268,7 @@ impl Session {
     /// `handle_*` and [`Session::message_stored`] call, and carry the outputs
     /// out in order, so that the replies before a `Close` reach the client.
     ///
-    /// Input is consumed only while fewer than [`MAX_PENDING_OUTPUT`]
+    /// Input is consumed while at most [`MAX_PENDING_OUTPUT`]
     /// octets of replies wait here, and processing stops after a failed
     /// AUTH; the rest is held, and served by the next call that finds the
     /// queue empty. A driver that writes each output before asking for the

@@ -277,6 +277,19 @@ fn errors_beyond_the_soft_limit_each_ask_for_a_pause() {
     assert_eq!(s.take_slow_errors(), 0);
 }
 
+/// A line too long to serve still ends where its LF is: a command begun
+/// after it in the same read has its own deadline, from that read.
+#[test]
+fn a_command_after_a_discarded_line_has_its_own_deadline() {
+    let mut s = start(Bugs::NONE);
+    s.handle_input(secs(1.0), &[b'a'; 600]);
+    assert_eq!(s.poll_timeout(), Some(secs(11.0)));
+    s.handle_input(secs(5.0), b"\r\nNO");
+    let (text, _) = drain(&mut s);
+    assert!(text.starts_with("500 5.5.2"), "{text}");
+    assert_eq!(s.poll_timeout(), Some(secs(15.0)));
+}
+
 /// No octets are no input: an empty read neither moves the deadline nor
 /// counts as the client's activity.
 #[test]

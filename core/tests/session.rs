@@ -313,6 +313,61 @@ fn overlong_line_is_refused_and_skipped() {
     assert!(replies(&r)[0].starts_with("500 5.5.2"));
 }
 
+/// The limit counts the whole line, CRLF included: 512 octets are served,
+/// 513 are refused; and what follows a discarded line in the same read is
+/// served as the next command.
+#[test]
+fn line_length_limit_is_exact_and_the_next_line_follows() {
+    use relayguard_core::MAX_LINE;
+    let line = |n: usize| format!("NOOP {}\r\n", "a".repeat(n - 7));
+    assert_eq!(line(MAX_LINE).len(), MAX_LINE);
+    assert_eq!(codes(OUTSIDE, &[line(MAX_LINE).trim_end()]), ["250"]);
+    assert_eq!(codes(OUTSIDE, &[line(MAX_LINE + 1).trim_end()]), ["500"]);
+    // The head of a long line in one read, its tail and the next command
+    // in the next.
+    let r = session(
+        OUTSIDE,
+        &[&"a".repeat(MAX_LINE + 10), "aaaa\r\nNOOP\r\n", "NOOP\r\n"],
+    );
+    let got: Vec<_> = replies(&r).iter().map(|l| l[..3].to_string()).collect();
+    assert_eq!(got, ["500", "250", "250"], "{:?}", replies(&r));
+}
+
+/// A line that has not ended is held only up to the line limit; past it
+/// the session holds nothing of it. A short partial line after pipelined
+/// commands is held, whatever came before it in the read.
+#[test]
+fn partial_lines_are_held_up_to_the_limit() {
+    use relayguard_core::{MAX_LINE, Peer, Session};
+    use std::time::Duration;
+    let mut s = Session::new(policy(), Peer::direct(ip(OUTSIDE)), Duration::ZERO);
+    while s.poll_output().is_some() {}
+    s.handle_input(Duration::ZERO, &vec![b'a'; 100_000]);
+    assert!(s.buffered() <= MAX_LINE, "{}", s.buffered());
+    let mut input = "NOOP\r\n".repeat(90);
+    input.push_str("NO");
+    let r = session(OUTSIDE, &[&input, "OP\r\n"]);
+    let got = replies(&r);
+    assert_eq!(got.len(), 91, "{got:?}");
+    assert!(got.iter().all(|l| l.starts_with("250")), "{got:?}");
+}
+
+/// A PROXY version 2 header sent to a port that expects none is refused
+/// as soon as its twelve-octet signature is complete.
+#[test]
+fn a_whole_proxy_v2_signature_is_refused_at_once() {
+    use relayguard_core::proxy::V2_SIGNATURE;
+    let r = session(OUTSIDE, &[std::str::from_utf8(&V2_SIGNATURE).unwrap()]);
+    assert!(!replies(&r).is_empty(), "no answer to a whole signature");
+    // After other lines (a discarded one counts) it is not the session's
+    // first line, and the refusal says so.
+    let long = "a".repeat(relayguard_core::MAX_LINE + 10);
+    let sig = std::str::from_utf8(&V2_SIGNATURE).unwrap();
+    let r = session(OUTSIDE, &[&long, "\r\nNOOP\r\n", sig]);
+    let last = replies(&r).last().cloned().unwrap_or_default();
+    assert!(last.contains("after the first byte of SMTP"), "{:?}", replies(&r));
+}
+
 #[test]
 fn data_pipelined_before_354_is_a_violation() {
     let r = session(
@@ -419,6 +474,28 @@ fn commands_pipelined_behind_a_store_are_held_up_to_the_limit() {
     s.handle_input(Duration::ZERO, &vec![b'x'; MAX_PIPELINED + 1]);
     let text = sent(&mut s);
     assert!(text.starts_with("554 5.5.0"), "{text:?}");
+}
+
+/// A client that does not read its replies is served until they hold
+/// `MAX_PENDING_OUTPUT` octets: at exactly that many, one more command is
+/// served, then the rest waits until the driver takes them.
+#[test]
+fn replies_are_held_up_to_max_pending_output_octets() {
+    use relayguard_core::{MAX_PENDING_OUTPUT, Output, Peer, Session};
+    use std::time::Duration;
+    let config = CONFIG.replace("max_errors = 5", "max_errors = 5\nmax_junk_commands = 1000");
+    let policy = Arc::new(Policy::new(relayguard_core::Config::from_toml(&config).unwrap()).unwrap());
+    let mut s = Session::new(policy, Peer::direct(ip(LAN)), Duration::ZERO);
+    while s.poll_output().is_some() {}
+    // 22 octets (`250 mail.example.com`) and 291 times 14 (`250 2.0.0 Ok`).
+    assert_eq!(22 + 291 * 14, MAX_PENDING_OUTPUT);
+    let mut input = "HELO x\r\n".to_string();
+    input.push_str(&"NOOP\r\n".repeat(291 + 5));
+    s.handle_input(Duration::ZERO, input.as_bytes());
+    let Some(Output::Send(first)) = s.poll_output() else {
+        panic!("no reply")
+    };
+    assert_eq!(first.len(), MAX_PENDING_OUTPUT + 14);
 }
 
 /// A session marked as authenticated (a submission port behind another

@@ -386,6 +386,19 @@ fn data_pipelined_before_354_is_a_violation() {
     assert!(!lines.iter().any(|l| l.starts_with("354")), "{lines:?}");
     assert!(r.closed);
     assert!(r.messages.is_empty());
+    // The same with the EHLO reply in the same output as the 354: only the
+    // 354 is taken back.
+    let r = session(
+        LAN,
+        &["EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nhi\r\n.\r\n"],
+    );
+    let lines = replies(&r);
+    assert!(!lines.iter().any(|l| l.starts_with("354")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("250-PIPELINING")), "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "554 5.5.0 Error: SMTP protocol synchronization"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayguard_core::{BODY_PIECE, Peer, Policy, Session};
+use relayguard_core::{BODY_PIECE, Output, Peer, Policy, Session};
 
 mod common;
 use common::{Seen, drain};
@@ -73,6 +73,27 @@ fn a_large_body_comes_out_in_bounded_pieces_before_its_message() {
     );
     assert!(seen.wire.contains("250 2.0.0 Ok: queued as q1"), "{}", seen.wire);
     assert_eq!(seen.dropped, 0);
+}
+
+/// A driver that has not taken the waiting piece gets no second one: the
+/// rest of the body stays in the session's input, and `buffered` counts
+/// the piece waiting as well as the input held.
+#[test]
+fn no_second_piece_before_the_first_is_taken() {
+    let body = big_body(40_000);
+    let mut s = session();
+    let mut seen = Seen::default();
+    let now = Duration::from_millis(1);
+    drain(&mut s, now, &mut seen);
+    s.handle_input(now, HEAD);
+    drain(&mut s, now, &mut seen);
+    s.handle_input(now, &body);
+    assert!(s.buffered() >= body.len(), "{} of {}", s.buffered(), body.len());
+    let Some(Output::Body(first)) = s.poll_output() else {
+        panic!("no piece")
+    };
+    assert!(first.len() <= BODY_PIECE + 2);
+    assert!(s.buffered() >= body.len() - first.len());
 }
 
 #[test]

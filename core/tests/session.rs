@@ -511,6 +511,18 @@ fn replies_are_held_up_to_max_pending_output_octets() {
     assert_eq!(first.len(), MAX_PENDING_OUTPUT + 14);
 }
 
+/// A refusal by the relay policy is an error like any other: a spammer
+/// probing recipients one after another reaches the error limit.
+#[test]
+fn policy_refusals_count_toward_the_error_limit() {
+    let mut lines = vec!["EHLO x", "MAIL FROM:<s@x.example>"];
+    lines.extend(["RCPT TO:<v@elsewhere.example>"; 6]);
+    assert_eq!(
+        codes(OUTSIDE, &lines),
+        ["250", "250", "550", "550", "550", "550", "550", "421"]
+    );
+}
+
 /// A session marked as authenticated (a submission port behind another
 /// authenticator) relays as a logged-in client does.
 #[test]

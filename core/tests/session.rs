@@ -289,6 +289,19 @@ fn size_limits() {
         codes(LAN, &["EHLO x", "MAIL FROM:<a@x.example> SIZE=5000"]),
         ["250", "552"]
     );
+    // The limit itself is allowed; one octet more is not.
+    assert_eq!(
+        codes(
+            LAN,
+            &[
+                "EHLO x",
+                "MAIL FROM:<a@x.example> SIZE=4096",
+                "RSET",
+                "MAIL FROM:<a@x.example> SIZE=4097"
+            ]
+        ),
+        ["250", "250", "250", "552"]
+    );
     let big = format!("{}\r\n.\r\n", "x".repeat(5000));
     let r = session(
         LAN,

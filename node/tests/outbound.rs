@@ -62,14 +62,7 @@ impl ServerHooks for SlowStore {
 }
 
 impl Net for ExchangerNet {
-    type Stream = DuplexStream;
-    type Listener = ();
-    async fn listen(&self, _addr: SocketAddr) -> io::Result<()> {
-        Ok(())
-    }
-    async fn accept(&self, _l: &()) -> io::Result<(DuplexStream, IpAddr)> {
-        std::future::pending().await
-    }
+    nobody_connects!();
     async fn connect(&self, _addr: SocketAddr) -> io::Result<DuplexStream> {
         let (ours, theirs) = tokio::io::duplex(1 << 16);
         let c = self.counts.clone();
@@ -95,17 +88,7 @@ impl Spool for Queued {
     async fn store(&self, _e: &Entry) -> Result<String, StoreError> {
         Err(StoreError::Transient("not in this test".into()))
     }
-    type Writer = ();
-    async fn begin(&self) -> Result<(), StoreError> {
-        Err(StoreError::Transient("not in this test".into()))
-    }
-    async fn append(&self, _w: &mut (), _piece: Vec<u8>) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn commit(&self, _w: (), _e: &Entry) -> Result<String, StoreError> {
-        Err(StoreError::Transient("not in this test".into()))
-    }
-    async fn abort(&self, _w: ()) {}
+    no_streamed_writes!();
     async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
         Ok(ON_DISK.to_vec())
     }

@@ -125,44 +125,46 @@ pub fn line_end(bytes: &[u8]) -> Option<usize> {
     }
     let mut at = 0;
     while at + 8 <= head {
-        if let Some(k) = word_lf(&bytes[at..at + 8]) {
+        if let Some(k) = first_lf(word(&bytes[at..at + 8])) {
             return Some(at + k);
         }
         at += 8;
     }
     // The tail as one more word, overlapping the last one read.
     if at < head {
-        if let Some(k) = word_lf(&bytes[head - 8..head]) {
+        if let Some(k) = first_lf(word(&bytes[head - 8..head])) {
             return Some(head - 8 + k);
         }
     }
     long_line_end(bytes, head)
 }
 
-/// The first LF of eight bytes.
-fn word_lf(w: &[u8]) -> Option<usize> {
-    let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) ^ (u64::from(b'\n') * ONES);
+/// Eight octets as one little-endian word.
+fn word(w: &[u8]) -> u64 {
+    u64::from_le_bytes(w.try_into().unwrap_or([0; 8]))
+}
+
+/// Which octet of the word `x` is the first LF.
+fn first_lf(x: u64) -> Option<usize> {
+    let x = x ^ (u64::from(b'\n') * ONES);
     // A zero byte of `x` is an LF; the lowest one flagged is exact (a
     // borrow can only flag bytes above a real zero).
     let zero = x.wrapping_sub(ONES) & !x & HI;
     (zero != 0).then(|| zero.trailing_zeros() as usize / 8)
 }
 
-/// [`line_end`] of fewer than eight octets (`DATA`, `QUIT`…): two
-/// overlapping four-octet words, or the octets one by one below four.
+/// [`line_end`] of fewer than eight octets (`DATA`, `QUIT`…): the first
+/// and the last four side by side in one word (they overlap), or the
+/// octets one by one below four.
 fn short_line_end(bytes: &[u8]) -> Option<usize> {
-    const ONES32: u32 = 0x0101_0101;
-    const HI32: u32 = 0x8080_8080;
     let n = bytes.len();
     if n < 4 {
         return bytes.iter().position(|&b| b == b'\n');
     }
-    let lf = |w: &[u8]| {
-        let x = u32::from_le_bytes(w.try_into().unwrap_or([0; 4])) ^ (u32::from(b'\n') * ONES32);
-        let zero = x.wrapping_sub(ONES32) & !x & HI32;
-        (zero != 0).then(|| zero.trailing_zeros() as usize / 8)
-    };
-    lf(&bytes[..4]).or_else(|| lf(&bytes[n - 4..]).map(|k| n - 4 + k))
+    let four = |w: &[u8]| u64::from(u32::from_le_bytes(w.try_into().unwrap_or([0; 4])));
+    let x = four(&bytes[..4]) | four(&bytes[n - 4..]) << 32;
+    // No LF in the first four means no borrow reaches the last four.
+    first_lf(x).map(|k| if k < 4 { k } else { n - 8 + k })
 }
 
 /// [`line_end`] past the first 64 octets: pipelined input, long lines.

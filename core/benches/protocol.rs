@@ -14,19 +14,7 @@ use relayguard_core::{Output, Peer, Session};
 
 #[path = "common/command_mix.rs"]
 mod command_mix;
-use command_mix::MIX;
-
-/// As the session does: the line's end is found, then the line parsed.
-fn parse_relayguard(line: &[u8]) -> bool {
-    let end = relayguard_core::line_end(line).unwrap_or(line.len());
-    let text = &line[..end];
-    let text = text.strip_suffix(b"\r").unwrap_or(text);
-    relayguard_core::parse_command(text).is_ok()
-}
-
-fn parse_smtp_proto(line: &[u8]) -> bool {
-    smtp_proto::Request::parse(&mut line.iter()).is_ok()
-}
+use command_mix::{MIX, parse_relayguard, parse_smtp_proto};
 
 fn parse(c: &mut Criterion) {
     let bytes: u64 = MIX.iter().map(|l| l.len() as u64).sum();

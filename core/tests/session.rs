@@ -426,8 +426,9 @@ fn pipelining_after_end_of_data_waits_for_the_store() {
     assert_eq!(tail, ["250", "250", "250", "354", "250", "221"], "{lines:?}");
 }
 
-#[test]
-fn message_stored_error_gives_451_and_no_250() {
+/// A session whose message has been handed out to be stored, and its
+/// outputs taken: it waits for `message_stored`.
+fn awaiting_store() -> relayguard_core::Session {
     use relayguard_core::{Output, Peer, Session};
     use std::time::Duration;
     let mut s = Session::new(policy(), Peer::direct(ip(LAN)), Duration::ZERO);
@@ -436,13 +437,19 @@ fn message_stored_error_gives_451_and_no_250() {
         b"EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
     );
     s.handle_input(Duration::ZERO, b"hi\r\n.\r\n");
-    let mut saw_message = false;
+    let mut stored = false;
     while let Some(o) = s.poll_output() {
-        if let Output::Message(_) = o {
-            saw_message = true;
-        }
+        stored |= matches!(o, Output::Message(_));
     }
-    assert!(saw_message);
+    assert!(stored);
+    s
+}
+
+#[test]
+fn message_stored_error_gives_451_and_no_250() {
+    use relayguard_core::Output;
+    use std::time::Duration;
+    let mut s = awaiting_store();
     // Nothing is said until the store answers.
     assert_eq!(s.poll_output(), None);
     s.message_stored(
@@ -460,22 +467,8 @@ fn message_stored_error_gives_451_and_no_250() {
 /// beyond `MAX_PIPELINED` the client is not waiting and is cut off.
 #[test]
 fn commands_pipelined_behind_a_store_are_held_up_to_the_limit() {
-    use relayguard_core::{MAX_PIPELINED, Output, Peer, Session};
+    use relayguard_core::{MAX_PIPELINED, Output, Session};
     use std::time::Duration;
-    let pending_store = || {
-        let mut s = Session::new(policy(), Peer::direct(ip(LAN)), Duration::ZERO);
-        s.handle_input(
-            Duration::ZERO,
-            b"EHLO x\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n",
-        );
-        s.handle_input(Duration::ZERO, b"hi\r\n.\r\n");
-        let mut stored = false;
-        while let Some(o) = s.poll_output() {
-            stored |= matches!(o, Output::Message(_));
-        }
-        assert!(stored);
-        s
-    };
     let sent = |s: &mut Session| {
         let mut text = Vec::new();
         while let Some(o) = s.poll_output() {
@@ -485,7 +478,7 @@ fn commands_pipelined_behind_a_store_are_held_up_to_the_limit() {
         }
         String::from_utf8(text).unwrap()
     };
-    let mut s = pending_store();
+    let mut s = awaiting_store();
     // Ninety, below the junk-command limit.
     s.handle_input(
         Duration::ZERO,
@@ -496,7 +489,7 @@ fn commands_pipelined_behind_a_store_are_held_up_to_the_limit() {
     let text = sent(&mut s);
     assert!(text.starts_with("250 2.0.0 Ok: queued as q1\r\n"), "{text}");
     assert_eq!(text.matches("250 2.0.0 Ok\r\n").count(), 90, "{text}");
-    let mut s = pending_store();
+    let mut s = awaiting_store();
     s.handle_input(Duration::ZERO, &vec![b'x'; MAX_PIPELINED + 1]);
     let text = sent(&mut s);
     assert!(text.starts_with("554 5.5.0"), "{text:?}");

@@ -78,7 +78,8 @@ mkdir -p "$out/pass2"
 # missed before paying for the second).
 if [ -s "$missed" ] && [ "${SECOND:-run}" != skip ]; then
   mapfile -t re < <(name_filters "$missed")
-  # The first pass ran the baseline.
+  # The baseline is never run again here: the first pass ran it, or an
+  # earlier run did (BASELINE=skip, FIRST=skip).
   cargo mutants --workspace --test-workspace=true "${common[@]}" "${re[@]}" --timeout "$timeout2" \
     --baseline skip --output "$out/pass2" \
     --cargo-test-arg=-E --cargo-test-arg="$filter" || true

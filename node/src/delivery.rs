@@ -330,12 +330,10 @@ async fn drive_client<St: AsyncRead + AsyncWrite + Unpin>(
 
 #[cfg(test)]
 mod tests {
-    use relayguard_core::client::{Failure, MessageResult, Outcome, RcptResult};
-    use relayguard_core::{Enhanced, Reply};
-
     use std::rc::Rc;
 
-    use relayguard_core::Domain;
+    use relayguard_core::client::{Failure, MessageResult, Outcome, RcptResult};
+    use relayguard_core::{Domain, Enhanced, Reply};
 
     use super::{DestinationSlots, judge};
     use crate::ports::DeliverError;

@@ -333,3 +333,39 @@ fn display_reparses_to_the_same_command() {
         assert_eq!(p(&text), Ok(c), "{s} -> {text}");
     }
 }
+
+#[test]
+fn a_local_part_with_two_forbidden_octets_anywhere_is_refused() {
+    // Two of them side by side at every place of the first words: a check
+    // that combined the octets' classes any way but a union would let a
+    // pair cancel out.
+    for len in [8, 9, 16, 17] {
+        for pos in 0..len - 1 {
+            for pair in ["((", "()", ");", "[]"] {
+                let mut local = "a".repeat(len);
+                local.replace_range(pos..pos + 2, pair);
+                let line = format!("RCPT TO:<{local}@example.com>");
+                assert_eq!(
+                    p(&line),
+                    Err(ParseError::Address(AddressError::BadLocalPart)),
+                    "{line}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn underscores_and_utf8_in_domains_take_the_one_pass_reader() {
+    // Both are domain octets to the shape check (the names are judged
+    // later, by IDNA and the policy), so the fast reader must not send
+    // them to the general parser.
+    for path in ["<u@mail_1.example>", "<u@bücher.example>", "<u@例え.jp>"] {
+        let (fast, rest) = plain_path(path).expect(path).split(path);
+        assert_eq!(rest, "");
+        let (inner, _) = split_path(path).unwrap();
+        assert_eq!(Ok(fast), parse_path_arg(inner, true), "{path}");
+        let line = format!("RCPT TO:{path}");
+        assert!(p(&line).is_ok(), "{line}");
+    }
+}

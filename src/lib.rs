@@ -7,3 +7,4 @@ pub mod maildir;
 pub mod probe;
 pub mod remote;
 pub mod spool;
+pub mod unnamed;

@@ -1,9 +1,10 @@
 //! Local delivery into Maildir folders: `ROOT/maildir/<domain>/<local>/new/`.
 //!
-//! The file is written in `tmp/`, fsynced, linked into `new/`, and the
-//! folder fsynced, as the Maildir convention asks, so a reader never sees a
-//! partial message. Names come from the caller (unique per message and
-//! recipient), not from a clock.
+//! The file is written without a name (or, where the file system cannot,
+//! in `tmp/`), fsynced, linked into `new/`, and the folder fsynced, as the
+//! Maildir convention asks, so a reader never sees a partial message.
+//! Names come from the caller (unique per message and recipient), not from
+//! a clock.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use relayguard_node::DeliverError;
 
 use crate::spool::{is_transient, sync_dir};
+use crate::unnamed;
 
 /// The folder of a mailbox key `local@domain`. Bytes that could escape the
 /// tree or confuse a shell are written as `%XX`.
@@ -50,42 +52,43 @@ fn safe(part: &str) -> String {
 /// What is left is the window any Maildir has: a crash of the machine
 /// before the kernel writes the folder back.
 pub fn deliver(root: &Path, mailbox: &str, name: &str, body: &[u8]) -> io::Result<PathBuf> {
-    deliver_with(root, mailbox, name, body, &sync_dir)
+    deliver_with(root, mailbox, name, body, &sync_dir, true)
 }
 
-/// [`deliver`] with the folder fsync given, so that tests can make it fail.
+/// [`deliver`] with the folder fsync given, so that tests can make it
+/// fail, and named files only if `unnamed` is false, so that tests can
+/// take the way a file system without unnamed files takes.
 fn deliver_with(
     root: &Path,
     mailbox: &str,
     name: &str,
     body: &[u8],
     sync: &dyn Fn(&Path) -> io::Result<()>,
+    unnamed: bool,
 ) -> io::Result<PathBuf> {
     let dir = folder(root, mailbox);
-    for sub in ["tmp", "new", "cur"] {
-        fs::create_dir_all(dir.join(sub))?;
-    }
     let name = safe(name);
-    let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
-    let written = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(body)?;
-            f.sync_all()
-        });
-    if let Err(e) = written {
-        // A half message must not keep the disk full.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let linked = fs::hard_link(&tmp, &new);
-    if let Err(e) = fs::remove_file(&tmp) {
-        tracing::warn!("maildir: removing {}: {e}", tmp.display());
-    }
+    let tmp = dir.join("tmp");
+    let attempt = || match unnamed
+        .then(|| write_unnamed(&tmp, body, &new))
+        .transpose()?
+        .flatten()
+    {
+        Some(linked) => Ok(linked),
+        None => write_named(&tmp.join(&name), body, &new),
+    };
+    // The folders are made only when they are missing: `mkdir` of one that
+    // exists still takes its parent's lock, on every delivery.
+    let linked = match attempt() {
+        Ok(Err(e)) | Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            for sub in ["tmp", "new", "cur"] {
+                fs::create_dir_all(dir.join(sub))?;
+            }
+            attempt()?
+        }
+        other => other?,
+    };
     match linked {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -105,6 +108,42 @@ fn deliver_with(
         );
     }
     Ok(new)
+}
+
+/// Writes `body` into an unnamed file in `tmp`'s file system, fsyncs
+/// it and links it in as `new`: the outer error is the write's (nothing is
+/// left), the inner the link's. `None` where files cannot be unnamed.
+fn write_unnamed(tmp: &Path, body: &[u8], new: &Path) -> io::Result<Option<io::Result<()>>> {
+    let Some(mut file) = unnamed::create(tmp)? else {
+        return Ok(None);
+    };
+    file.write_all(body)?;
+    file.sync_all()?;
+    Ok(Some(unnamed::link(&file, new)))
+}
+
+/// The Maildir convention by name: `body` written and fsynced in `tmp`,
+/// linked in as `new`, the `tmp` name removed.
+fn write_named(tmp: &Path, body: &[u8], new: &Path) -> io::Result<io::Result<()>> {
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .and_then(|mut f| {
+            f.write_all(body)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        // A half message must not keep the disk full.
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
+    let linked = fs::hard_link(tmp, new);
+    if let Err(e) = fs::remove_file(tmp) {
+        tracing::warn!("maildir: removing {}: {e}", tmp.display());
+    }
+    Ok(linked)
 }
 
 /// Whether the file at `path` holds exactly `body`.
@@ -148,6 +187,11 @@ impl FolderLimit {
     /// is then made, under the lock, so two deliveries count it once).
     pub fn admit(&self, root: &Path, mailbox: &str) -> io::Result<()> {
         let dir = folder(root, mailbox);
+        // A folder that is there stays there: no lock needed to see it, and
+        // every delivery would otherwise wait on this one lock.
+        if dir.is_dir() {
+            return Ok(());
+        }
         let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
         if dir.is_dir() {
             return Ok(());
@@ -274,26 +318,33 @@ mod tests {
     }
 
     #[test]
-    fn delivers_into_new() {
-        let root = scratch("new");
-        let p = deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
-        assert!(p.starts_with(root.join("maildir/example.com/bob/new")));
-        // The same message again (a redelivery after a crash): success, one file.
-        deliver(&root, "bob@example.com", "m1.bob", b"hi\r\n").unwrap();
-        assert_eq!(
-            fs::read_dir(root.join("maildir/example.com/bob/new"))
-                .unwrap()
-                .count(),
-            1
-        );
-        assert_eq!(
-            fs::read_dir(root.join("maildir/example.com/bob/tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
-        fs::remove_dir_all(&root).unwrap();
+    fn delivers_into_new_unnamed_or_named() {
+        for unnamed in [true, false] {
+            let root = scratch(&format!("new-{unnamed}"));
+            let bob = |name: &str, body: &[u8]| {
+                deliver_with(&root, "bob@example.com", name, body, &sync_dir, unnamed)
+            };
+            let p = bob("m1.bob", b"hi\r\n").unwrap();
+            assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
+            assert!(p.starts_with(root.join("maildir/example.com/bob/new")));
+            // The same message again (a redelivery after a crash): success, one file.
+            bob("m1.bob", b"hi\r\n").unwrap();
+            // Another under the same name: refused, the first kept.
+            let e = bob("m1.bob", b"other\r\n").unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+            assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
+            let count = |sub: &str| {
+                fs::read_dir(root.join("maildir/example.com/bob").join(sub))
+                    .unwrap()
+                    .count()
+            };
+            assert_eq!((count("new"), count("tmp"), count("cur")), (1, 0, 0));
+            // A folder removed under a running server is made again.
+            fs::remove_dir_all(root.join("maildir/example.com/bob")).unwrap();
+            bob("m2.bob", b"again\r\n").unwrap();
+            assert_eq!((count("new"), count("tmp"), count("cur")), (1, 0, 0));
+            fs::remove_dir_all(&root).unwrap();
+        }
     }
 
     #[test]
@@ -319,10 +370,12 @@ mod tests {
     fn a_failed_write_leaves_nothing_in_tmp() {
         let root = scratch("partial");
         deliver(&root, "bob@example.com", "m0.bob", b"x").unwrap();
-        // /dev/full: every write fails with ENOSPC, as on a full disk.
+        // /dev/full: every write fails with ENOSPC, as on a full disk. (An
+        // unnamed file that fails leaves nothing by its nature: the named
+        // way is the one to check.)
         let tmp = root.join("maildir/example.com/bob/tmp/m1.bob");
         std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-        let e = deliver(&root, "bob@example.com", "m1.bob", b"hello\r\n").unwrap_err();
+        let e = deliver_with(&root, "bob@example.com", "m1.bob", b"hello\r\n", &sync_dir, false).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
         assert!(deliver_error(e).is_transient());
         assert_eq!(
@@ -339,7 +392,7 @@ mod tests {
     fn a_failed_folder_fsync_after_the_link_is_still_a_delivery() {
         let root = scratch("fsync");
         let eio = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
-        let p = deliver_with(&root, "bob@example.com", "m1.bob", b"hi\r\n", &eio).unwrap();
+        let p = deliver_with(&root, "bob@example.com", "m1.bob", b"hi\r\n", &eio, true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
         fs::remove_dir_all(&root).unwrap();
     }

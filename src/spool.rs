@@ -1,9 +1,9 @@
 //! The on-disk spool of the real server: a message is durable before the
 //! client hears `250`.
 //!
-//! Each message is one file, written under a temporary name, fsynced,
-//! linked into place, and the directory fsynced — the order Postfix and
-//! Maildir use, so that a crash at any point leaves either no message or a
+//! Each message is one file, written without a name (or under a temporary
+//! one), fsynced, linked into place, and the directory fsynced — the order
+//! Postfix and Maildir use, so that a crash at any point leaves either no message or a
 //! whole one. The file starts with a header line that carries the length
 //! and the CRC32C of the rest (a small text envelope and the body), so that
 //! a torn, truncated or damaged file is recognised at recovery instead of
@@ -13,7 +13,8 @@
 //!
 //! Layout: `SPOOL/lock` (held by the running server, [`SpoolLock`]),
 //! `SPOOL/queue/` (one file per queued message), `SPOOL/queue/tmp/` (files
-//! being written), `SPOOL/corrupt/` (files moved out of the queue).
+//! being written, where they cannot be unnamed), `SPOOL/corrupt/` (files
+//! moved out of the queue).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -28,6 +29,8 @@ use relayguard_core::Destination;
 use relayguard_core::{Mailbox, parse_path};
 use relayguard_core::{Message, Recipient};
 use relayguard_node::{Entry, StoreError, Unreadable};
+
+use crate::unnamed;
 
 /// The magic of the message envelope (inside the file, after the queue line).
 const MAGIC: &str = "relayguard-spool 1";
@@ -45,6 +48,9 @@ pub struct FsSpool {
     root: PathBuf,
     dir: PathBuf,
     tmp: PathBuf,
+    /// Whether to try unnamed files first (tests turn it off, to take the
+    /// way of a file system that has none).
+    unnamed: bool,
 }
 
 /// Adds the path to an I/O error's text, keeping its kind.
@@ -69,6 +75,7 @@ impl FsSpool {
             root: root.to_path_buf(),
             dir,
             tmp,
+            unnamed: true,
         };
         // Half-written files of a crashed run were never acknowledged. A
         // directory or anything else that is not ours is moved aside rather
@@ -112,29 +119,34 @@ impl FsSpool {
         self.commit_with(file, entry, sync)
     }
 
-    /// Starts `queue/tmp/<id>` for a message whose body arrives in pieces
-    /// ([`BodyFile::append`]); [`FsSpool::commit`] queues it. Dropped
-    /// uncommitted, the file is removed.
+    /// Starts the queue file of a message whose body arrives in pieces
+    /// ([`BodyFile::append`]); [`FsSpool::commit`] queues it. It has no
+    /// name until then ([`unnamed`]), or `queue/tmp/<id>` where the file
+    /// system cannot do that. Dropped uncommitted, it leaves nothing.
     pub fn begin(&self, id: &str) -> io::Result<BodyFile> {
         check_id(id)?;
+        match self
+            .unnamed
+            .then(|| unnamed::create(&self.dir))
+            .transpose()?
+            .flatten()
+        {
+            Some(file) => BodyFile::start(id, None, file),
+            None => self.begin_named(id),
+        }
+    }
+
+    /// [`FsSpool::begin`] with a name in `queue/tmp/` (what
+    /// [`FsSpool::update`] renames over the old file).
+    fn begin_named(&self, id: &str) -> io::Result<BodyFile> {
+        check_id(id)?;
         let path = self.tmp.join(id);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&path)?;
-        let mut body = BodyFile {
-            id: id.to_string(),
-            path,
-            file: None,
-            len: 0,
-            crc: 0,
-        };
-        // The header's place: it is written at the commit, when the
-        // lengths and checksums are known.
-        file.write_all(&[b' '; HEADER_WIDTH])?;
-        body.file = Some(file);
-        Ok(body)
+        BodyFile::start(id, Some(path), file)
     }
 
     /// Adds the envelope to a file made by [`FsSpool::begin`], fsyncs it,
@@ -151,13 +163,15 @@ impl FsSpool {
         sync: &dyn Fn(&Path) -> io::Result<()>,
     ) -> io::Result<()> {
         file.finish(entry)?;
-        let tmp = file.path.clone();
-        let id = file.id.clone();
         // A link, not a rename: it refuses to replace a message already
-        // queued under the same id. The tmp name goes either way (the
+        // queued under the same id. A tmp name goes either way (the
         // BodyFile's drop removes it).
-        let path = self.dir.join(&id);
-        let linked = fs::hard_link(&tmp, &path);
+        let path = self.dir.join(&file.id);
+        let linked = match (&file.path, &file.file) {
+            (Some(tmp), _) => fs::hard_link(tmp, &path),
+            (None, Some(unnamed)) => unnamed::link(unnamed, &path),
+            (None, None) => Err(io::Error::other("spool file closed")),
+        };
         drop(file);
         linked?;
         // Without the directory fsync the link may not survive a crash, so
@@ -189,7 +203,7 @@ impl FsSpool {
     pub fn update(&self, id: &str, entry: &Entry) -> io::Result<()> {
         check_id(id)?;
         let path = self.dir.join(id);
-        let mut new = self.begin(id)?;
+        let mut new = self.begin_named(id)?;
         match open_queue_file(&path)? {
             (QueueFile::V3(head), mut old) => {
                 old.seek(SeekFrom::Start(HEADER_WIDTH as u64))?;
@@ -206,7 +220,11 @@ impl FsSpool {
             }
         }
         new.finish(entry)?;
-        fs::rename(&new.path, &path)?;
+        let tmp = new
+            .path
+            .clone()
+            .ok_or_else(|| io::Error::other("spool file unnamed"))?;
+        fs::rename(&tmp, &path)?;
         sync_dir(&self.dir)
     }
 
@@ -238,11 +256,17 @@ impl FsSpool {
     }
 
     /// Forgets a message that was delivered or bounced.
+    ///
+    /// The queue directory is not fsynced after: a removal that a crash
+    /// undoes only makes the message go out again (at least once, as SMTP
+    /// asks; Postfix does not fsync after removing a queue file either),
+    /// and a Maildir delivery recognises its own earlier copy
+    /// ([`crate::maildir::deliver`]). The fsync was one of five per message.
     pub fn remove(&self, id: &str) -> io::Result<()> {
         check_id(id)?;
         match fs::remove_file(self.dir.join(id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => sync_dir(&self.dir),
+            _ => Ok(()),
         }
     }
 
@@ -703,21 +727,35 @@ fn read_envelope(path: &Path) -> io::Result<Result<Entry, String>> {
     Ok(decode_entry(&envelope))
 }
 
-/// A queue file being written as its message's body arrives, in
-/// `queue/tmp/`: [`FsSpool::begin`], [`BodyFile::append`],
+/// A queue file being written as its message's body arrives, unnamed or
+/// in `queue/tmp/`: [`FsSpool::begin`], [`BodyFile::append`],
 /// [`FsSpool::commit`]. Its length and CRC32C are kept as it goes, so
 /// that the body is never held whole. Dropped without a commit, the file
 /// is removed: a message that was not acknowledged leaves nothing.
 #[derive(Debug)]
 pub struct BodyFile {
     id: String,
-    path: PathBuf,
+    /// The name in `queue/tmp/`; none for an unnamed file.
+    path: Option<PathBuf>,
     file: Option<File>,
     len: u64,
     crc: u32,
 }
 
 impl BodyFile {
+    fn start(id: &str, path: Option<PathBuf>, mut file: File) -> io::Result<BodyFile> {
+        // The header's place: it is written at the commit, when the
+        // lengths and checksums are known.
+        file.write_all(&[b' '; HEADER_WIDTH])?;
+        Ok(BodyFile {
+            id: id.to_string(),
+            path,
+            file: Some(file),
+            len: 0,
+            crc: 0,
+        })
+    }
+
     /// The queue id the file will have.
     pub fn id(&self) -> &str {
         &self.id
@@ -757,10 +795,11 @@ impl BodyFile {
 impl Drop for BodyFile {
     fn drop(&mut self) {
         self.file = None;
-        if let Err(e) = fs::remove_file(&self.path) {
+        let Some(path) = &self.path else { return };
+        if let Err(e) = fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
                 // Only a leftover: the next start clears queue/tmp.
-                tracing::warn!("spool: removing {}: {e}", self.path.display());
+                tracing::warn!("spool: removing {}: {e}", path.display());
             }
         }
     }

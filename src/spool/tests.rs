@@ -193,28 +193,41 @@ fn a_body_truncated_by_400_bytes_is_detected() {
 #[test]
 fn a_body_streamed_in_pieces_is_stored_and_read_back() {
     let dir = scratch("stream");
+    // The named way (a file system without unnamed files) first, on its
+    // own spool; the unnamed way below.
+    let mut named = FsSpool::open(&dir.join("named")).unwrap();
+    named.unnamed = false;
     let spool = FsSpool::open(&dir).unwrap();
     let entry = long_entry(7);
-    let mut file = spool.begin("s1").unwrap();
-    for piece in entry.message.body.chunks(100) {
-        file.append(piece).unwrap();
+    for (spool, root) in [(&named, dir.join("named")), (&spool, dir.clone())] {
+        let mut file = spool.begin("s1").unwrap();
+        for piece in entry.message.body.chunks(100) {
+            file.append(piece).unwrap();
+        }
+        spool.commit(file, &envelope(&entry)).unwrap();
+        assert_eq!(
+            good(spool.list().unwrap()),
+            vec![("s1".to_string(), envelope(&entry))]
+        );
+        assert_eq!(spool.body("s1").unwrap(), entry.message.body);
+        assert_eq!(
+            decode_file(&fs::read(root.join("queue/s1")).unwrap()).unwrap(),
+            entry
+        );
+        // One dropped before its commit leaves nothing, in the queue or tmp/.
+        let mut file = spool.begin("s2").unwrap();
+        file.append(b"half a message").unwrap();
+        drop(file);
+        assert_eq!(spool.list().unwrap().len(), 1);
+        assert_eq!(fs::read_dir(root.join("queue/tmp")).unwrap().count(), 0);
+        // A second message under a queued id is refused, the first kept.
+        let mut file = spool.begin("s1").unwrap();
+        file.append(b"another").unwrap();
+        let e = spool.commit(file, &envelope(&entry)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(spool.body("s1").unwrap(), entry.message.body);
+        assert_eq!(fs::read_dir(root.join("queue/tmp")).unwrap().count(), 0);
     }
-    spool.commit(file, &envelope(&entry)).unwrap();
-    assert_eq!(
-        good(spool.list().unwrap()),
-        vec![("s1".to_string(), envelope(&entry))]
-    );
-    assert_eq!(spool.body("s1").unwrap(), entry.message.body);
-    assert_eq!(
-        decode_file(&fs::read(dir.join("queue/s1")).unwrap()).unwrap(),
-        entry
-    );
-    // One dropped before its commit leaves nothing, in the queue or tmp/.
-    let mut file = spool.begin("s2").unwrap();
-    file.append(b"half a message").unwrap();
-    drop(file);
-    assert_eq!(spool.list().unwrap().len(), 1);
-    assert_eq!(fs::read_dir(dir.join("queue/tmp")).unwrap().count(), 0);
     // A damaged body is found by the listing, though it keeps no body.
     let path = dir.join("queue/s1");
     let mut bytes = fs::read(&path).unwrap();
@@ -345,6 +358,7 @@ fn io_errors_are_transient_or_permanent() {
         root: PathBuf::new(),
         dir: PathBuf::new(),
         tmp: PathBuf::new(),
+        unnamed: true,
     }
     .store("../x", &Entry::new(message()))
     .unwrap_err();

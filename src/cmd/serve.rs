@@ -109,6 +109,15 @@ struct DiskSpool {
     ids: Arc<spool::Ids>,
 }
 
+/// A message being written to the spool.
+enum Writer {
+    /// Named, no file yet: the first piece makes it.
+    New(String),
+    Open(spool::BodyFile),
+    /// A blocking thread that had the file failed to give it back.
+    Lost,
+}
+
 /// Runs spool work on tokio's blocking threads; a task that panicked or a
 /// runtime that is stopping is a passing failure (nothing was
 /// acknowledged, the client may try again).
@@ -132,44 +141,69 @@ impl Spool for DiskSpool {
         Ok(id)
     }
 
-    /// The file being written; `None` while a blocking thread has it.
-    type Writer = Option<spool::BodyFile>;
+    type Writer = Writer;
 
+    /// Names the message only: its file is made by the first piece, on the
+    /// same trip to a blocking thread that writes the piece (each trip is
+    /// two thread switches, and serve is bound by its CPU).
     async fn begin(&self) -> Result<Self::Writer, StoreError> {
-        let (spool, id) = (self.spool.clone(), self.ids.next());
-        blocking(move || spool.begin(&id)).await.map(Some)
+        Ok(Writer::New(self.ids.next()))
     }
 
     async fn append(&self, writer: &mut Self::Writer, piece: Vec<u8>) -> Result<(), StoreError> {
-        let mut file = writer
-            .take()
-            .ok_or_else(|| StoreError::Transient("spool file lost".into()))?;
-        let (file, written) = blocking(move || {
-            let r = file.append(&piece);
-            Ok((file, r))
-        })
-        .await?;
-        *writer = Some(file);
+        let spool = self.spool.clone();
+        let (file, written) = match std::mem::replace(writer, Writer::Lost) {
+            Writer::New(id) => {
+                blocking(move || {
+                    let mut file = spool.begin(&id)?;
+                    let r = file.append(&piece);
+                    Ok((file, r))
+                })
+                .await?
+            }
+            Writer::Open(mut file) => {
+                blocking(move || {
+                    let r = file.append(&piece);
+                    Ok((file, r))
+                })
+                .await?
+            }
+            Writer::Lost => return Err(StoreError::Transient("spool file lost".into())),
+        };
+        *writer = Writer::Open(file);
         written.map_err(spool::store_error)
     }
 
     async fn commit(&self, writer: Self::Writer, entry: &Entry) -> Result<String, StoreError> {
-        let file = writer.ok_or_else(|| StoreError::Transient("spool file lost".into()))?;
-        let id = file.id().to_string();
-        let (spool, entry) = (self.spool.clone(), entry.clone());
-        blocking(move || spool.commit(file, &entry))
+        let spool = self.spool.clone();
+        let (id, work): (String, Box<dyn FnOnce() -> io::Result<()> + Send>) = match writer {
+            Writer::Open(file) => {
+                let entry = entry.clone();
+                (file.id().to_string(), Box::new(move || spool.commit(file, &entry)))
+            }
+            // No piece came: the whole (empty) body is the entry's.
+            Writer::New(id) => {
+                let (entry, name) = (entry.clone(), id.clone());
+                (id, Box::new(move || spool.store(&name, &entry)))
+            }
+            Writer::Lost => return Err(StoreError::Transient("spool file lost".into())),
+        };
+        blocking(work)
             .await
             .inspect_err(|e| tracing::warn!("spool store {id}: {e}"))?;
         Ok(id)
     }
 
     async fn abort(&self, writer: Self::Writer) {
-        // Dropping the file removes it.
-        let _ = blocking(move || {
-            drop(writer);
-            Ok(())
-        })
-        .await;
+        // Dropping the file removes it (a name in queue/tmp: a blocking
+        // call).
+        if let Writer::Open(file) = writer {
+            let _ = blocking(move || {
+                drop(file);
+                Ok(())
+            })
+            .await;
+        }
     }
 
     async fn body(&self, id: &str) -> Result<Vec<u8>, StoreError> {

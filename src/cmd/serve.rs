@@ -179,7 +179,10 @@ impl Spool for DiskSpool {
         let (id, work): (String, Box<dyn FnOnce() -> io::Result<()> + Send>) = match writer {
             Writer::Open(file) => {
                 let entry = entry.clone();
-                (file.id().to_string(), Box::new(move || spool.commit(file, &entry)))
+                (
+                    file.id().to_string(),
+                    Box::new(move || spool.commit(file, &entry)),
+                )
             }
             // No piece came: the whole (empty) body is the entry's.
             Writer::New(id) => {

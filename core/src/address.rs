@@ -353,24 +353,29 @@ fn check_local(local: &str) -> Result<(String, bool), AddressError> {
         }
         return Ok((out, true));
     }
-    // Dot-string: atoms separated by single dots.
+    if !is_dot_string(local) {
+        return Err(AddressError::BadLocalPart);
+    }
+    Ok((local.to_string(), false))
+}
+
+/// Whether `local` may stand unquoted as a local part: atoms of atext
+/// separated by single dots (RFC 5321's Dot-string).
+pub fn is_dot_string(local: &str) -> bool {
     let mut prev_dot = true;
-    for &c in b {
+    for &c in local.as_bytes() {
         if c == b'.' {
             if prev_dot {
-                return Err(AddressError::BadLocalPart);
+                return false;
             }
             prev_dot = true;
         } else if is_atext(c) {
             prev_dot = false;
         } else {
-            return Err(AddressError::BadLocalPart);
+            return false;
         }
     }
-    if prev_dot {
-        return Err(AddressError::BadLocalPart);
-    }
-    Ok((local.to_string(), false))
+    !prev_dot
 }
 
 /// Canonical form of a domain or address literal: lowercase A-labels,

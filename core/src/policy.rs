@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::address::{Domain, Mailbox, Path, RoutingKind, canonical_domain};
+use crate::address::{self, Domain, Mailbox, Path, RoutingKind, canonical_domain};
 use crate::addrlist::AddrList;
 use crate::check::{Bug, Bugs};
 use crate::config::{Allow, Config, ConfigError};
@@ -560,11 +560,10 @@ impl Policy {
             // address at a foreign domain is the next hop's business.
             let at_local = m.domain.as_ref().is_some_and(|d| self.is_local_domain(d));
             if rewrite && at_local && depth < MAX_REWRITES {
-                let local = if routing
-                    .local
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-                {
+                // What may not stand unquoted (a space, a parenthesis, two
+                // dots in a row…) is quoted again, so that the mailbox it
+                // spells is decided on, not refused as bad syntax.
+                let local = if address::is_dot_string(&routing.local) {
                     routing.local.clone()
                 } else {
                     format!("\"{}\"", routing.local.replace('\\', "\\\\").replace('"', "\\\""))

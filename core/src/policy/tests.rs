@@ -135,17 +135,17 @@ fn the_percent_hack_is_undone_four_times_and_no_more() {
     );
 }
 
-/// A percent-hack rewrite whose local part holds a space, a quote or a
-/// backslash is quoted again before it is decided on, so that it names
-/// the mailbox it spelled (named by its dequoted key) and is not refused
-/// as bad syntax.
+/// A percent-hack rewrite whose local part may not stand unquoted (a
+/// space, a quote, a backslash, a parenthesis, dots out of place) is
+/// quoted again before it is decided on, so that it names the mailbox it
+/// spelled (named by its dequoted key) and is not refused as bad syntax.
 #[test]
 fn a_rewritten_local_part_is_quoted_again() {
     let p = policy_from(
         r#"hostname = "mail.example.com"
 [domains]
 local = ["example.com"]
-mailboxes = ['"\""@example.com', '"\\"@example.com', '"a b"@example.com', '"a\"b"@example.com', '"a\\b"@example.com']
+mailboxes = ['"\""@example.com', '"\\"@example.com', '"a b"@example.com', '"a\"b"@example.com', '"a\\b"@example.com', '"a(b"@example.com', '"a..b"@example.com', '".a"@example.com', '"b."@example.com']
 [lan]
 networks = ["192.168.1.0/24"]
 [relay]
@@ -160,6 +160,11 @@ percent_hack = true
         // Nothing but the character that needs the quotes.
         (r#"<"\"%example.com"@example.com>"#, r#""@example.com"#),
         (r#"<"\\%example.com"@example.com>"#, r"\@example.com"),
+        // Graphic, but not a dot-string: needs the quotes all the same.
+        (r#"<"a(b%example.com"@example.com>"#, "a(b@example.com"),
+        (r#"<"a..b%example.com"@example.com>"#, "a..b@example.com"),
+        (r#"<".a%example.com"@example.com>"#, ".a@example.com"),
+        (r#"<"b.%example.com"@example.com>"#, "b.@example.com"),
     ] {
         let d = p.rcpt(&ctx, &crate::parse_path(rcpt).unwrap());
         assert!(

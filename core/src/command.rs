@@ -702,9 +702,8 @@ fn check_domain_shape(d: &str) -> Result<(), AddressError> {
             Err(AddressError::InvalidLiteral)
         };
     }
-    if d.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_' || b >= 0x80)
-    {
+    // The class table's rule, which the one-pass reader uses too.
+    if classes(d.as_bytes()) & NOT_DOMAIN == 0 {
         Ok(())
     } else {
         Err(AddressError::BadDomain)

@@ -70,13 +70,13 @@ fn deliver_with(
     let name = safe(name);
     let new = dir.join("new").join(&name);
     let tmp = dir.join("tmp");
-    let attempt = || match unnamed
-        .then(|| write_unnamed(&tmp, body, &new))
-        .transpose()?
-        .flatten()
-    {
-        Some(linked) => Ok(linked),
-        None => write_named(&tmp.join(&name), body, &new),
+    let attempt = || {
+        if unnamed {
+            if let Some(linked) = write_unnamed(&tmp, body, &new)? {
+                return Ok(linked);
+            }
+        }
+        write_named(&tmp.join(&name), body, &new)
     };
     // The folders are made only when they are missing: `mkdir` of one that
     // exists still takes its parent's lock, on every delivery.

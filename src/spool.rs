@@ -125,15 +125,12 @@ impl FsSpool {
     /// system cannot do that. Dropped uncommitted, it leaves nothing.
     pub fn begin(&self, id: &str) -> io::Result<BodyFile> {
         check_id(id)?;
-        match self
-            .unnamed
-            .then(|| unnamed::create(&self.dir))
-            .transpose()?
-            .flatten()
-        {
-            Some(file) => BodyFile::start(id, None, file),
-            None => self.begin_named(id),
+        if self.unnamed {
+            if let Some(file) = unnamed::create(&self.dir)? {
+                return BodyFile::start(id, None, file);
+            }
         }
+        self.begin_named(id)
     }
 
     /// [`FsSpool::begin`] with a name in `queue/tmp/` (what

@@ -369,3 +369,47 @@ fn underscores_and_utf8_in_domains_take_the_one_pass_reader() {
         assert!(p(&line).is_ok(), "{line}");
     }
 }
+
+#[test]
+fn verbs_and_keywords_are_read_whole() {
+    // STARTTLS is the one eight-letter verb: the last four letters count.
+    assert_eq!(p("STARTTLX"), Err(ParseError::UnknownCommand));
+    assert_eq!(p("STARTLS1"), Err(ParseError::UnknownCommand));
+    // The keyword after the verb is checked, not only counted; a line that
+    // stops inside it or right after it is refused, not read past its end.
+    let expected = Err(ParseError::Syntax("expected MAIL FROM:<address>"));
+    for line in ["MAIL FORM:<a@b.example>", "MAIL FR", "MAIL"] {
+        assert_eq!(p(line), expected, "{line}");
+    }
+    assert_eq!(
+        p("RCPT OT:<a@b.example>"),
+        Err(ParseError::Syntax("expected RCPT TO:<address>"))
+    );
+    assert!(p("MAIL FROM:").is_err());
+    assert!(p("MAIL FROM:   ").is_err());
+    // VRFY and EXPN need their argument, and keep it as written.
+    assert_eq!(p("VRFY"), Err(ParseError::Syntax("VRFY needs an argument")));
+    assert_eq!(p("EXPN"), Err(ParseError::Syntax("EXPN needs an argument")));
+    assert_eq!(p("VRFY alice"), Ok(Command::Vrfy("alice")));
+    assert_eq!(p("EXPN staff list"), Ok(Command::Expn("staff list")));
+}
+
+#[test]
+fn parse_errors_say_what_is_wrong() {
+    // What a log or a tool prints for each refusal.
+    for (e, text) in [
+        (ParseError::UnknownCommand, "command not recognized"),
+        (ParseError::BadCharacters, "invalid characters in command"),
+        (
+            ParseError::Syntax("VRFY needs an argument"),
+            "VRFY needs an argument",
+        ),
+        (
+            ParseError::Address(AddressError::MissingBracket),
+            &AddressError::MissingBracket.to_string(),
+        ),
+        (ParseError::UnknownParameter, "unsupported ESMTP parameter"),
+    ] {
+        assert_eq!(e.to_string(), text);
+    }
+}

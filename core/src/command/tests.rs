@@ -413,3 +413,51 @@ fn parse_errors_say_what_is_wrong() {
         assert_eq!(e.to_string(), text);
     }
 }
+
+#[test]
+fn paths_the_one_pass_reader_leaves_are_read_exactly() {
+    // A quoted quote is escaped: the closing bracket is found after it.
+    let line = r#"RCPT TO:<"a\"b"@example.com> "#;
+    assert_eq!(
+        p(line),
+        Ok(Command::Rcpt {
+            to: PathArg::Mailbox {
+                route: "",
+                local: r#""a\"b""#,
+                domain: Some("example.com")
+            }
+        }),
+        "{line}"
+    );
+    // Outside quotes a backslash escapes nothing: the bracket after it
+    // closes the path, whose domain is then bad.
+    assert_eq!(
+        p(r#"RCPT TO:<"x"@a\>"#),
+        Err(ParseError::Address(AddressError::BadDomain))
+    );
+    // A bare path (no brackets) is one word: a `>` at its end is part of
+    // its domain, not a bracket closing a path that never opened.
+    assert_eq!(
+        p("RCPT TO:ab@example.com>"),
+        Err(ParseError::Address(AddressError::BadDomain))
+    );
+    // Every hop of a route starts with `@`.
+    assert_eq!(
+        p("RCPT TO:<@a.example,xb.example:u@c.example>"),
+        Err(ParseError::Address(AddressError::BadRoute))
+    );
+    // A path longer than the one-pass reader's 16-bit offsets is read by
+    // the general parser, whole.
+    let local = "a".repeat(70_000);
+    let line = format!("RCPT TO:<{local}@example.com>");
+    assert_eq!(
+        p(&line),
+        Ok(Command::Rcpt {
+            to: PathArg::Mailbox {
+                route: "",
+                local: &local,
+                domain: Some("example.com")
+            }
+        })
+    );
+}

@@ -461,3 +461,20 @@ fn paths_the_one_pass_reader_leaves_are_read_exactly() {
         })
     );
 }
+
+#[test]
+fn domains_and_literals_have_their_shape_checked() {
+    for (line, e) in [
+        // A non-domain octet among the first four of a domain.
+        ("RCPT TO:<u@ab+c.example>", AddressError::BadDomain),
+        ("RCPT TO:<u@a+.example>", AddressError::BadDomain),
+        // A literal needs its closing bracket and something inside.
+        ("RCPT TO:<u@[192.0.2.1>", AddressError::InvalidLiteral),
+        ("RCPT TO:<u@[]>", AddressError::InvalidLiteral),
+        // A route hop is a domain, never an address, even in brackets.
+        ("RCPT TO:<@[a@b]:u@c.example>", AddressError::BadRoute),
+    ] {
+        assert_eq!(p(line), Err(ParseError::Address(e)), "{line}");
+    }
+    assert!(p("RCPT TO:<u@[192.0.2.1]>").is_ok());
+}

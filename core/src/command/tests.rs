@@ -478,3 +478,20 @@ fn domains_and_literals_have_their_shape_checked() {
     }
     assert!(p("RCPT TO:<u@[192.0.2.1]>").is_ok());
 }
+
+#[test]
+fn size_is_a_number_of_at_most_twenty_digits() {
+    let size = |v: &str| match p(&format!("MAIL FROM:<a@b.example> SIZE={v}")) {
+        Ok(Command::Mail { params, .. }) => Ok(params.size),
+        Err(e) => Err(e),
+        Ok(other) => panic!("{other:?}"),
+    };
+    let not_a_number = Err(ParseError::Syntax("SIZE value is not a number"));
+    assert_eq!(size(""), not_a_number);
+    assert_eq!(size(&"1".repeat(21)), not_a_number);
+    assert_eq!(size(&"1".repeat(22)), not_a_number);
+    assert_eq!(size("00000000000000001000"), Ok(Some(1000)));
+    assert_eq!(size("18446744073709551615"), Ok(Some(u64::MAX)));
+    // Twenty digits past u64: as large as can be, which no limit admits.
+    assert_eq!(size("99999999999999999999"), Ok(Some(u64::MAX)));
+}

@@ -22,11 +22,15 @@ PORT=${PORT:-2735}
 command -v smtp-source >/dev/null || { echo "needs smtp-source (postfix)" >&2; exit 2; }
 tick=$(getconf CLK_TCK)
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+# Every run's spool is removed at the end, not after the run: ext4 passes
+# over inodes freed in the last minutes when it allocates new ones, so a
+# removal between runs would slow the run after it.
+works=()
+trap 'rm -f "$results"; rm -rf "${works[@]}"' EXIT
 
-one() { # $1 binary: prints "cpu_per_1000 rate delivered"
+one() { # $1 work directory, $2 binary: prints "cpu_per_1000 rate delivered"
   local work pid c0 c1 t0 t1 n
-  work=$(mktemp -d -t relayguard-cpu.XXXXXX)
+  work=$1
   cat > "$work/serve.toml" <<TOML
 hostname = "mail.example.com"
 [domains]
@@ -36,7 +40,7 @@ networks = ["127.0.0.1/32"]
 [limits]
 connections_per_ip_per_minute = 1000000
 TOML
-  "$1" serve --config "$work/serve.toml" --listen "127.0.0.1:$PORT" --spool "$work/spool" \
+  "$2" serve --config "$work/serve.toml" --listen "127.0.0.1:$PORT" --spool "$work/spool" \
     --max-per-ip 200 --max-connections 200 2>/dev/null &
   pid=$!
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
@@ -53,7 +57,6 @@ TOML
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   n=$(find "$work/spool/maildir/example.com/bench/new" -type f | wc -l)
-  rm -rf "$work"
   python3 -c 'import sys; c0, c1, tick, n, t0, t1 = map(float, sys.argv[1:]); print(f"{(c1 - c0) / tick / n * 1000:.3f} {n / (t1 - t0):.0f}")' \
     "$c0" "$c1" "$tick" "$N" "$t0" "$t1" | tr '\n' ' '
   echo "$n"
@@ -62,7 +65,9 @@ TOML
 printf '%-6s %-40s %14s %10s %10s\n' round build cpu-s/1000msg msg/s delivered
 for r in $(seq 1 "$ROUNDS"); do
   for bin in "$@"; do
-    read -r cpu rate n < <(one "$bin")
+    work=$(mktemp -d -t relayguard-cpu.XXXXXX)
+    works+=("$work")
+    read -r cpu rate n < <(one "$work" "$bin")
     printf '%-6s %-40s %14s %10s %10s\n' "$r" "$bin" "$cpu" "$rate" "$n"
     echo "$bin $cpu" >> "$results"
     [ "$n" -eq "$N" ] || { echo "only $n of $N messages delivered" >&2; exit 1; }

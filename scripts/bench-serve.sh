@@ -36,16 +36,7 @@ cleanup() {
 trap cleanup EXIT
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
-cat > "$WORK/bench.toml" <<TOML
-hostname = "mail.example.com"
-[domains]
-local = ["example.com"]
-[lan]
-networks = ["127.0.0.1/32"]
-[limits]
-# smtp-source opens one connection per message: thousands a minute.
-connections_per_ip_per_minute = 1000000
-TOML
+cp scripts/bench-serve.toml "$WORK/bench.toml"
 
 # Postfix's smtpd on loopback: its own config_directory, queue and data
 # directories, no chroot, every transport `discard`, logging to a file.

@@ -31,15 +31,7 @@ trap 'rm -f "$results"; rm -rf "${works[@]}"' EXIT
 one() { # $1 work directory, $2 binary: prints "cpu_per_1000 rate delivered"
   local work pid c0 c1 t0 t1 n
   work=$1
-  cat > "$work/serve.toml" <<TOML
-hostname = "mail.example.com"
-[domains]
-local = ["example.com"]
-[lan]
-networks = ["127.0.0.1/32"]
-[limits]
-connections_per_ip_per_minute = 1000000
-TOML
+  cp scripts/bench-serve.toml "$work/serve.toml"
   "$2" serve --config "$work/serve.toml" --listen "127.0.0.1:$PORT" --spool "$work/spool" \
     --max-per-ip 200 --max-connections 200 2>/dev/null &
   pid=$!

@@ -110,12 +110,31 @@ struct DiskSpool {
 }
 
 /// A message being written to the spool.
-enum Writer {
+enum Pending {
     /// Named, no file yet: the first piece makes it.
     New(String),
     Open(spool::BodyFile),
-    /// A blocking thread that had the file failed to give it back.
-    Lost,
+}
+
+impl Pending {
+    fn id(&self) -> &str {
+        match self {
+            Pending::New(id) => id,
+            Pending::Open(file) => file.id(),
+        }
+    }
+
+    /// The message's file, made now if no piece has made it yet.
+    fn into_file(self, spool: &FsSpool) -> io::Result<spool::BodyFile> {
+        match self {
+            Pending::New(id) => spool.begin(&id),
+            Pending::Open(file) => Ok(file),
+        }
+    }
+}
+
+fn lost() -> StoreError {
+    StoreError::Transient("spool file lost".into())
 }
 
 /// Runs spool work on tokio's blocking threads; a task that panicked or a
@@ -141,57 +160,34 @@ impl Spool for DiskSpool {
         Ok(id)
     }
 
-    type Writer = Writer;
+    /// `None` while a blocking thread has the file (and after that thread
+    /// failed to give it back).
+    type Writer = Option<Pending>;
 
     /// Names the message only: its file is made by the first piece, on the
     /// same trip to a blocking thread that writes the piece (each trip is
     /// two thread switches, and serve is bound by its CPU).
     async fn begin(&self) -> Result<Self::Writer, StoreError> {
-        Ok(Writer::New(self.ids.next()))
+        Ok(Some(Pending::New(self.ids.next())))
     }
 
     async fn append(&self, writer: &mut Self::Writer, piece: Vec<u8>) -> Result<(), StoreError> {
-        let spool = self.spool.clone();
-        let (file, written) = match std::mem::replace(writer, Writer::Lost) {
-            Writer::New(id) => {
-                blocking(move || {
-                    let mut file = spool.begin(&id)?;
-                    let r = file.append(&piece);
-                    Ok((file, r))
-                })
-                .await?
-            }
-            Writer::Open(mut file) => {
-                blocking(move || {
-                    let r = file.append(&piece);
-                    Ok((file, r))
-                })
-                .await?
-            }
-            Writer::Lost => return Err(StoreError::Transient("spool file lost".into())),
-        };
-        *writer = Writer::Open(file);
+        let (spool, pending) = (self.spool.clone(), writer.take().ok_or_else(lost)?);
+        let (file, written) = blocking(move || {
+            let mut file = pending.into_file(&spool)?;
+            let r = file.append(&piece);
+            Ok((file, r))
+        })
+        .await?;
+        *writer = Some(Pending::Open(file));
         written.map_err(spool::store_error)
     }
 
     async fn commit(&self, writer: Self::Writer, entry: &Entry) -> Result<String, StoreError> {
-        let spool = self.spool.clone();
-        let (id, work): (String, Box<dyn FnOnce() -> io::Result<()> + Send>) = match writer {
-            Writer::Open(file) => {
-                let entry = entry.clone();
-                (
-                    file.id().to_string(),
-                    Box::new(move || spool.commit(file, &entry)),
-                )
-            }
-            // No piece came: the whole (empty) body is the entry's.
-            Writer::New(id) => {
-                let (entry, name) = (entry.clone(), id.clone());
-                (id, Box::new(move || spool.store(&name, &entry)))
-            }
-            Writer::Lost => return Err(StoreError::Transient("spool file lost".into())),
-        };
-        blocking(work)
+        let pending = writer.ok_or_else(lost)?;
+        let id = pending.id().to_string();
+        let (spool, entry) = (self.spool.clone(), entry.clone());
+        blocking(move || spool.commit(pending.into_file(&spool)?, &entry))
             .await
             .inspect_err(|e| tracing::warn!("spool store {id}: {e}"))?;
         Ok(id)
@@ -200,7 +196,7 @@ impl Spool for DiskSpool {
     async fn abort(&self, writer: Self::Writer) {
         // Dropping the file removes it (a name in queue/tmp: a blocking
         // call).
-        if let Writer::Open(file) = writer {
+        if let Some(Pending::Open(file)) = writer {
             let _ = blocking(move || {
                 drop(file);
                 Ok(())

@@ -3,13 +3,13 @@
 //!
 //! Each message is one file, written without a name (or under a temporary
 //! one), fsynced, linked into place, and the directory fsynced — the order
-//! Postfix and Maildir use, so that a crash at any point leaves either no message or a
-//! whole one. The file starts with a header line that carries the length
-//! and the CRC32C of the rest (a small text envelope and the body), so that
-//! a torn, truncated or damaged file is recognised at recovery instead of
-//! being delivered damaged. A file that cannot be read back is reported on
-//! its own ([`Unreadable`]) beside the good ones, and [`FsSpool::quarantine`]
-//! moves it to `SPOOL/corrupt/`.
+//! Postfix and Maildir use, so that a crash at any point leaves either no
+//! message or a whole one. The file starts with a header line that carries
+//! the length and the CRC32C of the rest (a small text envelope and the
+//! body), so that a torn, truncated or damaged file is recognised at
+//! recovery instead of being delivered damaged. A file that cannot be read
+//! back is reported on its own ([`Unreadable`]) beside the good ones, and
+//! [`FsSpool::quarantine`] moves it to `SPOOL/corrupt/`.
 //!
 //! Layout: `SPOOL/lock` (held by the running server, [`SpoolLock`]),
 //! `SPOOL/queue/` (one file per queued message), `SPOOL/queue/tmp/` (files
@@ -133,10 +133,10 @@ impl FsSpool {
         self.begin_named(id)
     }
 
-    /// [`FsSpool::begin`] with a name in `queue/tmp/` (what
-    /// [`FsSpool::update`] renames over the old file).
+    /// [`FsSpool::begin`] with the name `queue/tmp/<id>` (what
+    /// [`FsSpool::update`] renames over the old file); `id` is checked by
+    /// the caller.
     fn begin_named(&self, id: &str) -> io::Result<BodyFile> {
-        check_id(id)?;
         let path = self.tmp.join(id);
         let file = OpenOptions::new()
             .write(true)
@@ -217,11 +217,7 @@ impl FsSpool {
             }
         }
         new.finish(entry)?;
-        let tmp = new
-            .path
-            .clone()
-            .ok_or_else(|| io::Error::other("spool file unnamed"))?;
-        fs::rename(&tmp, &path)?;
+        fs::rename(self.tmp.join(id), &path)?;
         sync_dir(&self.dir)
     }
 

@@ -164,7 +164,7 @@ fn short_line_end(bytes: &[u8]) -> Option<usize> {
     let four = |w: &[u8]| u64::from(u32::from_le_bytes(w.try_into().unwrap_or([0; 4])));
     let x = four(&bytes[..4]) | four(&bytes[n - 4..]) << 32;
     // No LF in the first four means no borrow reaches the last four.
-    first_lf(x).map(|k| if k < 4 { k } else { n - 8 + k })
+    first_lf(x).map(|k| if k < 4 { k } else { n + k - 8 })
 }
 
 /// [`line_end`] past the first 64 octets: pipelined input, long lines.

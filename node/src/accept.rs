@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use relayguard_core::Destination;
 use relayguard_core::check::buggify::Bug;
 use relayguard_core::proxy::{self, Front};
 use relayguard_core::{Message, Peer, Session};
@@ -144,6 +145,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Node<N, S, R, M, T> {
             node: &self,
             conn,
             body: None,
+            held: Vec::new(),
         };
         if hooks.auth_refused(ip) {
             session.refuse_auth();
@@ -252,6 +254,56 @@ struct Connection<'a, N, S: Spool, R, M, T> {
     /// The spool file of the message being received, or why it failed
     /// (the client hears `451` at the end of the data).
     body: Option<Result<S::Writer, StoreError>>,
+    /// The body so far while it fits in `held_body_max` (no spool file
+    /// yet).
+    held: Vec<u8>,
+}
+
+impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> Connection<'_, N, S, R, M, T> {
+    /// Stores a message whose body is in memory. When every recipient is
+    /// local it goes into the mailboxes now, before the reply: the one
+    /// durable write it needs, where queueing would write, fsync and later
+    /// remove a queue file as well. Recipients whose delivery failed are
+    /// queued as any message (their round retries or bounces them); the
+    /// entry's `pending` says which are left.
+    async fn store_held(&self, entry: &mut Entry) -> Result<String, StoreError> {
+        let node = self.node;
+        let local: Option<Vec<String>> = entry
+            .pending
+            .iter()
+            .map(|r| match &r.destination {
+                Destination::Local { mailbox } => Some(mailbox.clone()),
+                _ => None,
+            })
+            .collect();
+        let (Some(mailboxes), Some(id)) = (local, node.spool.fresh_id()) else {
+            return node.spool.store(entry).await;
+        };
+        let results = node
+            .mailboxes
+            .deliver_before_reply(&mailboxes, &id, &entry.message)
+            .await;
+        let mut results = results.into_iter();
+        let mut left = Vec::new();
+        for (r, mailbox) in entry.pending.drain(..).zip(&mailboxes) {
+            match results.next() {
+                Some(Ok(())) => node.note(&format!("delivered {id} local {mailbox} before the reply")),
+                // BUG drop-failed-early-delivery: the failed recipient is neither delivered nor queued
+                Some(Err(_)) if node.bug(Bug::DropFailedEarlyDelivery) => {}
+                Some(Err(e)) => {
+                    node.note(&format!("deferred {id} {}: {e}", r.path));
+                    left.push(r);
+                }
+                // A result short: not known to be delivered, so queued.
+                None => left.push(r),
+            }
+        }
+        entry.pending = left;
+        if entry.pending.is_empty() {
+            return Ok(id);
+        }
+        node.spool.store(entry).await
+    }
 }
 
 impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connection<'_, N, S, R, M, T> {
@@ -269,6 +321,18 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
 
     async fn body_piece(&mut self, piece: Vec<u8>) {
         self.node.tap.body_piece(self.conn, &piece);
+        if self.body.is_none() && self.held.len() + piece.len() <= self.node.config.held_body_max {
+            self.held.extend_from_slice(&piece);
+            return;
+        }
+        // Too large to hold: what was held goes first, in the same write.
+        let piece = if self.held.is_empty() {
+            piece
+        } else {
+            let mut all = std::mem::take(&mut self.held);
+            all.extend_from_slice(&piece);
+            all
+        };
         let spool = &self.node.spool;
         let writer = match self.body.take() {
             Some(w) => w,
@@ -287,6 +351,7 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
     }
 
     async fn drop_body(&mut self) {
+        self.held.clear();
         if let Some(Ok(w)) = self.body.take() {
             self.node.spool.abort(w).await;
         }
@@ -294,10 +359,13 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
     }
 
     async fn store(&mut self, message: Message) -> Result<String, StoreError> {
-        let entry = Entry::new(message);
+        let mut entry = Entry::new(message);
         let stored = match self.body.take() {
-            // An empty body: no piece came.
-            None => self.node.spool.store(&entry).await,
+            // The whole body is held (or none came).
+            None => {
+                entry.message.body = std::mem::take(&mut self.held);
+                self.store_held(&mut entry).await
+            }
             Some(Ok(w)) => self.node.spool.commit(w, &entry).await,
             Some(Err(e)) => Err(e),
         };
@@ -305,8 +373,12 @@ impl<N: Net, S: Spool, R: Resolver, M: Mailboxes, T: Tap> ServerHooks for Connec
             // The tap hears of the message once it is stored: one the spool
             // refused was answered 451 and is not the relay's to deliver.
             self.node.tap.handed_on(self.conn, &entry.message);
-            self.node.note(&format!("stored {id}"));
-            tokio::task::spawn_local(self.node.clone().deliver(id.clone(), entry));
+            if entry.pending.is_empty() {
+                self.node.note(&format!("done {id}: delivered before the reply"));
+            } else {
+                self.node.note(&format!("stored {id}"));
+                tokio::task::spawn_local(self.node.clone().deliver(id.clone(), entry));
+            }
         } else {
             self.node.tap.body_dropped(self.conn);
         }

@@ -26,6 +26,13 @@ pub struct NodeConfig {
     /// this bounds what queued, deferred and recovered messages cost in
     /// memory: about three times this many largest messages.
     pub max_deliveries: usize,
+    /// A message body up to this many octets is held in memory until its
+    /// end instead of written into the spool as it arrives: it is then
+    /// stored in one write, and when every recipient is local it goes
+    /// straight into the mailboxes before the reply, with no queue file
+    /// (one file written instead of two, none removed). 0 streams every
+    /// body. It bounds memory at this much per connection.
+    pub held_body_max: usize,
     /// The server side of STARTTLS: offered to clients when set. Built by
     /// whoever starts the node (`serve` from the `[tls]` files, the
     /// simulation with its seeded provider; see [`crate::tls`]), never by
@@ -50,6 +57,7 @@ impl NodeConfig {
             accept_backoff_base: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
             max_deliveries: 4,
+            held_body_max: 64 * 1024,
             tls_server: None,
             tls_client: None,
         }

@@ -63,6 +63,14 @@ pub trait Spool: 'static {
     /// by [`Spool::begin`], fed by [`Spool::append`], made durable by
     /// [`Spool::commit`] or dropped by [`Spool::abort`].
     type Writer: 'static;
+    /// A fresh queue id that names no file: a message delivered into
+    /// its mailboxes before its client hears `250` is known by it (the
+    /// mailbox files are named after it) and never queued. `None`, the
+    /// default, for a spool that makes ids only as it stores: such a
+    /// message is then queued and delivered after the reply as any other.
+    fn fresh_id(&self) -> Option<String> {
+        None
+    }
     /// Starts the file of a message whose body is about to arrive.
     fn begin(&self) -> impl Future<Output = Result<Self::Writer, StoreError>>;
     /// Writes the next piece of the body. After an error the node aborts
@@ -123,6 +131,27 @@ pub trait Mailboxes: 'static {
         id: &str,
         message: &Message,
     ) -> impl Future<Output = Result<(), DeliverError>>;
+
+    /// Delivers a message whose every recipient is local before its client
+    /// hears `250`, in place of queueing it: one result per mailbox, in
+    /// order. An `Ok` must be as durable as a queued message (the reply
+    /// may follow it at once); a recipient whose delivery failed is
+    /// queued, and its error heard again in a delivery round. Default: one
+    /// [`Mailboxes::deliver`] after the other.
+    fn deliver_before_reply(
+        &self,
+        mailboxes: &[String],
+        id: &str,
+        message: &Message,
+    ) -> impl Future<Output = Vec<Result<(), DeliverError>>> {
+        async move {
+            let mut results = Vec::with_capacity(mailboxes.len());
+            for mailbox in mailboxes {
+                results.push(self.deliver(mailbox, id, message).await);
+            }
+            results
+        }
+    }
 }
 
 /// Why [`Spool::store`] failed. The client hears `451` either way (the

@@ -5,37 +5,14 @@
 mod common;
 
 use std::cell::{Cell, RefCell};
-use std::io;
-use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{NoBoxes, NoRoutes};
+use common::{NoBoxes, NoRoutes, OneClient};
 use relayguard_core::{Config, Policy};
-use relayguard_node::{Entry, Listing, Net, NoTap, Node, NodeConfig, Spool, StoreError, Unreadable};
+use relayguard_node::{Entry, Listing, NoTap, Node, NodeConfig, Spool, StoreError, Unreadable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-/// One client connection, then none.
-struct OneClient(RefCell<Option<DuplexStream>>);
-
-impl Net for OneClient {
-    type Stream = DuplexStream;
-    type Listener = ();
-    async fn listen(&self, _addr: SocketAddr) -> io::Result<()> {
-        Ok(())
-    }
-    async fn accept(&self, _l: &()) -> io::Result<(DuplexStream, IpAddr)> {
-        let next = self.0.borrow_mut().take();
-        match next {
-            Some(s) => Ok((s, "203.0.113.7".parse().unwrap())),
-            None => std::future::pending().await,
-        }
-    }
-    async fn connect(&self, _addr: SocketAddr) -> io::Result<DuplexStream> {
-        Err(io::Error::other("no network"))
-    }
-}
 
 /// What the node asked of the spool.
 #[derive(Default)]
@@ -151,8 +128,9 @@ async fn send(ending: Option<&'static [u8]>) -> (Rc<Calls>, String) {
 async fn a_client_gone_mid_data_leaves_no_file() {
     let (calls, _) = send(None).await;
     assert_eq!(calls.begun.get(), 1);
+    // The first write carries the 64 KiB held before it (held_body_max).
     assert!(
-        calls.appended.get() >= 3,
+        calls.appended.get() >= 2,
         "{} pieces written",
         calls.appended.get()
     );

@@ -403,6 +403,11 @@ impl Spool for SimSpool {
         Ok(id)
     }
 
+    fn fresh_id(&self) -> Option<String> {
+        let mut w = self.world.borrow_mut();
+        Some(self.new_id(&mut w))
+    }
+
     type Writer = SimWriter;
 
     async fn begin(&self) -> Result<SimWriter, StoreError> {
@@ -527,8 +532,18 @@ pub(crate) struct SimMailboxes {
     pub(crate) write: Duration,
 }
 
-impl Mailboxes for SimMailboxes {
-    async fn deliver(&self, mailbox: &str, id: &str, m: &Message) -> Result<(), DeliverError> {
+impl SimMailboxes {
+    /// Delivers into one mailbox. `early` is `Some` for a delivery before
+    /// the reply; while it holds `true`, the next link made counts the
+    /// message as stored once more (before the arrival is judged against
+    /// that count) and sets it `false`.
+    async fn put(
+        &self,
+        mailbox: &str,
+        id: &str,
+        m: &Message,
+        mut early: Option<&mut bool>,
+    ) -> Result<(), DeliverError> {
         let name = format!("{id}.{mailbox}");
         let key = (mailbox.to_string(), name.clone());
         let hash = fnv(FNV0, &m.body);
@@ -554,7 +569,12 @@ impl Mailboxes for SimMailboxes {
         w.mail.tmp.remove(&key);
         let linked = linked.map_err(DeliverError::Transient)?;
         if linked {
-            w.mail.new.insert(key, hash);
+            if early.as_deref_mut().is_some_and(std::mem::take) {
+                if let Some(sid) = sim_id(&m.body) {
+                    *w.stored.entry(sid).or_insert(0) += 1;
+                }
+            }
+            w.mail.new.insert(key.clone(), hash);
             w.arrive(
                 format!("mailbox {mailbox}"),
                 vec![mailbox.to_string()],
@@ -564,7 +584,45 @@ impl Mailboxes for SimMailboxes {
         } else {
             w.event(&format!("mailbox {mailbox} already holds {name}"));
         }
-        // The message is in new/ whatever the directory fsync says next.
-        w.fail(Op::MailDirSync).map_err(DeliverError::Transient)
+        let synced = w.fail(Op::MailDirSync).map_err(DeliverError::Transient);
+        if synced.is_err() && linked && early.is_some() {
+            // Before the reply, as serve's: the file is taken away again.
+            w.mail.new.remove(&key);
+        }
+        synced
+    }
+}
+
+impl Mailboxes for SimMailboxes {
+    /// After the reply the message is in new/ whatever the directory fsync
+    /// says next.
+    async fn deliver(&self, mailbox: &str, id: &str, m: &Message) -> Result<(), DeliverError> {
+        self.put(mailbox, id, m, None).await
+    }
+
+    /// One after the other, as serve's: a failed folder fsync fails the
+    /// delivery and takes the linked file away again (the node queues that
+    /// recipient). A message linked into a mailbox this way counts as
+    /// stored once more: its client may not hear the `250` and send it
+    /// again, and a reader may have seen the copy taken away; each is the
+    /// relay's to deliver.
+    async fn deliver_before_reply(
+        &self,
+        mailboxes: &[String],
+        id: &str,
+        m: &Message,
+    ) -> Vec<Result<(), DeliverError>> {
+        let mut results = Vec::with_capacity(mailboxes.len());
+        let mut early = true;
+        for mailbox in mailboxes {
+            let result = self.put(mailbox, id, m, Some(&mut early)).await;
+            let mut w = self.world.borrow_mut();
+            w.fired(match result {
+                Ok(()) => "delivered before the reply",
+                Err(_) => "delivery before the reply failed",
+            });
+            results.push(result);
+        }
+        results
     }
 }

@@ -77,6 +77,14 @@ pub(crate) const SWARM_SALT: u64 = 0x05ee_d0f5_e1a7;
 /// Salts the stream of the CHUNKING draws (which senders use BDAT, which
 /// exchangers offer it, the BDAT spammer), apart from the swarm's.
 pub(crate) const CHUNKING_SALT: u64 = 0x0bda_7c4a_11ed;
+/// Salts the draw of how much of a body the relay holds in memory, apart
+/// from the others (so that adding it moved none of them).
+pub(crate) const HELD_SALT: u64 = 0x4e1d_b0d1_e5a1;
+/// What the relay holds of a body in memory (`NodeConfig::held_body_max`),
+/// one per seed: every body streamed into the spool; a short one held
+/// (longer ones start held and spill into the spool); every body the
+/// simulation sends held (local mail delivered before the reply).
+pub(crate) const HELD_BODY_MAX: [usize; 3] = [0, 512, 64 * 1024];
 
 /// The proxy draw's own stream (`swarm/proxy.rs`): the seed mixed with
 /// this, so that adding the proxy moved none of the swarm's other draws.

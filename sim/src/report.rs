@@ -64,6 +64,7 @@ pub(crate) fn describe(s: &Swarm) -> Vec<String> {
             s.tls_exchangers
         ),
         format!("proxying: {:?}, proxy {:?}", s.proxying, c.proxy),
+        format!("held body max: {} octets", s.held_body_max),
     ];
     for a in &s.actors {
         let via = a.via.map(|p| format!(" via {p}")).unwrap_or_default();

@@ -87,6 +87,7 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
         let world = world.clone();
         let exchangers = swarm.exchangers.clone();
         let policy = policy.clone();
+        let held = swarm.held_body_max;
         sim.host(IpAddr::V4(RELAY), move || {
             let (world, policy, exchangers) = (world.clone(), policy.clone(), exchangers.clone());
             async move {
@@ -95,7 +96,7 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
                 checkers::hostile::relay_starts(&mut world.borrow_mut());
                 // Accepts the crash cut off before their session began.
                 world.borrow_mut().accepted.clear();
-                relay(&world, &policy, &exchangers).run().await?;
+                relay(&world, &policy, &exchangers, held).run().await?;
                 Ok(())
             }
         });
@@ -164,10 +165,11 @@ pub fn run_swarm(seed: u64, swarm: Swarm, verbose: bool) -> Report {
             // The second instance starts on the spool while the first still
             // runs; on a locked spool it must refuse to start.
             let (world, policy, exchangers) = (world.clone(), policy.clone(), swarm.exchangers.clone());
+            let held = swarm.held_body_max;
             sim.host(IpAddr::V4(TWIN), move || {
                 let (world, policy, exchangers) = (world.clone(), policy.clone(), exchangers.clone());
                 async move {
-                    let node = relay(&world, &policy, &exchangers);
+                    let node = relay(&world, &policy, &exchangers, held);
                     match node.run().await {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             world.borrow_mut().fired("second instance refused");
@@ -229,6 +231,7 @@ fn relay(
     world: &Shared,
     policy: &Arc<Policy>,
     exchangers: &BTreeMap<String, IpAddr>,
+    held_body_max: usize,
 ) -> Rc<Node<TurmoilNet, SimSpool, SimResolver, SimMailboxes, SimTap>> {
     let mut nc = NodeConfig::new(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), PORT));
     nc.max_connections = MAX_CONNECTIONS;
@@ -238,6 +241,7 @@ fn relay(
     nc.retry_base = RETRY_BASE;
     nc.retry_max = RETRY_MAX;
     nc.max_queue_age = MAX_QUEUE_AGE;
+    nc.held_body_max = held_body_max;
     let offer = policy.config().tls.cert.is_some();
     (nc.tls_server, nc.tls_client) = {
         let (server, client) = world.borrow_mut().tls.relay_start(offer);

@@ -82,6 +82,22 @@ fn the_fixed_campaign_passes_and_touches_every_actor_and_fault() {
     every_tls_actor_fired(&reports);
     every_proxy_actor_fired(&reports);
     the_chunking_actors_fired(&reports);
+    the_early_deliveries_fired(&reports);
+}
+
+/// Local mail delivered before the reply (a body held in memory), and
+/// such a delivery failing (its recipient then queued), both happen in the
+/// fixed seeds, and seeds hold bodies in each of the three ways.
+fn the_early_deliveries_fired(reports: &[Report]) {
+    for kind in ["delivered before the reply", "delivery before the reply failed"] {
+        let n: u64 = reports.iter().filter_map(|r| r.fired.get(kind)).sum();
+        assert!(n > 0, "{kind:?} never happened in the fixed seeds");
+    }
+    let held: std::collections::BTreeSet<usize> = seeds()
+        .into_iter()
+        .map(|s| swarm(s, Bugs::NONE).held_body_max)
+        .collect();
+    assert_eq!(held.len(), 3, "held_body_max drawn in the fixed seeds: {held:?}");
 }
 
 /// The STARTTLS actors prove nothing unless their handshakes happen: each
@@ -417,6 +433,12 @@ fn each_bug_shrinks_to_a_few_actors_and_faults() {
 #[test]
 fn the_campaign_catches_bounce_on_transient() {
     let f = caught(Bug::BounceOnTransient);
+    assert!(f.iter().any(|(_, v)| v.kind == Kind::Loss), "{f:#?}");
+}
+
+#[test]
+fn the_campaign_catches_drop_failed_early_delivery() {
+    let f = caught(Bug::DropFailedEarlyDelivery);
     assert!(f.iter().any(|(_, v)| v.kind == Kind::Loss), "{f:#?}");
 }
 

@@ -62,11 +62,14 @@ pub enum Bug {
     /// refusing the message (`core/src/session/chunking.rs`): the next hop
     /// that gets the message by DATA may split it there.
     BdatBareLfPasses,
+    /// A recipient whose delivery before the reply failed (a full disk, a
+    /// failed fsync) is taken as delivered instead of queued.
+    DropFailedEarlyDelivery,
 }
 
 impl Bug {
     /// Every bug, in declaration order.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::TrustRouted,
         Bug::LanCheckOff,
         Bug::LfEndsData,
@@ -83,6 +86,7 @@ impl Bug {
         Bug::TrustAnyProxyHeader,
         Bug::KeepBufferAfterStarttls,
         Bug::BdatBareLfPasses,
+        Bug::DropFailedEarlyDelivery,
     ];
 
     /// The name that switches it on (`--buggify NAME`,
@@ -105,6 +109,7 @@ impl Bug {
             Bug::TrustAnyProxyHeader => "trust-any-proxy-header",
             Bug::KeepBufferAfterStarttls => "keep-buffer-after-starttls",
             Bug::BdatBareLfPasses => "bdat-bare-lf-passes",
+            Bug::DropFailedEarlyDelivery => "drop-failed-early-delivery",
         }
     }
 

@@ -4,15 +4,39 @@
 // Each test binary uses the ports it needs.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 
 use relayguard_core::{Domain, Message};
-use relayguard_node::{DeliverError, Mailboxes, Resolver};
+use relayguard_node::{DeliverError, Mailboxes, Net, Resolver};
+use tokio::io::DuplexStream;
 
 pub struct NoRoutes;
 impl Resolver for NoRoutes {
     async fn resolve(&self, _d: &Domain) -> Vec<SocketAddr> {
         Vec::new()
+    }
+}
+
+/// One client connection (from 203.0.113.7, outside any LAN), then none.
+pub struct OneClient(pub RefCell<Option<DuplexStream>>);
+
+impl Net for OneClient {
+    type Stream = DuplexStream;
+    type Listener = ();
+    async fn listen(&self, _addr: SocketAddr) -> io::Result<()> {
+        Ok(())
+    }
+    async fn accept(&self, _l: &()) -> io::Result<(DuplexStream, IpAddr)> {
+        let next = self.0.borrow_mut().take();
+        match next {
+            Some(s) => Ok((s, "203.0.113.7".parse().unwrap())),
+            None => std::future::pending().await,
+        }
+    }
+    async fn connect(&self, _addr: SocketAddr) -> io::Result<DuplexStream> {
+        Err(io::Error::other("no network"))
     }
 }
 

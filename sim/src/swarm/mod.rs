@@ -25,7 +25,9 @@ use relayguard_core::check::oracle;
 use relayguard_core::client::Job;
 
 use crate::faults::Fault;
-use crate::options::{BACKUP, CHUNKING_SALT, CLIENT_TIMEOUT, FOREIGN, SWARM_SALT, USERS};
+use crate::options::{
+    BACKUP, CHUNKING_SALT, CLIENT_TIMEOUT, FOREIGN, HELD_BODY_MAX, HELD_SALT, SWARM_SALT, USERS,
+};
 use crate::rng::Rng;
 
 /// A seed's world: configuration, actors, faults.
@@ -51,6 +53,9 @@ pub struct Swarm {
     pub bugs: Bugs,
     /// Whether outsiders come through a proxy host, and how it names them.
     pub proxying: Proxying,
+    /// How much of a body the relay holds in memory before it writes it
+    /// into the spool (`NodeConfig::held_body_max`).
+    pub held_body_max: usize,
 }
 
 /// Who an actor is, which decides what it may legitimately do.
@@ -385,6 +390,7 @@ pub fn swarm_in(seed: u64, bugs: Bugs, scenario: Scenario) -> Swarm {
         faults,
         bugs,
         proxying,
+        held_body_max: *Rng::new(seed ^ HELD_SALT).pick(&HELD_BODY_MAX),
     }
 }
 

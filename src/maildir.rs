@@ -52,7 +52,33 @@ fn safe(part: &str) -> String {
 /// What is left is the window any Maildir has: a crash of the machine
 /// before the kernel writes the folder back.
 pub fn deliver(root: &Path, mailbox: &str, name: &str, body: &[u8]) -> io::Result<PathBuf> {
-    deliver_with(root, mailbox, name, body, &sync_dir, true)
+    deliver_with(root, mailbox, name, body, &sync_dir, true, Folder::Logged)
+}
+
+/// What a failed fsync of `new/` does to a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Folder {
+    /// Logged, the delivery stands (see [`deliver`]).
+    Logged,
+    /// The delivery fails and the file this call linked is removed: the
+    /// client is about to hear whether its message is safe, and it must
+    /// not hear `250` for one a crash could still take.
+    Required,
+}
+
+/// [`deliver_limited`] for a message whose client has not had its reply
+/// yet: `Ok` only once the folder fsync succeeded too. On an error nothing
+/// this call wrote is left (a reader may have seen it between the link
+/// and its removal: a duplicate at worst, never a loss).
+pub fn deliver_durably(
+    root: &Path,
+    mailbox: &str,
+    name: &str,
+    body: &[u8],
+    limit: &FolderLimit,
+) -> io::Result<PathBuf> {
+    limit.admit(root, mailbox)?;
+    deliver_with(root, mailbox, name, body, &sync_dir, true, Folder::Required)
 }
 
 /// [`deliver`] with the folder fsync given, so that tests can make it
@@ -65,6 +91,7 @@ fn deliver_with(
     body: &[u8],
     sync: &dyn Fn(&Path) -> io::Result<()>,
     unnamed: bool,
+    durability: Folder,
 ) -> io::Result<PathBuf> {
     let dir = folder(root, mailbox);
     let name = safe(name);
@@ -89,6 +116,7 @@ fn deliver_with(
         }
         other => other?,
     };
+    let made = linked.is_ok();
     match linked {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -102,6 +130,18 @@ fn deliver_with(
         Err(e) => return Err(e),
     }
     if let Err(e) = sync(&dir.join("new")) {
+        if durability == Folder::Required {
+            if made {
+                if let Err(r) = fs::remove_file(&new) {
+                    tracing::error!(
+                        "maildir: {} could not be made durable ({e}) nor removed ({r}); \
+                         it is queued too, so it may arrive twice",
+                        new.display()
+                    );
+                }
+            }
+            return Err(e);
+        }
         tracing::error!(
             "maildir: {} delivered, but the fsync of its folder failed: {e}",
             new.display()
@@ -322,7 +362,15 @@ mod tests {
         for unnamed in [true, false] {
             let root = scratch(&format!("new-{unnamed}"));
             let bob = |name: &str, body: &[u8]| {
-                deliver_with(&root, "bob@example.com", name, body, &sync_dir, unnamed)
+                deliver_with(
+                    &root,
+                    "bob@example.com",
+                    name,
+                    body,
+                    &sync_dir,
+                    unnamed,
+                    Folder::Logged,
+                )
             };
             let p = bob("m1.bob", b"hi\r\n").unwrap();
             assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
@@ -375,7 +423,16 @@ mod tests {
         // way is the one to check.)
         let tmp = root.join("maildir/example.com/bob/tmp/m1.bob");
         std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-        let e = deliver_with(&root, "bob@example.com", "m1.bob", b"hello\r\n", &sync_dir, false).unwrap_err();
+        let e = deliver_with(
+            &root,
+            "bob@example.com",
+            "m1.bob",
+            b"hello\r\n",
+            &sync_dir,
+            false,
+            Folder::Logged,
+        )
+        .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
         assert!(deliver_error(e).is_transient());
         assert_eq!(
@@ -392,8 +449,59 @@ mod tests {
     fn a_failed_folder_fsync_after_the_link_is_still_a_delivery() {
         let root = scratch("fsync");
         let eio = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
-        let p = deliver_with(&root, "bob@example.com", "m1.bob", b"hi\r\n", &eio, true).unwrap();
+        let p = deliver_with(
+            &root,
+            "bob@example.com",
+            "m1.bob",
+            b"hi\r\n",
+            &eio,
+            true,
+            Folder::Logged,
+        )
+        .unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Before the reply a delivery is only one once its folder is durable:
+    /// a failed fsync fails it and takes the new file away again (it will
+    /// be queued), while a file already there from before is left alone.
+    #[test]
+    fn before_the_reply_a_failed_folder_fsync_fails_and_removes_the_file() {
+        let root = scratch("fsync-required");
+        let eio = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
+        for unnamed in [true, false] {
+            let e = deliver_with(
+                &root,
+                "bob@example.com",
+                "m1.bob",
+                b"hi\r\n",
+                &eio,
+                unnamed,
+                Folder::Required,
+            )
+            .unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+            let new = root.join("maildir/example.com/bob/new");
+            assert_eq!(fs::read_dir(&new).unwrap().count(), 0, "unnamed: {unnamed}");
+        }
+        let p = deliver(&root, "bob@example.com", "m2.bob", b"hi\r\n").unwrap();
+        assert!(
+            deliver_with(
+                &root,
+                "bob@example.com",
+                "m2.bob",
+                b"hi\r\n",
+                &eio,
+                true,
+                Folder::Required
+            )
+            .is_err()
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"hi\r\n");
+        let limit = FolderLimit::new(10);
+        let p = deliver_durably(&root, "carol@example.com", "m3.carol", b"yo\r\n", &limit).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"yo\r\n");
         fs::remove_dir_all(&root).unwrap();
     }
 

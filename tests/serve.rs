@@ -1,5 +1,6 @@
-//! `relayguard serve` as a process: SIGHUP does not stop it, and a second
-//! server on the same spool is refused with a message that says why.
+//! `relayguard serve` as a process: SIGHUP does not stop it, a second
+//! server on the same spool is refused with a message that says why, and
+//! short local mail is in its Maildir by the `250`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -99,6 +100,94 @@ fn sighup_does_not_stop_the_server_and_a_second_one_is_refused() {
     assert!(err.contains(&format!("pid {}", child.id())), "{err}");
 
     // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// Sends one message to `rcpt` in one session; returns the reply to its
+/// data.
+fn send(addr: SocketAddr, rcpt: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    };
+    use std::io::Write;
+    assert!(reply().starts_with("220"));
+    for cmd in [
+        "EHLO client.example.org\r\n".to_string(),
+        "MAIL FROM:<someone@example.org>\r\n".to_string(),
+        format!("RCPT TO:<{rcpt}>\r\n"),
+        "DATA\r\n".to_string(),
+    ] {
+        s.write_all(cmd.as_bytes()).unwrap();
+        let r = reply();
+        assert!(r.starts_with('2') || r.starts_with("354"), "{cmd}: {r}");
+    }
+    s.write_all(body).unwrap();
+    s.write_all(b".\r\n").unwrap();
+    let r = reply();
+    s.write_all(b"QUIT\r\n").unwrap();
+    r
+}
+
+/// The files in a folder (none if it is missing).
+fn files(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => d.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A short message to a local mailbox is in its Maildir when the client
+/// hears `250`, and no queue file was written for it; a long one (past
+/// the 64 KiB held in memory) is queued and delivered after the reply.
+#[test]
+fn short_local_mail_is_in_the_maildir_at_the_250_with_no_queue_file() {
+    let spool = scratch("early");
+    let addr = free_port();
+    let mut child = serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap();
+    let rx = lines(&mut child);
+    assert!(wait_line(&rx, "serving"), "the server did not start");
+    assert!(greeting(addr).starts_with("220"));
+    let new = spool.join("maildir/example.com/alice/new");
+    let queue = spool.join("queue");
+
+    let short = b"Subject: short\r\n\r\nheld in memory\r\n";
+    let r = send(addr, "alice@example.com", short);
+    assert!(r.starts_with("250"), "{r}");
+    let delivered = files(&new);
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(std::fs::read(&delivered[0]).unwrap(), short);
+    assert!(wait_line(&rx, "delivered before the reply"));
+    assert_eq!(files(&queue), Vec::<PathBuf>::new());
+
+    let mut long = b"Subject: long\r\n\r\n".to_vec();
+    while long.len() <= 64 * 1024 {
+        long.extend_from_slice(b"a line of a body too long to be held in memory\r\n");
+    }
+    let r = send(addr, "bob@example.com", &long);
+    assert!(r.starts_with("250"), "{r}");
+    assert!(wait_line(&rx, "queue: stored"), "the long message was not queued");
+    assert!(
+        wait_line(&rx, "queue: done"),
+        "the long message was not delivered"
+    );
+    let delivered = files(&spool.join("maildir/example.com/bob/new"));
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(std::fs::read(&delivered[0]).unwrap(), long);
+
+    // SAFETY: a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&spool);

@@ -160,6 +160,10 @@ impl Spool for DiskSpool {
         Ok(id)
     }
 
+    fn fresh_id(&self) -> Option<String> {
+        Some(self.ids.next())
+    }
+
     /// `None` while a blocking thread has the file (and after that thread
     /// failed to give it back).
     type Writer = Option<Pending>;
@@ -319,6 +323,36 @@ impl Mailboxes for Maildirs {
             .map_err(|e| DeliverError::Transient(e.to_string()))?
             .map(|_| ())
             .map_err(maildir::deliver_error)
+    }
+
+    /// Every mailbox in one trip to a blocking thread, each file and its
+    /// folder fsynced before the result says `Ok` (the reply follows).
+    async fn deliver_before_reply(
+        &self,
+        mailboxes: &[String],
+        id: &str,
+        message: &Message,
+    ) -> Vec<Result<(), DeliverError>> {
+        let (root, boxes, id, body, limit) = (
+            self.0.clone(),
+            mailboxes.to_vec(),
+            id.to_string(),
+            message.body.clone(),
+            self.1.clone(),
+        );
+        let n = boxes.len();
+        tokio::task::spawn_blocking(move || {
+            boxes
+                .iter()
+                .map(|mailbox| {
+                    maildir::deliver_durably(&root, mailbox, &format!("{id}.{mailbox}"), &body, &limit)
+                        .map(|_| ())
+                        .map_err(maildir::deliver_error)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(DeliverError::Transient(e.to_string())); n])
     }
 }
 

@@ -9,6 +9,13 @@
 #   - Postfix's smtp-sink (stores nothing: the upper bound).
 # Prints each rate and the ratios of serve to the other two, per run, then
 # min/median/max over the runs.
+# The servers run one after the other, each RUNS times (serve, then Postfix,
+# then the sink), not interleaved: Postfix removes a queue file per
+# message, and ext4 without a journal (this machine's) passes over every
+# inode freed in the last one to six minutes when it makes a file, so a
+# serve run right after a Postfix run pays for Postfix's removals. For the
+# same reason start it a few minutes after any large removal (a build, the
+# end of an earlier run).
 # Not run by CI; needs root (Postfix's master) and postfix installed.
 # Usage: scripts/bench-serve.sh [MESSAGES] [SESSIONS] [RUNS]
 # RELAYGUARD=path runs that binary (say, a build of an earlier commit, for a
@@ -96,11 +103,13 @@ wait_port "$SINK_PORT"
 
 echo "smtp-source -s $S -m $N -l 4096, loopback, $RUNS runs"
 printf '%-4s %10s %10s %10s %12s %12s\n' run serve postfix sink serve/postfix serve/sink
+serve=() postfix=() sink=()
+for _ in $(seq 1 "$RUNS"); do serve+=("$(rate "$SERVE_PORT")"); done
+for _ in $(seq 1 "$RUNS"); do postfix+=("$(rate "$POSTFIX_PORT")"); done
+for _ in $(seq 1 "$RUNS"); do sink+=("$(rate "$SINK_PORT")"); done
 results=()
 for r in $(seq 1 "$RUNS"); do
-  s=$(rate "$SERVE_PORT")
-  p=$(rate "$POSTFIX_PORT")
-  k=$(rate "$SINK_PORT")
+  s=${serve[r-1]} p=${postfix[r-1]} k=${sink[r-1]}
   results+=("$s $p $k")
   python3 -c "import sys; r,s,p,k = sys.argv[1], *map(int, sys.argv[2:]); print(f'{r:<4} {s:>10} {p:>10} {k:>10} {s/p:>12.2f} {s/k:>12.2f}')" "$r" "$s" "$p" "$k"
 done

@@ -9,13 +9,14 @@
 #   - Postfix's smtp-sink (stores nothing: the upper bound).
 # Prints each rate and the ratios of serve to the other two, per run, then
 # min/median/max over the runs.
-# The servers run one after the other, each RUNS times (serve, then Postfix,
-# then the sink), not interleaved: Postfix removes a queue file per
-# message, and ext4 without a journal (this machine's) passes over every
-# inode freed in the last one to six minutes when it makes a file, so a
-# serve run right after a Postfix run pays for Postfix's removals. For the
-# same reason start it a few minutes after any large removal (a build, the
-# end of an earlier run).
+# The servers run one after the other, each RUNS times (serve, the sink,
+# then Postfix), not interleaved: Postfix removes a queue file per message,
+# and ext4 without a journal (this machine's) passes over every inode
+# freed in the last one to six minutes when it makes a file, so a serve
+# run right after a Postfix run pays for Postfix's removals; and Postfix
+# goes on discarding after its last run, which would slow a sink run after
+# it. For the same reason start it a few minutes after any large removal
+# (a build, the end of an earlier run).
 # Not run by CI; needs root (Postfix's master) and postfix installed.
 # Usage: scripts/bench-serve.sh [MESSAGES] [SESSIONS] [RUNS]
 # RELAYGUARD=path runs that binary (say, a build of an earlier commit, for a
@@ -105,8 +106,8 @@ echo "smtp-source -s $S -m $N -l 4096, loopback, $RUNS runs"
 printf '%-4s %10s %10s %10s %12s %12s\n' run serve postfix sink serve/postfix serve/sink
 serve=() postfix=() sink=()
 for _ in $(seq 1 "$RUNS"); do serve+=("$(rate "$SERVE_PORT")"); done
-for _ in $(seq 1 "$RUNS"); do postfix+=("$(rate "$POSTFIX_PORT")"); done
 for _ in $(seq 1 "$RUNS"); do sink+=("$(rate "$SINK_PORT")"); done
+for _ in $(seq 1 "$RUNS"); do postfix+=("$(rate "$POSTFIX_PORT")"); done
 results=()
 for r in $(seq 1 "$RUNS"); do
   s=${serve[r-1]} p=${postfix[r-1]} k=${sink[r-1]}

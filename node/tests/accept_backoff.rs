@@ -109,19 +109,7 @@ impl Spool for NoSpool {
         Err(StoreError::Transient("no spool".into()))
     }
     async fn abort(&self, _w: ()) {}
-    async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::Transient("no spool".into()))
-    }
-    async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn remove(&self, _id: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn list(&self) -> Result<Listing, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn quarantine(&self, _bad: &Unreadable) {}
+    nothing_queued!();
 }
 
 struct Events(Rc<RefCell<Vec<String>>>);

@@ -14,12 +14,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use common::{NoRoutes, OneClient};
+use common::{NoRoutes, OneClient, pending, read_until};
 use relayguard_core::{Config, Message, Policy};
 use relayguard_node::{
     DeliverError, Entry, Listing, Mailboxes, NoTap, Node, NodeConfig, Spool, StoreError, Unreadable,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::AsyncWriteExt;
 
 /// What the node asked of the spool and of the mailboxes, in order.
 #[derive(Default)]
@@ -33,14 +33,6 @@ impl Seen {
     fn note(&self, what: String) {
         self.calls.borrow_mut().push(what);
     }
-}
-
-fn pending(e: &Entry) -> String {
-    e.pending
-        .iter()
-        .map(|r| r.path.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 struct Recording(Rc<Seen>);
@@ -72,19 +64,7 @@ impl Spool for Recording {
     async fn abort(&self, _w: ()) {
         self.0.note("abort".into());
     }
-    async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::Transient("not in this test".into()))
-    }
-    async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn remove(&self, _id: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn list(&self) -> Result<Listing, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn quarantine(&self, _bad: &Unreadable) {}
+    nothing_queued!();
 }
 
 /// `later@` defers; every other mailbox takes the message.
@@ -102,18 +82,6 @@ impl Mailboxes for Boxes {
 
 /// A body line; its type holds its length.
 const LINE: &[u8; 50] = b"a line of the message, fifty octets with its CRL\r\n";
-
-/// Reads until the text read so far contains `want`.
-async fn read_until(s: &mut DuplexStream, want: &str) -> String {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains(want) {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before {want:?}: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
 
 /// One client sends a body of `lines` 50-octet lines to `rcpts`; returns
 /// what the spool and the mailboxes saw by the time it read the reply to

@@ -9,10 +9,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{NoBoxes, NoRoutes, OneClient};
+use common::{NoBoxes, NoRoutes, OneClient, read_until};
 use relayguard_core::{Config, Policy};
 use relayguard_node::{Entry, Listing, NoTap, Node, NodeConfig, Spool, StoreError, Unreadable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::AsyncWriteExt;
 
 /// What the node asked of the spool.
 #[derive(Default)]
@@ -45,31 +45,7 @@ impl Spool for Recording {
     async fn abort(&self, _w: ()) {
         self.0.aborted.set(self.0.aborted.get() + 1);
     }
-    async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::Transient("not in this test".into()))
-    }
-    async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn remove(&self, _id: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn list(&self) -> Result<Listing, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn quarantine(&self, _bad: &Unreadable) {}
-}
-
-/// Reads until the text read so far contains `want`.
-async fn read_until(s: &mut DuplexStream, want: &str) -> String {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains(want) {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before {want:?}: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
+    nothing_queued!();
 }
 
 /// Runs a node whose one client sends a 200 KB body, then `ending`

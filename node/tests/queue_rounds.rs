@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::NoRoutes;
+use common::{NoRoutes, pending};
 use relayguard_core::{Config, Destination, Message, Policy, Recipient, parse_path};
 use relayguard_node::{
     DeliverError, Entry, Listing, Mailboxes, Net, NoTap, Node, NodeConfig, Spool, StoreError, Unreadable,
@@ -60,14 +60,6 @@ impl Recorder {
 }
 
 struct Recording(Rc<Recorder>);
-
-fn pending(e: &Entry) -> String {
-    e.pending
-        .iter()
-        .map(|r| r.path.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 impl Spool for Recording {
     async fn store(&self, e: &Entry) -> Result<String, StoreError> {

@@ -9,8 +9,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use relayguard_core::{Domain, Message};
-use relayguard_node::{DeliverError, Mailboxes, Net, Resolver};
-use tokio::io::DuplexStream;
+use relayguard_node::{DeliverError, Entry, Mailboxes, Net, Resolver};
+use tokio::io::{AsyncReadExt, DuplexStream};
 
 pub struct NoRoutes;
 impl Resolver for NoRoutes {
@@ -40,6 +40,27 @@ impl Net for OneClient {
     }
 }
 
+/// The recipients an entry still has to serve, as the tests print them.
+pub fn pending(e: &Entry) -> String {
+    e.pending
+        .iter()
+        .map(|r| r.path.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads until the text read so far contains `want`.
+pub async fn read_until(s: &mut DuplexStream, want: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before {want:?}: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 pub struct NoBoxes;
 impl Mailboxes for NoBoxes {
     async fn deliver(&self, _m: &str, _id: &str, _msg: &Message) -> Result<(), DeliverError> {
@@ -63,6 +84,28 @@ macro_rules! no_streamed_writes {
             Err(StoreError::Transient("not in this test".into()))
         }
         async fn abort(&self, _w: ()) {}
+    };
+}
+
+/// The queue half of a `Spool` whose test never queues a message for
+/// delivery: no body to read back, nothing listed, every update and
+/// removal taken.
+#[macro_export]
+macro_rules! nothing_queued {
+    () => {
+        async fn body(&self, _id: &str) -> Result<Vec<u8>, StoreError> {
+            Err(StoreError::Transient("not in this test".into()))
+        }
+        async fn update(&self, _id: &str, _e: &Entry) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn remove(&self, _id: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Listing, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn quarantine(&self, _bad: &Unreadable) {}
     };
 }
 

@@ -137,7 +137,8 @@ pub trait Mailboxes: 'static {
     /// order. An `Ok` must be as durable as a queued message (the reply
     /// may follow it at once); a recipient whose delivery failed is
     /// queued, and its error heard again in a delivery round. Default: one
-    /// [`Mailboxes::deliver`] after the other.
+    /// [`Mailboxes::deliver`] after the other, for mailboxes whose
+    /// `deliver` is that durable already.
     fn deliver_before_reply(
         &self,
         mailboxes: &[String],

@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
+use common::Running;
+
+mod common;
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("relayguard-serve-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -76,7 +80,7 @@ fn greeting(addr: SocketAddr) -> String {
 fn sighup_does_not_stop_the_server_and_a_second_one_is_refused() {
     let spool = scratch("hup");
     let addr = free_port();
-    let mut child = serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Running(serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap());
     let rx = lines(&mut child);
     assert!(wait_line(&rx, "serving"), "the server did not start");
     assert!(greeting(addr).starts_with("220"));
@@ -156,7 +160,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn short_local_mail_is_in_the_maildir_at_the_250_with_no_queue_file() {
     let spool = scratch("early");
     let addr = free_port();
-    let mut child = serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Running(serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap());
     let rx = lines(&mut child);
     assert!(wait_line(&rx, "serving"), "the server did not start");
     assert!(greeting(addr).starts_with("220"));

@@ -21,6 +21,10 @@ use relayguard_node::tls;
 use relayguard_node::{Clock, ServerHooks, StoreError, drive_server};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use common::Running;
+
+mod common;
+
 /// A throw-away certificate for `mail.example.com`: its DER chain and key,
 /// and both as PEM.
 struct TestCert {
@@ -280,18 +284,20 @@ fn serve_with_tls_files_logs_the_thrown_away_octets_and_records_the_handshake() 
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relayguard"))
-        .args(["serve", "--config"])
-        .arg(dir.join("relay.toml"))
-        .args(["--listen", &listen.to_string(), "--spool"])
-        .arg(dir.join("spool"))
-        .arg("--record")
-        .arg(dir.join("recorded"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_relayguard"))
+            .args(["serve", "--config"])
+            .arg(dir.join("relay.toml"))
+            .args(["--listen", &listen.to_string(), "--spool"])
+            .arg(dir.join("spool"))
+            .arg("--record")
+            .arg(dir.join("recorded"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, log) = channel();
     let err = child.stderr.take().unwrap();
     std::thread::spawn(move || {

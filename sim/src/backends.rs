@@ -135,10 +135,11 @@ impl Tap for SimTap {
         w.event(what);
         // What the at-least-once window needs to know (disk.rs): a queue
         // id delivered and not yet written back, and a round deferred
-        // after an exchanger may have taken the message.
+        // after an exchanger may have taken the message. A message
+        // delivered before its reply has no queue file to write back.
         let mut words = what.split(' ');
         match (words.next(), words.next()) {
-            (Some("delivered"), Some(qid)) => {
+            (Some("delivered"), Some(qid)) if w.spool.queue.contains_key(qid) => {
                 w.unrecorded.insert(qid.to_string());
             }
             (Some("deferred"), Some(qid)) => {
@@ -259,5 +260,44 @@ impl Resolver for SimResolver {
             Domain::Literal(ip) => self.0.values().find(|x| *x == ip).copied(),
         };
         ip.map(|ip| SocketAddr::new(ip, PORT)).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+    use std::rc::Rc;
+
+    use relayguard_core::Config;
+    use relayguard_node::Tap;
+
+    use super::SimTap;
+    use crate::disk::QueueFile;
+    use crate::world::World;
+
+    /// "Delivered, not yet written back" (what the crash after a delivery
+    /// waits for) is about queue files: a message delivered before its
+    /// reply has none, and must not keep that crash point armed.
+    #[test]
+    fn only_a_queued_message_is_delivered_and_not_yet_written_back() {
+        let w = World::new(
+            Config::default(),
+            BTreeSet::new(),
+            false,
+            crate::tls::SimTls::new(0, std::iter::empty(), BTreeSet::new()),
+        );
+        let tap = SimTap(Rc::new(RefCell::new(w)));
+        tap.event("delivered Q001-000001 local alice@example.com before the reply");
+        assert!(tap.0.borrow().unrecorded.is_empty());
+        tap.0.borrow_mut().spool.queue.insert(
+            "Q001-000002".into(),
+            QueueFile {
+                entry: None,
+                junk: None,
+            },
+        );
+        tap.event("delivered Q001-000002 local alice@example.com");
+        assert!(tap.0.borrow().unrecorded.contains("Q001-000002"));
     }
 }

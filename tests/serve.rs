@@ -76,14 +76,21 @@ fn greeting(addr: SocketAddr) -> String {
     String::new()
 }
 
+/// Starts a server on `spool` at `addr` and waits until it greets; returns
+/// it with its log lines.
+fn start(spool: &Path, addr: SocketAddr) -> (Running, Receiver<String>) {
+    let mut child = Running(serve(spool, addr).stderr(Stdio::piped()).spawn().unwrap());
+    let rx = lines(&mut child);
+    assert!(wait_line(&rx, "serving"), "the server did not start");
+    assert!(greeting(addr).starts_with("220"));
+    (child, rx)
+}
+
 #[test]
 fn sighup_does_not_stop_the_server_and_a_second_one_is_refused() {
     let spool = scratch("hup");
     let addr = free_port();
-    let mut child = Running(serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap());
-    let rx = lines(&mut child);
-    assert!(wait_line(&rx, "serving"), "the server did not start");
-    assert!(greeting(addr).starts_with("220"));
+    let (mut child, rx) = start(&spool, addr);
 
     // SAFETY: a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
@@ -160,10 +167,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn short_local_mail_is_in_the_maildir_at_the_250_with_no_queue_file() {
     let spool = scratch("early");
     let addr = free_port();
-    let mut child = Running(serve(&spool, addr).stderr(Stdio::piped()).spawn().unwrap());
-    let rx = lines(&mut child);
-    assert!(wait_line(&rx, "serving"), "the server did not start");
-    assert!(greeting(addr).starts_with("220"));
+    let (mut child, rx) = start(&spool, addr);
     let new = spool.join("maildir/example.com/alice/new");
     let queue = spool.join("queue");
 
